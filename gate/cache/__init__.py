@@ -1,0 +1,1 @@
+"""Durable local state of a gate: revocations, used tickets, the event outbox, trusted time."""

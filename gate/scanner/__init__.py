@@ -1,0 +1,1 @@
+"""QR ticket readers: camera, serial scanner modules, keyboard-wedge HID scanners."""

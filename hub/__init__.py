@@ -1,0 +1,1 @@
+"""The site hub: pushes revocations and quotas to gates, collects their events and health."""

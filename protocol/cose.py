@@ -1,0 +1,89 @@
+"""COSE_Sign1 (RFC 9052 section 4.2) with EdDSA / Ed25519 only.
+
+Only what a ticket needs is implemented, and implemented strictly: alg must
+be in the protected header, external AAD is empty, and the tag 18 (and an
+outer CWT tag 61) is accepted but not required. The kid is written in the
+protected header and read from there, or from the unprotected header as
+python-cwt and the EU DCC allow: it only selects the key, so a swapped kid
+can do no more than make the signature fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cbor2
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from .cbor import decode_exactly, encode
+from .errors import BadSignature, BadStructure, UnsupportedAlgorithm
+
+COSE_SIGN1_TAG = 18
+CWT_TAG = 61
+HEADER_ALG = 1
+HEADER_KID = 4
+ALG_EDDSA = -8
+SIGNATURE_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Sign1:
+    """A decoded but not yet verified COSE_Sign1."""
+
+    protected: bytes
+    kid: bytes
+    payload: bytes
+    signature: bytes
+
+    def to_be_signed(self) -> bytes:
+        return _sig_structure(self.protected, self.payload)
+
+    def verify(self, key: VerifyKey) -> None:
+        """Raise BadSignature unless ``signature`` is the key's signature over the Sig_structure."""
+        try:
+            key.verify(self.to_be_signed(), self.signature)
+        except BadSignatureError:
+            raise BadSignature(f"signature does not verify with kid {self.kid.hex()}") from None
+
+
+def _sig_structure(protected: bytes, payload: bytes) -> bytes:
+    return encode(["Signature1", protected, b"", payload])
+
+
+def sign1(payload: bytes, kid: bytes, key: SigningKey) -> bytes:
+    """A tagged COSE_Sign1 with alg EdDSA and the kid in the protected header."""
+    protected = encode({HEADER_ALG: ALG_EDDSA, HEADER_KID: kid})
+    signature = key.sign(_sig_structure(protected, payload)).signature
+    return encode(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+
+
+def decode_sign1(data: bytes) -> Sign1:
+    """Split a COSE_Sign1 into its parts, refusing any other shape."""
+    item = decode_exactly(data, "COSE_Sign1")
+    if isinstance(item, cbor2.CBORTag) and item.tag == CWT_TAG:
+        item = item.value
+    if isinstance(item, cbor2.CBORTag):
+        if item.tag != COSE_SIGN1_TAG:
+            raise BadStructure(f"CBOR tag {item.tag} is not COSE_Sign1 (18)")
+        item = item.value
+    if not isinstance(item, (list, tuple)) or len(item) != 4:  # cbor2 yields a tuple inside a tag
+        raise BadStructure("COSE_Sign1 must be an array of 4 items")
+    protected, unprotected, payload, signature = item
+    if type(protected) is not bytes or type(payload) is not bytes or type(signature) is not bytes:
+        raise BadStructure("COSE_Sign1 protected header, payload and signature must be byte strings")
+    if not isinstance(unprotected, Mapping):
+        raise BadStructure("COSE_Sign1 unprotected header must be a map")
+    if len(signature) != SIGNATURE_LENGTH:
+        raise BadStructure(f"signature is {len(signature)} bytes, Ed25519 needs {SIGNATURE_LENGTH}")
+    header = decode_exactly(protected, "protected header")
+    if not isinstance(header, dict):
+        raise BadStructure("protected header must be a map")
+    alg = header.get(HEADER_ALG)
+    if alg != ALG_EDDSA or type(alg) is not int:
+        raise UnsupportedAlgorithm(f"algorithm {alg!r} is not EdDSA (-8)")
+    kid = header.get(HEADER_KID, unprotected.get(HEADER_KID))
+    if type(kid) is not bytes or not 1 <= len(kid) <= 32:
+        raise BadStructure("protected header needs a kid byte string of 1..32 bytes")
+    return Sign1(protected, kid, payload, signature)
