@@ -33,6 +33,7 @@ class Reason(str, enum.Enum):
     ALREADY_USED = "already_used"
     ENTRIES_EXHAUSTED = "entries_exhausted"
     QUOTA_EXHAUSTED = "quota_exhausted"
+    OFFLINE_REFUSED = "offline_refused"
     CLOCK_UNTRUSTED = "clock_untrusted"
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from gate.engine import SiteRules, decide
+from gate.feedback import load_catalogue
+from gate.rules import GateRules
+from gate.validator import open_validator
 from protocol.claims import TicketClaims, TicketType, TimeSlot
 from protocol.keys import write_key_pair
 from protocol.qr import write_ticket_png
@@ -45,13 +47,21 @@ def main() -> None:
         ("ticket for Jiuzhaigou", _ticket(issuer, now, site="jiuzhaigou")),
         ("torn photocopy", "LT1:NOT A REAL TICKET"),
     ]
-    print(f"Lungta demo: gate at site '{SITE}', trust store with key 'potala-sales'; QR images in {OUT}/\n")
+    visitors.insert(2, ("adult, second try", visitors[0][1]))
+    catalogue = load_catalogue()
+    validator = open_validator(OUT / "gate-state", GateRules(SITE, gate_id="east-1"), trust)
+    validator.hub_online = True
+    print(f"Lungta demo: gate east-1 at site '{SITE}', trust store with key 'potala-sales'; QR images in {OUT}/\n")
     for index, (who, text) in enumerate(visitors, 1):
         write_ticket_png(text, OUT / f"visitor-{index}.png")
-        decision = decide(text, now, SiteRules(SITE), trust)
+        decision = validator.scan(text).decision
         verdict = "GRANT" if decision.granted else "DENY "
         persons = f" x{decision.persons}" if decision.granted else ""
-        print(f"  {verdict}{persons:4} {who:24} {decision.reason.value:14} {decision.detail}")
+        message = catalogue[decision.reason]
+        print(f"  {verdict}{persons:4} {who:22} {decision.reason.value:14} {message.en} | {message.zh} | {message.bo}")
+        if decision.detail:
+            print(f"{'':33}{decision.detail}")
+    validator.close()
     print(f"\nTry: .venv/bin/lungta ticket inspect \"$(.venv/bin/lungta ticket issue --key {OUT}/keys/potala-sales.key --site {SITE})\"")
 
 

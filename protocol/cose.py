@@ -48,8 +48,28 @@ class Sign1:
             raise BadSignature(f"signature does not verify with kid {self.kid.hex()}") from None
 
 
+_SIG_STRUCTURE_HEAD = encode("Signature1")  # the array header goes in front: 0x84
+
+
+def _bstr_head(length: int) -> bytes:
+    """CBOR major type 2 header (RFC 8949 section 3.1) for a byte string of ``length``."""
+    if length < 24:
+        return bytes([0x40 | length])
+    if length < 0x100:
+        return bytes([0x58, length])
+    if length < 0x10000:
+        return b"\x59" + length.to_bytes(2, "big")
+    return b"\x5a" + length.to_bytes(4, "big")
+
+
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
-    return encode(["Signature1", protected, b"", payload])
+    """The CBOR of ["Signature1", protected, h'', payload], the bytes the signature covers.
+
+    Assembled directly rather than through cbor2 because it is on every
+    decision's path and costs a tenth of the generic encoder; a test checks
+    it against cbor2 byte for byte.
+    """
+    return b"\x84" + _SIG_STRUCTURE_HEAD + _bstr_head(len(protected)) + protected + b"\x40" + _bstr_head(len(payload)) + payload
 
 
 def sign1(payload: bytes, kid: bytes, key: SigningKey) -> bytes:

@@ -16,7 +16,7 @@ from protocol.ticket import issue_ticket, new_ticket_id
 from protocol.trust import TrustedKey, TrustStore
 
 SITE = "potala"
-NOW = 1_795_000_000  # 2026-11-18, a fixed instant so tests never depend on the wall clock
+NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, a fixed instant so tests never depend on the wall clock
 DAY = 86_400
 
 

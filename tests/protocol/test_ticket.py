@@ -146,3 +146,11 @@ def test_trailing_bytes_after_the_message_are_refused(mint):
     raw = b45decode(mint()[len(PREFIX):]) + b"\x00"
     with pytest.raises(errors.BadStructure, match="trailing"):
         read_ticket(PREFIX + b45encode(raw))
+
+
+@pytest.mark.parametrize("size", [0, 5, 23, 24, 255, 256, 65535, 65536])
+def test_hand_built_sig_structure_matches_the_cbor_library(size):
+    from protocol.cose import _sig_structure
+
+    protected, payload = b"\xa1\x01\x27", bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert _sig_structure(protected, payload) == encode(["Signature1", protected, b"", payload])

@@ -21,7 +21,7 @@ from protocol.ticket import PREFIX, issue_ticket
 HERE = Path(__file__).parent
 ISSUER = SigningKey(bytes(range(32)))
 STRANGER = SigningKey(bytes(range(32, 64)))
-AT = 1_795_000_000  # 2026-11-18T05:46:40Z
+AT = 1_795_000_000  # 2026-11-18T11:06:40Z
 
 
 def _claims(**extra: object) -> TicketClaims:

@@ -1,0 +1,279 @@
+"""The gate's durable state in one SQLite file: usage, event outbox, quota leases, meta.
+
+One file and one transaction per decision, so an admission, the usage it
+consumes and the event that reports it are committed together or not at all:
+a power cut can lose a decision that was never acted on, never half of one.
+WAL mode with ``synchronous=FULL`` makes each commit durable before
+``record_*`` returns (the turnstile opens only after that); the measured cost
+is in docs/BENCHMARKS.md and the reasons in docs/ARCHITECTURE.md.
+
+Thread guarantees: one connection guarded by a lock; any thread may call any
+method. Reads used by the engine are single indexed lookups.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import cbor2
+
+from ..rules import Usage
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    ticket_id BLOB NOT NULL, zone TEXT NOT NULL, day TEXT NOT NULL, gate TEXT NOT NULL,
+    entries INTEGER NOT NULL DEFAULT 0, exits INTEGER NOT NULL DEFAULT 0, last_at INTEGER,
+    PRIMARY KEY (ticket_id, zone, day, gate)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY, event_id BLOB NOT NULL UNIQUE, kind TEXT NOT NULL,
+    at_ms INTEGER NOT NULL, ticket_id BLOB, data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quota_lease (
+    day TEXT NOT NULL, slot_start INTEGER NOT NULL, slot_end INTEGER NOT NULL,
+    granted INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0, lease_id INTEGER NOT NULL,
+    PRIMARY KEY (day, slot_start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be opened or is not a Lungta gate state; names the file."""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One event waiting for the hub's acknowledgement. ``seq`` is per gate, gap-free."""
+
+    seq: int
+    event_id: bytes
+    kind: str
+    at_ms: int
+    ticket_id: bytes | None
+    data: dict
+
+
+@dataclass(frozen=True)
+class UsageMark:
+    """One gate's count for a ticket in a zone on a day: what gates tell each other."""
+
+    ticket_id: bytes
+    zone: str
+    day: str
+    gate: str
+    entries: int
+    exits: int
+    last_at: int | None
+
+
+class GateStore:
+    """Open with ``GateStore.open(directory)``; the file is ``state.sqlite3`` inside it."""
+
+    FILENAME = "state.sqlite3"
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self._lock = threading.RLock()
+        self.path = path
+        self._after_commit: list[Callable[[], None]] = []
+        # In-memory mirrors of two small tables, so the common first scan of a
+        # ticket reads no SQL at all. Changed only after a successful COMMIT.
+        self._used_ids: set[bytes] = {row[0] for row in connection.execute("SELECT DISTINCT ticket_id FROM usage")}
+        self._leases: dict[tuple[str, int], list[int]] = {
+            (day, start): [end, granted, used] for day, start, end, granted, used in connection.execute("SELECT day, slot_start, slot_end, granted, used FROM quota_lease")
+        }
+
+    @classmethod
+    def open(cls, directory: Path, synchronous: str = "FULL") -> "GateStore":
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / cls.FILENAME
+        try:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={synchronous}")
+            connection.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: cannot open gate state: {exc}") from None
+        return cls(connection, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "GateStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT under the lock; rolled back on any exception."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._after_commit.clear()
+                raise
+            self._db.execute("COMMIT")
+            for apply in self._after_commit:
+                apply()
+            self._after_commit.clear()
+
+    # -- reads the engine makes -------------------------------------------------
+
+    def usage(self, ticket_id: bytes, zone: str, day: date) -> Usage:
+        if ticket_id not in self._used_ids:
+            return Usage()
+        with self._lock:
+            # SQLite takes the bare column ``gate`` from the row holding MAX(last_at).
+            entries, exits, today, last_at, last_gate = self._db.execute(
+                "SELECT COALESCE(SUM(entries),0), COALESCE(SUM(exits),0), COALESCE(SUM(CASE WHEN day=? THEN entries END),0), MAX(last_at), gate"
+                " FROM usage WHERE ticket_id=? AND zone=?",
+                (day.isoformat(), ticket_id, zone),
+            ).fetchone()
+        return Usage(entries, exits, today, last_gate, last_at)
+
+    def quota_remaining(self, day: date, minute: int) -> int | None:
+        lease = self._lease_for(day.isoformat(), minute)
+        return None if lease is None else max(0, lease[1] - lease[2])
+
+    def _lease_for(self, day: str, minute: int) -> list[int] | None:
+        for (lease_day, start), lease in self._leases.items():
+            if lease_day == day and start <= minute < lease[0]:
+                return lease
+        return None
+
+    # -- writes: each is one durable transaction --------------------------------
+
+    def add_usage(self, db: sqlite3.Connection, mark_key: tuple[bytes, str, str, str], entries: int, exits: int, at: int) -> UsageMark:
+        """Add to this gate's own counters inside an open transaction; returns the new row."""
+        ticket_id, zone, day, gate = mark_key
+        db.execute(
+            "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=entries+excluded.entries, exits=exits+excluded.exits, last_at=excluded.last_at",
+            (ticket_id, zone, day, gate, entries, exits, at),
+        )
+        row = db.execute("SELECT entries, exits FROM usage WHERE ticket_id=? AND zone=? AND day=? AND gate=?", mark_key).fetchone()
+        self._after_commit.append(lambda: self._used_ids.add(ticket_id))
+        return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at)
+
+    def apply_usage_mark(self, mark: UsageMark) -> None:
+        """Adopt another gate's counters as the hub relayed them (latest wins: the stream is ordered)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=excluded.entries, exits=excluded.exits, last_at=excluded.last_at",
+                (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at),
+            )
+            self._after_commit.append(lambda: self._used_ids.add(mark.ticket_id))
+
+    def use_quota(self, db: sqlite3.Connection, day: date, minute: int, persons: int) -> None:
+        """Count persons against the lease covering ``minute`` (negative to give places back)."""
+        lease = self._lease_for(day.isoformat(), minute)
+        if lease is None:
+            return
+        db.execute(
+            "UPDATE quota_lease SET used = used + ? WHERE day=? AND slot_start<=? AND ?<slot_end", (persons, day.isoformat(), minute, minute)
+        )
+        self._after_commit.append(lambda: lease.__setitem__(2, lease[2] + persons))
+
+    def set_quota_lease(self, day: str, slot_start: int, slot_end: int, granted: int, lease_id: int) -> None:
+        """Install a lease from the hub; a lease never lowers what this gate already used."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO quota_lease(day, slot_start, slot_end, granted, used, lease_id) VALUES (?,?,?,?,0,?)"
+                " ON CONFLICT(day, slot_start) DO UPDATE SET slot_end=excluded.slot_end, granted=excluded.granted, lease_id=excluded.lease_id"
+                " WHERE excluded.lease_id > quota_lease.lease_id",
+                (day, slot_start, slot_end, granted, lease_id),
+            )
+            row = db.execute("SELECT slot_end, granted, used FROM quota_lease WHERE day=? AND slot_start=?", (day, slot_start)).fetchone()
+            self._after_commit.append(lambda: self._leases.__setitem__((day, slot_start), list(row)))
+
+    def quota_leases(self) -> list[tuple[str, int, int, int, int, int]]:
+        with self._lock:
+            return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id FROM quota_lease ORDER BY day, slot_start").fetchall()
+
+    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> OutboxEvent:
+        """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning."""
+        seq = self._meta(db, "next_seq", 1)
+        event = OutboxEvent(seq, os.urandom(16), kind, at_ms, ticket_id, data)
+        db.execute(
+            "INSERT INTO outbox(seq, event_id, kind, at_ms, ticket_id, data) VALUES (?,?,?,?,?,?)",
+            (seq, event.event_id, kind, at_ms, ticket_id, cbor2.dumps(data)),
+        )
+        self._set_meta(db, "next_seq", seq + 1)
+        return event
+
+    def record_event(self, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> OutboxEvent:
+        with self.transaction() as db:
+            return self.append_event(db, kind, at_ms, ticket_id, data)
+
+    # -- outbox side the sync client uses -----------------------------------------
+
+    def pending_events(self, after_seq: int = 0, limit: int = 500) -> list[OutboxEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, event_id, kind, at_ms, ticket_id, data FROM outbox WHERE seq>? ORDER BY seq LIMIT ?", (after_seq, limit)
+            ).fetchall()
+        return [OutboxEvent(seq, eid, kind, at, tid, cbor2.loads(data)) for seq, eid, kind, at, tid, data in rows]
+
+    def acknowledge(self, up_to_seq: int) -> int:
+        """Drop events the hub has stored; returns how many were pruned."""
+        with self.transaction() as db:
+            pruned = db.execute("DELETE FROM outbox WHERE seq<=?", (up_to_seq,)).rowcount
+            if up_to_seq > self._meta(db, "acked_seq", 0):
+                self._set_meta(db, "acked_seq", up_to_seq)
+        return pruned
+
+    def backlog(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    # -- meta -----------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: object = None) -> object:
+        with self._lock:
+            return self._meta(self._db, key, default)
+
+    def set_meta(self, key: str, value: object) -> None:
+        with self.transaction() as db:
+            self._set_meta(db, key, value)
+
+    def raise_high_water(self, db: sqlite3.Connection, when: int) -> None:
+        """Persist the latest trusted time seen; it only ever moves forward."""
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES ('clock_high_water', ?) ON CONFLICT(key) DO UPDATE SET value=MAX(value, excluded.value)", (when,)
+        )
+
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str, default: object) -> object:
+        row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, key: str, value: object) -> None:
+        db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "usage_rows": self._db.execute("SELECT COUNT(*) FROM usage").fetchone()[0],
+                "outbox_backlog": self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
+                "next_event_seq": self._meta(self._db, "next_seq", 1),
+                "acked_event_seq": self._meta(self._db, "acked_seq", 0),
+            }
+
+    def integrity_ok(self) -> bool:
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,142 @@
+"""One scan in, one durably recorded decision out: the engine wired to gate state.
+
+The engine decides; this records. An admission (usage, quota, event) is
+committed before ``scan`` returns, so the turnstile never opens on a decision
+a power cut could forget. When nobody passes, ``passage`` rolls the
+admission back: the entry returns to the ticket, the place to the quota, and
+both facts stay in the outbox as events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Protocol
+
+from protocol.trust import TrustStore
+
+from .cache.revocations import RevocationSet
+from .cache.state import GateStore, OutboxEvent, UsageMark
+from .clock import GateClock
+from .decision import Decision, Reason
+from .engine import decide, zone_of
+from .rules import Direction, GateRules, Usage
+
+log = logging.getLogger(__name__)
+
+
+class RevocationLookup(Protocol):
+    def is_revoked(self, ticket_id: bytes) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A granted entry awaiting the passage sensor's word."""
+
+    event_seq: int
+    ticket_id: bytes
+    zone: str
+    day: str
+    minute: int
+    persons: int
+    direction: Direction
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    decision: Decision
+    event: OutboxEvent
+    admission: Admission | None
+    mark: UsageMark | None
+
+
+class _View:
+    """The StateView the engine reads, over the store at one clock reading."""
+
+    def __init__(self, validator: "Validator", trusted: bool) -> None:
+        self._v, self._trusted = validator, trusted
+
+    def is_revoked(self, ticket_id: bytes) -> bool:
+        return self._v.revocations.is_revoked(ticket_id)
+
+    def usage(self, ticket_id: bytes, zone: str, day: date) -> Usage:
+        return self._v.store.usage(ticket_id, zone, day)
+
+    def quota_remaining(self, day: date, minute: int) -> int | None:
+        return self._v.store.quota_remaining(day, minute)
+
+    def clock_trusted(self) -> bool:
+        return self._trusted
+
+    def hub_online(self) -> bool:
+        return self._v.hub_online
+
+
+class Validator:
+    """Thread-safe: scans and passage reports are serialised by one lock."""
+
+    def __init__(self, rules: GateRules, trust: TrustStore, store: GateStore, revocations: RevocationLookup, clock: GateClock) -> None:
+        self.rules, self.trust, self.store, self.revocations, self.clock = rules, trust, store, revocations, clock
+        self.hub_online = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+        close = getattr(self.revocations, "close", None)
+        if close:
+            close()
+
+    def scan(self, text: str, direction: Direction = Direction.ENTRY) -> ScanResult:
+        with self._lock:
+            reading = self.clock.read()
+            decision = decide(text, reading.now, self.rules, self.trust, _View(self, reading.trusted), direction)
+            return self._record(decision, reading.now, reading.trusted, direction)
+
+    def _record(self, decision: Decision, now: int, clock_trusted: bool, direction: Direction) -> ScanResult:
+        local = datetime.fromtimestamp(now, self.rules.timezone)
+        zone, day, minute = zone_of(self.rules), local.date().isoformat(), local.hour * 60 + local.minute
+        claims = decision.ticket
+        data = {
+            "gate": self.rules.gate_id, "decision": "grant" if decision.granted else "deny", "reason": decision.reason.value,
+            "detail": decision.detail, "persons": decision.persons, "zone": zone, "day": day, "direction": direction.value,
+            "flagged": decision.flagged, "clock_trusted": clock_trusted,
+        }
+        kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
+        admission = mark = None
+        with self.store.transaction() as db:
+            event = self.store.append_event(db, kind, now * 1000, claims.ticket_id if claims else None, data)
+            if claims and kind == "admission":
+                mark = self.store.add_usage(db, (claims.ticket_id, zone, day, self.rules.gate_id), 1, 0, now)
+                self.store.use_quota(db, local.date(), minute, decision.persons)
+                admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, direction)
+            elif claims and kind == "exit" and claims.reentry and self.store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
+                mark = self.store.add_usage(db, (claims.ticket_id, zone, day, self.rules.gate_id), 0, 1, now)
+            self.store.raise_high_water(db, int(self.clock.high_water))
+        log.info("decision %s %s ticket=%s persons=%d seq=%d", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq)
+        return ScanResult(decision, event, admission, mark)
+
+    def passage(self, admission: Admission, passed: int) -> UsageMark | None:
+        """Report how many passed; nobody passing undoes the admission. Returns the new usage mark on rollback."""
+        with self._lock, self.store.transaction() as db:
+            now = self.clock.read().now
+            data = {"gate": self.rules.gate_id, "admission_seq": admission.event_seq, "passed": passed, "expected": admission.persons, "zone": admission.zone, "day": admission.day}
+            if passed > 0:
+                self.store.append_event(db, "passage", now * 1000, admission.ticket_id, data)
+                return None
+            self.store.append_event(db, "rollback", now * 1000, admission.ticket_id, data)
+            self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
+            mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, now)
+        log.info("rollback ticket=%s: nobody passed (admission seq %d)", admission.ticket_id.hex(), admission.event_seq)
+        return mark
+
+
+def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = 300.0, clock: GateClock | None = None) -> Validator:
+    """The gate's validator over the state directory: state.sqlite3 and revocations/."""
+    store = GateStore.open(state_dir)
+    revocations = RevocationSet.open(state_dir / "revocations")
+    if clock is None:
+        clock = GateClock(high_water=float(store.get_meta("clock_high_water", 0)), threshold_seconds=clock_threshold_seconds)
+    return Validator(rules, trust, store, revocations, clock)

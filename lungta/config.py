@@ -1,0 +1,162 @@
+"""Configuration files: one validated place, TOML, defaults, one-line errors.
+
+Every key is read through ``Section``, which knows the file and the dotted
+path of what it reads, so an error always says which key, which file and
+what was expected; unknown keys are errors too (a typo must not silently
+fall back to a default on a gate). The parts (gate, turnstile, scanners,
+hub) get plain dataclasses and never see TOML.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gate.rules import ClockPolicy, Direction, GateRules, OfflinePolicy
+
+
+class ConfigError(Exception):
+    """A configuration file is wrong; the message is the one line the operator sees."""
+
+
+class Section:
+    """Typed, checked access to one TOML table."""
+
+    def __init__(self, data: dict, file: Path, path: str) -> None:
+        self._data, self.file, self.path = data, file, path
+        self._read: set[str] = set()
+        self._children: dict[str, Section] = {}
+
+    def _where(self, key: str) -> str:
+        return f"{self.file}: {self.path + '.' if self.path else ''}{key}"
+
+    def _get(self, key: str, default: object, kind: type | tuple[type, ...], expected: str) -> object:
+        self._read.add(key)
+        if key not in self._data:
+            if default is _REQUIRED:
+                raise ConfigError(f"{self._where(key)}: missing (expected {expected})")
+            return default
+        value = self._data[key]
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise ConfigError(f"{self._where(key)}: expected {expected}, got {value!r}")
+        return value
+
+    def text(self, key: str, default: object = None) -> str:
+        value = self._get(key, _REQUIRED if default is None else default, str, "a string")
+        if not value:
+            raise ConfigError(f"{self._where(key)}: must not be empty")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        value = self._get(key, None, str, "a string")
+        return value or None
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._get(key, default, int, f"an integer {low}..{high}")
+        if not low <= value <= high:
+            raise ConfigError(f"{self._where(key)}: {value} is outside {low}..{high}")
+        return value
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = float(self._get(key, default, (int, float), f"a number {low}..{high}"))
+        if not low <= value <= high:
+            raise ConfigError(f"{self._where(key)}: {value} is outside {low}..{high}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        return self._get(key, default, bool, "true or false")
+
+    def choice(self, key: str, default: str, choices: Iterable[str]) -> str:
+        options = list(choices)
+        value = self._get(key, default, str, f"one of {', '.join(options)}")
+        if value not in options:
+            raise ConfigError(f"{self._where(key)}: {value!r} is not one of {', '.join(options)}")
+        return value
+
+    def path_value(self, key: str, default: str | None = None) -> Path:
+        """A path; relative paths are taken relative to the config file."""
+        raw = Path(self.text(key, default))
+        return raw if raw.is_absolute() else self.file.parent / raw
+
+    def table(self, key: str) -> "Section":
+        """The sub-table ``key`` (empty if absent); the same object on every call."""
+        if key not in self._children:
+            value = self._get(key, {}, dict, "a table")
+            self._children[key] = Section(value, self.file, f"{self.path + '.' if self.path else ''}{key}")
+        return self._children[key]
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def finish(self) -> None:
+        """Refuse keys nobody read, here and in every sub-table: a misspelt key is an error, not a silent default."""
+        unknown = sorted(set(self._data) - self._read)
+        if unknown:
+            raise ConfigError(f"{self._where(unknown[0])}: unknown key")
+        for child in self._children.values():
+            child.finish()
+
+
+_REQUIRED = object()
+
+
+def read_toml(path: Path) -> Section:
+    try:
+        return Section(tomllib.loads(path.read_text(encoding="utf-8")), path, "")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Everything ``lungta gate run`` needs, validated."""
+
+    file: Path
+    rules: GateRules
+    state_dir: Path
+    trust: Path
+    clock_jump_threshold_seconds: float
+
+
+def gate_rules(section: Section) -> GateRules:
+    """The [gate] and [rules] tables as GateRules."""
+    gate = section.table("gate")
+    rules = section.table("rules")
+    zone_name = gate.text("timezone", "Asia/Shanghai")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{gate._where('timezone')}: unknown time zone {zone_name!r} (e.g. Asia/Shanghai)") from None
+    return GateRules(
+        site=gate.text("site"),
+        gate_id=gate.text("id"),
+        direction=Direction(gate.choice("direction", "entry", [d.value for d in Direction])),
+        zone=gate.optional_text("zone"),
+        timezone=zone,
+        slot_grace_before_minutes=rules.integer("slot_grace_before_minutes", 15, 0, 720),
+        slot_grace_after_minutes=rules.integer("slot_grace_after_minutes", 30, 0, 720),
+        clock_policy=ClockPolicy(rules.choice("clock_policy", "deny", [p.value for p in ClockPolicy])),
+        offline_policy=OfflinePolicy(rules.choice("offline_policy", "admit_flagged", [p.value for p in OfflinePolicy])),
+    )
+
+
+def load_gate_config(path: Path) -> GateConfig:
+    document = read_toml(path)
+    rules = gate_rules(document)
+    gate = document.table("gate")
+    config = GateConfig(
+        file=path,
+        rules=rules,
+        state_dir=gate.path_value("state_dir", "/var/lib/lungta/gate"),
+        trust=gate.path_value("trust"),
+        clock_jump_threshold_seconds=document.table("rules").number("clock_jump_threshold_seconds", 300, 1, 86400),
+    )
+    document.finish()
+    return config

@@ -1,0 +1,60 @@
+"""Trusted time: a clock set back must not be believed, and hub time restores trust."""
+
+from gate.clock import GateClock
+
+
+class FakeTime:
+    def __init__(self, wall: float) -> None:
+        self.wall_now, self.mono_now = wall, 1000.0
+
+    def wall(self) -> float:
+        return self.wall_now
+
+    def mono(self) -> float:
+        return self.mono_now
+
+    def advance(self, seconds: float) -> None:
+        self.wall_now += seconds
+        self.mono_now += seconds
+
+
+def test_steady_clock_is_trusted_and_followed():
+    t = FakeTime(1_000_000)
+    clock = GateClock(high_water=0, threshold_seconds=300, wall=t.wall, monotonic=t.mono)
+    t.advance(3600)
+    reading = clock.read()
+    assert reading.trusted and reading.now == 1_003_600
+
+
+def test_wall_clock_set_back_beyond_threshold_is_untrusted_and_time_keeps_running():
+    t = FakeTime(1_000_000)
+    clock = GateClock(high_water=0, threshold_seconds=300, wall=t.wall, monotonic=t.mono)
+    clock.read()
+    t.wall_now -= 86_400  # someone sets the clock back a day to reuse yesterday's tickets
+    t.mono_now += 10
+    reading = clock.read()
+    assert not reading.trusted
+    assert reading.now == 1_000_010  # monotonic progress from the last trusted time, not the forged wall
+
+
+def test_small_adjustment_within_threshold_stays_trusted():
+    t = FakeTime(1_000_000)
+    clock = GateClock(high_water=0, threshold_seconds=300, wall=t.wall, monotonic=t.mono)
+    t.wall_now -= 20  # NTP stepping a little
+    assert clock.read().trusted
+
+
+def test_restart_with_a_clock_behind_the_persisted_high_water_is_untrusted():
+    t = FakeTime(1_000_000)
+    clock = GateClock(high_water=1_090_000, threshold_seconds=300, wall=t.wall, monotonic=t.mono)
+    reading = clock.read()
+    assert not reading.trusted and reading.now >= 1_090_000
+
+
+def test_hub_time_restores_trust_and_corrects_the_offset():
+    t = FakeTime(1_000_000)
+    clock = GateClock(high_water=1_090_000, threshold_seconds=300, wall=t.wall, monotonic=t.mono)
+    clock.sync_to_hub(1_000_500)
+    t.advance(100)
+    reading = clock.read()
+    assert reading.trusted and reading.now == 1_000_600 and reading.offset_to_hub == 500

@@ -1,0 +1,126 @@
+"""Decisions recorded durably on real SQLite files: what a gate remembers across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.cache.state import GateStore, UsageMark
+from gate.clock import GateClock
+from gate.decision import Reason
+from gate.rules import Direction, GateRules
+from gate.validator import Validator
+from protocol.ticket import read_ticket
+from tests.conftest import NOW, SITE
+
+
+class SetRevocations:
+    def __init__(self) -> None:
+        self.ids: set[bytes] = set()
+
+    def is_revoked(self, ticket_id: bytes) -> bool:
+        return ticket_id in self.ids
+
+
+def open_validator(directory: Path, trust, gate_id: str = "east-1") -> Validator:
+    store = GateStore.open(directory)
+    validator = Validator(GateRules(site=SITE, gate_id=gate_id), trust, store, SetRevocations(), GateClock(0, wall=lambda: NOW))
+    validator.hub_online = True
+    return validator
+
+
+@pytest.fixture
+def validator(tmp_path, trust):
+    v = open_validator(tmp_path / "state", trust)
+    yield v
+    v.store.close()
+
+
+def test_single_entry_ticket_is_granted_then_refused_as_already_used(validator, mint):
+    text = mint()
+    first = validator.scan(text)
+    second = validator.scan(text)
+    assert first.decision.granted and first.admission is not None
+    assert second.decision.reason is Reason.ALREADY_USED and "east-1" in second.decision.detail
+
+
+def test_admission_survives_a_restart(tmp_path, trust, mint):
+    text = mint()
+    first = open_validator(tmp_path / "state", trust)
+    assert first.scan(text).decision.granted
+    first.store.close()
+    again = open_validator(tmp_path / "state", trust)
+    assert again.scan(text).decision.reason is Reason.ALREADY_USED
+
+
+def test_nobody_passing_rolls_the_admission_back_and_keeps_both_events(validator, mint):
+    text = mint()
+    result = validator.scan(text)
+    validator.passage(result.admission, passed=0)
+    assert validator.scan(text).decision.granted
+    kinds = [event.kind for event in validator.store.pending_events()]
+    assert kinds == ["admission", "rollback", "admission"]
+
+
+def test_a_passage_keeps_the_admission(validator, mint):
+    text = mint(persons=3)
+    result = validator.scan(text)
+    validator.passage(result.admission, passed=3)
+    assert validator.scan(text).decision.reason is Reason.ALREADY_USED
+    assert [e.kind for e in validator.store.pending_events()][-2] == "passage"
+
+
+def test_every_decision_is_an_event_with_gap_free_sequence_numbers(validator, mint):
+    for text in (mint(), "LT1:garbage", mint(site="elsewhere")):
+        validator.scan(text)
+    events = validator.store.pending_events()
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert [e.data["reason"] for e in events] == ["valid", "malformed", "wrong_site"]
+    assert len({e.event_id for e in events}) == 3
+
+
+def test_acknowledged_events_are_pruned_and_sequence_numbers_never_repeat(validator, mint):
+    for _ in range(3):
+        validator.scan(mint())
+    assert validator.store.acknowledge(2) == 2
+    validator.scan(mint())
+    assert [e.seq for e in validator.store.pending_events()] == [3, 4]
+
+
+def test_quota_lease_is_consumed_and_returned_on_rollback(validator, mint):
+    day = "2026-11-18"
+    validator.store.set_quota_lease(day, 0, 1440, granted=4, lease_id=1)
+    group = validator.scan(mint(persons=3))
+    assert group.decision.granted
+    assert validator.scan(mint(persons=2)).decision.reason is Reason.QUOTA_EXHAUSTED
+    validator.passage(group.admission, passed=0)
+    assert validator.scan(mint(persons=2)).decision.granted
+
+
+def test_an_older_lease_never_replaces_a_newer_one(validator):
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=2)
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=50, lease_id=1)
+    assert validator.store.quota_leases()[0][3] == 10
+
+
+def test_admission_at_another_gate_learned_from_the_hub_makes_the_ticket_used(validator, mint):
+    text = mint()
+    ticket_id = read_ticket(text).claims.ticket_id
+    validator.store.apply_usage_mark(UsageMark(ticket_id, "main", "2026-11-18", "west-2", 1, 0, NOW - 60))
+    decision = validator.scan(text).decision
+    assert decision.reason is Reason.ALREADY_USED and "west-2" in decision.detail
+
+
+def test_exit_rearms_a_reentry_ticket(validator, mint):
+    text = mint(reentry=True)
+    assert validator.scan(text).decision.granted
+    assert validator.scan(text).decision.reason is Reason.ALREADY_USED
+    assert validator.scan(text, Direction.EXIT).decision.reason is Reason.EXIT
+    assert validator.scan(text).decision.granted
+
+
+def test_revoked_ticket_is_refused(validator, mint):
+    text = mint()
+    validator.revocations.ids.add(read_ticket(text).claims.ticket_id)
+    assert validator.scan(text).decision.reason is Reason.REVOKED
