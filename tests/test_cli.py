@@ -100,3 +100,42 @@ def test_help_is_available_for_every_command():
     for args in (["--help"], ["ticket", "issue", "--help"], ["ticket", "inspect", "--help"], ["gate", "validate", "--help"], ["keygen", "--help"]):
         result = lungta(*args)
         assert result.returncode == 0 and "usage: lungta" in result.stdout
+
+
+def test_validate_with_state_remembers_the_ticket_between_runs(keys, tmp_path):
+    text = issue(keys)
+    state = tmp_path / "gate-state"
+    first = lungta("gate", "validate", "--trust", str(keys / "sales.pub"), "--site", SITE, "--state", str(state), text)
+    second = lungta("gate", "validate", "--trust", str(keys / "sales.pub"), "--site", SITE, "--state", str(state), "--gate-id", "west-2", text)
+    assert json.loads(first.stdout)["decision"] == "grant"
+    refused = json.loads(second.stdout)
+    assert (refused["decision"], refused["reason"]) == ("deny", "already_used")
+    assert "handheld" in refused["detail"]
+
+
+def test_revoke_then_validate_refuses_and_state_shows_the_counts(keys, tmp_path):
+    text = issue(keys)
+    ticket_id = json.loads(lungta("ticket", "inspect", text).stdout)["ticket_id"]
+    state = tmp_path / "gate-state"
+    lungta("gate", "validate", "--trust", str(keys / "sales.pub"), "--site", SITE, "--state", str(state), issue(keys))
+    revoked = lungta("gate", "revoke", "--state", str(state), ticket_id)
+    assert revoked.returncode == 0, revoked.stderr
+    record = json.loads(lungta("gate", "validate", "--trust", str(keys / "sales.pub"), "--site", SITE, "--state", str(state), text).stdout)
+    assert record["reason"] == "revoked"
+    shown = json.loads(lungta("gate", "state", "--state", str(state)).stdout)
+    assert shown["revocations"]["entries"] == 1
+    assert shown["events"]["outbox_backlog"] == 3  # admission, local revocation, refusal
+    assert shown["events"]["next_event_seq"] == 4
+    assert shown["clock"]["high_water"] > 0
+
+
+def test_revoke_refuses_an_id_that_is_not_a_ticket_id(tmp_path):
+    result = lungta("gate", "revoke", "--state", str(tmp_path / "s"), "not-hex")
+    assert result.returncode != 0 and "is not hex" in result.stderr
+    result = lungta("gate", "revoke", "--state", str(tmp_path / "s"), "abcd")
+    assert result.returncode != 0 and "12..32 bytes" in result.stderr
+
+
+def test_state_of_a_directory_without_state_says_so(tmp_path):
+    result = lungta("gate", "state", "--state", str(tmp_path))
+    assert result.returncode != 0 and "no gate state here" in result.stderr
