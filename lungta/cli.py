@@ -11,12 +11,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gate.cache.revocation_files import RevocationStoreError
+from gate.cache.state import StateError
+from gate.scanner.errors import ScannerError
+from gate.turnstile.errors import TurnstileError
 from protocol.errors import KeyFileError
 
-from . import __version__, gate_cli, ticket_cli
+from . import __version__, gate_cli, scan_cli, ticket_cli
+from .config import ConfigError
 from .errors import CommandError
 
 EXIT_USAGE = 2
+# Failures a user causes or must fix (config, files, devices): one line, no traceback.
+USER_ERRORS = (CommandError, KeyFileError, ConfigError, StateError, RevocationStoreError, ScannerError, TurnstileError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,20 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lungta offline ticket gates: mint and inspect tickets, validate them at a gate, run gates and the hub.",
     )
     parser.add_argument("--version", action="version", version=f"lungta {__version__}")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging threshold (default WARNING)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging threshold (default WARNING; INFO for daemons)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ticket_cli.add_commands(commands)
     gate_cli.add_commands(commands)
+    scan_cli.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    level = args.log_level or getattr(args, "default_log_level", "WARNING")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args) or 0)
-    except (CommandError, KeyFileError) as error:
+    except USER_ERRORS as error:
         print(f"lungta: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

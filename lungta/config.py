@@ -9,13 +9,21 @@ hub) get plain dataclasses and never see TOML.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gate.rules import ClockPolicy, Direction, GateRules, OfflinePolicy
+from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings
+from gate.turnstile.settings import TurnstileSettings
+
+SCANNER_KINDS = {"camera": CameraSettings, "serial": SerialSettings, "hid": HidSettings}
+MODES = ("turnstile", "handheld")
 
 
 class ConfigError(Exception):
@@ -103,6 +111,70 @@ class Section:
 _REQUIRED = object()
 
 
+def build_settings(section: Section, cls: type) -> object:
+    """Construct the settings dataclass ``cls`` from a TOML table, field by field.
+
+    Types come from the dataclass's annotations (int, float, str, bool,
+    optional values, tuples, nested settings as sub-tables); a missing key
+    takes the dataclass default; a value the dataclass itself refuses
+    (``__post_init__`` raising ValueError) becomes a ConfigError naming the
+    table. The parts keep their validation, the file keeps its one error line.
+    """
+    hints = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for spec in dataclasses.fields(cls):
+        if section.has(spec.name):
+            values[spec.name] = _typed_value(section, spec.name, hints[spec.name])
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{section._where(spec.name)}: missing")
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise ConfigError(f"{section.file}: [{section.path}] {error}") from None
+
+
+def _typed_value(section: Section, key: str, hint: object) -> object:
+    options = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
+    for option in options:
+        if dataclasses.is_dataclass(option) and isinstance(section._data.get(key), dict):
+            return build_settings(section.table(key), option)
+    value = section._data[key]
+    section._read.add(key)
+    for option in options:
+        if _matches(value, option):
+            return tuple(value) if typing.get_origin(option) is tuple else float(value) if option is float else value
+    expected = " or ".join(_describe(o) for o in options)
+    raise ConfigError(f"{section._where(key)}: expected {expected}, got {value!r}")
+
+
+def _is_union(hint: object) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _matches(value: object, option: object) -> bool:
+    if option is bool:
+        return isinstance(value, bool)
+    if option is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if option is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if option is str:
+        return isinstance(value, str)
+    if typing.get_origin(option) is tuple:
+        items = typing.get_args(option)
+        item_type = items[0] if items else object
+        return isinstance(value, list) and all(_matches(v, item_type) or item_type is object for v in value)
+    return False
+
+
+def _describe(option: object) -> str:
+    if typing.get_origin(option) is tuple:
+        return "an array"
+    if dataclasses.is_dataclass(option):
+        return "a table"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(option, str(option))
+
+
 def read_toml(path: Path) -> Section:
     try:
         return Section(tomllib.loads(path.read_text(encoding="utf-8")), path, "")
@@ -115,6 +187,14 @@ def read_toml(path: Path) -> Section:
 
 
 @dataclass(frozen=True)
+class ScannerConfig:
+    """One reader and the direction of passage its scans ask for."""
+
+    settings: CameraSettings | SerialSettings | HidSettings
+    direction: Direction
+
+
+@dataclass(frozen=True)
 class GateConfig:
     """Everything ``lungta gate run`` needs, validated."""
 
@@ -123,6 +203,10 @@ class GateConfig:
     state_dir: Path
     trust: Path
     clock_jump_threshold_seconds: float
+    mode: str = "turnstile"
+    scanners: tuple[ScannerConfig, ...] = ()
+    turnstile: TurnstileSettings | None = None
+    scan_queue_size: int = 16
 
 
 def gate_rules(section: Section) -> GateRules:
@@ -151,12 +235,38 @@ def load_gate_config(path: Path) -> GateConfig:
     document = read_toml(path)
     rules = gate_rules(document)
     gate = document.table("gate")
+    mode = gate.choice("mode", "turnstile", MODES)
+    if mode == "turnstile" and not document.table("turnstile").has("kind"):
+        raise ConfigError(f"{path}: turnstile.kind: missing (expected one of gpio, lcus, modbus, sim)")
     config = GateConfig(
         file=path,
         rules=rules,
         state_dir=gate.path_value("state_dir", "/var/lib/lungta/gate"),
         trust=gate.path_value("trust"),
         clock_jump_threshold_seconds=document.table("rules").number("clock_jump_threshold_seconds", 300, 1, 86400),
+        mode=mode,
+        scanners=_scanners(document),
+        turnstile=build_settings(document.table("turnstile"), TurnstileSettings) if mode == "turnstile" else None,
+        scan_queue_size=document.table("daemon").integer("scan_queue_size", 16, 1, 1024),
     )
+    if mode == "handheld" and document.has("turnstile"):
+        raise ConfigError(f"{path}: turnstile: a handheld validator has no turnstile; remove the [turnstile] table or set gate.mode = \"turnstile\"")
     document.finish()
     return config
+
+
+def _scanners(document: Section) -> tuple[ScannerConfig, ...]:
+    """The [[scanner]] array: each table has ``kind``, ``direction`` and that kind's settings."""
+    document._read.add("scanner")
+    entries = document._data.get("scanner", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{document.file}: scanner: expected an array of tables ([[scanner]])")
+    scanners = []
+    for index, entry in enumerate(entries):
+        section = Section(entry, document.file, f"scanner[{index}]")
+        kind = section.choice("kind", "camera", SCANNER_KINDS)
+        direction = Direction(section.choice("direction", "entry", [Direction.ENTRY.value, Direction.EXIT.value]))
+        settings = build_settings(section, SCANNER_KINDS[kind])
+        section.finish()
+        scanners.append(ScannerConfig(settings, direction))
+    return tuple(scanners)

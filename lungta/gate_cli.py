@@ -23,6 +23,7 @@ from gate.validator import Validator, open_validator
 from protocol.claims import describe_claims
 from protocol.trust import load_trust_store
 
+from . import gate_run
 from .errors import CommandError
 from .output import emit
 from .timeparse import parse_instant
@@ -57,6 +58,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     state = gate.add_parser("state", help="print a gate's local state as JSON (counts, sequences, backlog, clock)")
     state.add_argument("--state", required=True, type=Path, metavar="DIR", help="gate state directory")
     state.set_defaults(run=run_state)
+
+    gate_run.add_command(gate)
 
 
 def _texts(args: argparse.Namespace) -> Iterator[str]:

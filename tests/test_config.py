@@ -11,6 +11,7 @@ GOOD = """
 [gate]
 site = "potala"
 id = "east-1"
+mode = "handheld"
 direction = "both"
 zone = "red-palace"
 timezone = "Asia/Shanghai"

@@ -1,0 +1,66 @@
+"""What the visitor and the staff see for each decision.
+
+A turnstile's own display or lamp is driven through the turnstile; what is
+shown here is the message: ``LogDisplay`` writes it to the journal (every
+gate), ``TerminalDisplay`` is the handheld validator's full screen: a large
+green or red field, the reason in Tibetan, Chinese and English, the number
+of persons, the masked holder name of a real-name ticket, and a bell.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Protocol, TextIO
+
+from .decision import Decision
+from .feedback import VisitorMessage
+
+log = logging.getLogger("gate.visitor")
+
+GREEN, RED, RESET, BOLD, CLEAR = "\x1b[42;30m", "\x1b[41;97m", "\x1b[0m", "\x1b[1m", "\x1b[2J\x1b[H"
+BELL = "\a"
+
+
+class Display(Protocol):
+    def show(self, decision: Decision, message: VisitorMessage) -> None: ...
+
+
+class LogDisplay:
+    """One grep-able line per decision: outcome, reason, persons, ticket, message."""
+
+    def show(self, decision: Decision, message: VisitorMessage) -> None:
+        ticket = decision.ticket.ticket_id_hex if decision.ticket else "-"
+        log.info(
+            "visitor %s reason=%s persons=%d ticket=%s flagged=%s | %s | %s | %s",
+            "GRANT" if decision.granted else "DENY", decision.reason.value, decision.persons, ticket, decision.flagged,
+            message.en, message.zh, message.bo,
+        )
+
+
+class TerminalDisplay:
+    """Full-screen decision for handheld validators; writes ANSI to ``stream``."""
+
+    def __init__(self, stream: TextIO, bell: bool = True) -> None:
+        self._stream, self._bell = stream, bell
+
+    def render(self, decision: Decision, message: VisitorMessage, width: int | None = None) -> str:
+        width = width or shutil.get_terminal_size((60, 20)).columns
+        colour = GREEN if decision.granted else RED
+        verdict = ("✔ ENTER  通行  ཕེབས།" if decision.granted else "✘ STOP  禁止  འགོག").center(width)
+        lines = [CLEAR, colour + BOLD + " " * width, verdict, " " * width + RESET, ""]
+        lines += [f"  {text}" for text in message.lines()]
+        if decision.granted and decision.persons > 1:
+            lines.append(f"  {decision.persons} persons / {decision.persons} 人 / མི་ {decision.persons}")
+        if decision.ticket is not None:
+            claims = decision.ticket
+            lines.append(f"  {claims.ticket_type.label}  ·  {claims.ticket_id_hex[:12]}")
+            if claims.holder_name:
+                lines.append(f"  {claims.holder_name}")
+        if not decision.granted and decision.detail:
+            lines.append(f"  ({decision.detail})")
+        return "\n".join(lines) + "\n" + (BELL if self._bell else "")
+
+    def show(self, decision: Decision, message: VisitorMessage) -> None:
+        self._stream.write(self.render(decision, message))
+        self._stream.flush()

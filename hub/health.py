@@ -1,0 +1,89 @@
+"""Gate health: the birth/death discipline, and the operator's table.
+
+Sparkplug's rule, applied by ``apply_report``: every connection of a gate
+carries a birth/death sequence number (``bdseq``) that the gate persists and
+increments per connect; its Last Will (the death) carries the same number. A
+death or heartbeat with a ``bdseq`` older than the gate's latest birth belongs
+to a connection that is already gone and changes nothing, so a late Last Will
+(a broker noticing a dead TCP connection after the gate has reconnected) can
+never mark a live gate offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from protocol.messages import HealthReport
+
+from .store import GateHealth
+
+HEARTBEAT_FIELDS = ("version", "rev_seq", "used_seq", "backlog", "clock_offset_ms", "scanner", "relay", "disk_free_mb", "temperature_c")
+
+
+def apply_report(current: GateHealth | None, gate: str, report: HealthReport, received_ms: int) -> GateHealth | None:
+    """The gate's new state after ``report``, or None when the report is stale and changes nothing."""
+    state = current or GateHealth(gate, online=False, bdseq=None, last_seen_ms=received_ms)
+    newer = state.bdseq is None or report.bdseq is None or report.bdseq > state.bdseq
+    same = report.bdseq is not None and report.bdseq == state.bdseq
+    if report.bdseq is not None and state.bdseq is not None and report.bdseq < state.bdseq:
+        return None
+    if report.kind == "birth":
+        return replace(state, online=True, bdseq=report.bdseq, last_seen_ms=received_ms, born_ms=received_ms, birth=report.fields)
+    if report.kind == "death":
+        if same and not state.online and current is not None:
+            return None  # a second copy of the same death
+        return replace(state, online=False, bdseq=report.bdseq, died_ms=received_ms)
+    online = state.online or (newer and report.bdseq is not None) or current is None
+    return replace(state, online=online, bdseq=report.bdseq if report.bdseq is not None else state.bdseq, last_seen_ms=received_ms, heartbeat=report.fields)
+
+
+def status(health: GateHealth, now_ms: int, stale_after_ms: int) -> str:
+    if not health.online:
+        return "offline"
+    return "stale" if now_ms - health.last_seen_ms > stale_after_ms else "online"
+
+
+def _age(now_ms: int, then_ms: int | None) -> str:
+    if then_ms is None:
+        return "-"
+    seconds = max(0, (now_ms - then_ms) // 1000)
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def _lag(hub_seq: int, gate_seq: object) -> int | str:
+    return hub_seq - gate_seq if type(gate_seq) is int else "-"
+
+
+def gate_row(health: GateHealth, now_ms: int, stale_after_ms: int, revocation_seq: int, used_seq: int) -> dict[str, object]:
+    """One gate as the operator sees it; also the JSON record of ``lungta hub gates --json``."""
+    beat = health.heartbeat or {}
+    return {
+        "gate": health.gate,
+        "status": status(health, now_ms, stale_after_ms),
+        "last_seen": _age(now_ms, health.last_seen_ms),
+        "version": beat.get("version", health.birth.get("version", "-")),
+        "backlog": beat.get("backlog", "-"),
+        "rev_lag": _lag(revocation_seq, beat.get("rev_seq")),
+        "used_lag": _lag(used_seq, beat.get("used_seq")),
+        "clock_offset_ms": beat.get("clock_offset_ms", "-"),
+        "acked_seq": health.acked_seq,
+        "bdseq": health.bdseq if health.bdseq is not None else "-",
+        "scanner": beat.get("scanner", "-"),
+        "relay": beat.get("relay", "-"),
+    }
+
+
+def render_table(rows: list[dict[str, object]]) -> str:
+    """Fixed-width text columns, headed; an empty site says so."""
+    if not rows:
+        return "no gate has reported yet"
+    columns = list(rows[0])
+    cells = [[str(row[column]) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
+    lines = ["  ".join(column.upper().ljust(width) for column, width in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+    return "\n".join(lines)

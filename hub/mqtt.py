@@ -1,0 +1,132 @@
+"""The hub's MQTT link: one paho-mqtt 2.x client and two queues.
+
+paho's network thread only moves bytes: an incoming PUBLISH becomes an
+``Inbound`` on ``inbound``, a broker PUBACK for something we published
+becomes a ``Puback`` on ``pubacks``. The hub's worker thread consumes both,
+so callbacks never touch the database and never take a lock that paho holds
+(``on_publish`` runs under paho's ``_out_message_mutex``).
+
+Sessions are MQTT v5 with ``clean_start=False`` and a session expiry, so
+QoS 1 messages for the hub are queued by the broker while it is away, and
+``manual_ack=True``: an incoming message is PUBACKed only after the worker
+has committed it (``ack``), so a hub crash before the commit makes the broker
+deliver it again rather than lose it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .config import BrokerConfig
+
+log = logging.getLogger(__name__)
+
+RECEIVE_MAXIMUM = 1000
+MAX_INFLIGHT_OUT = 1000
+
+
+@dataclass(frozen=True)
+class Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+@dataclass(frozen=True)
+class Puback:
+    mid: int
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Connected:
+    """Marker put on ``inbound`` at every successful (re)connect."""
+
+    session_present: bool
+
+
+class MqttLink:
+    """A persistent-session MQTT v5 client that hands everything to queues."""
+
+    def __init__(self, broker: BrokerConfig, subscriptions: list[str], inbound: queue.Queue, pubacks: queue.Queue, manual_ack: bool = True) -> None:
+        self._broker = broker
+        self._subscriptions = subscriptions
+        self._inbound = inbound
+        self._pubacks = pubacks
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+        if broker.username is not None:
+            client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            client.tls_set(ca_certs=str(broker.cafile) if broker.cafile else None, certfile=str(broker.certfile) if broker.certfile else None, keyfile=str(broker.keyfile) if broker.keyfile else None, cert_reqs=ssl.CERT_REQUIRED)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        self._client = client
+
+    def start(self) -> None:
+        """Connect in the background; paho retries with backoff until the broker answers."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._broker.session_expiry_s
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s, clean_start=False, properties=properties)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        """Queue a QoS 1 publish; ``is_published()`` on the result turns true at its PUBACK.
+
+        While disconnected paho keeps the message and sends it on reconnect.
+        """
+        return self._client.publish(topic, payload, qos=1)
+
+    def ack(self, mid: int, qos: int) -> None:
+        """PUBACK an inbound message once it is durably handled (thread-safe in paho)."""
+        self._client.ack(mid, qos)
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.error("broker %s:%d refused the hub: %s", self._broker.host, self._broker.port, reason_code)
+            return
+        log.info("connected to broker %s:%d (session present: %s)", self._broker.host, self._broker.port, flags.session_present)
+        if self._subscriptions:
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
+        self.connected.set()
+        self._inbound.put(Connected(flags.session_present))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list, properties: object) -> None:
+        failed = [str(code) for code in reason_codes if code.is_failure]
+        if failed:
+            log.error("broker refused the hub's subscription: %s; check the ACL", ", ".join(failed))
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        log.warning("disconnected from broker: %s; reconnecting with backoff", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._inbound.put(Inbound(message.topic, message.payload, message.mid, message.qos))
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object) -> None:
+        self._pubacks.put(Puback(mid, not getattr(reason_code, "is_failure", False), str(reason_code)))

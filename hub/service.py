@@ -1,0 +1,234 @@
+"""The hub's worker: one thread that owns the store and turns gate messages into state.
+
+Threads and queues, nothing shared otherwise: paho's network thread fills
+``inbound`` (gate messages) and ``pubacks``; this worker drains ``inbound``
+in batches, and for each batch, in ONE transaction, stores the events
+(idempotent by event id), appends the used marks they cause to the outbox,
+applies birth/death/heartbeat reports and reserves ack seqs. Only after the
+commit does it PUBACK the batch's MQTT messages, publish the signed acks
+(each gate: every event up to this seq is durable) and publish the used
+marks. Snapshot requests are answered after that. Between batches it
+publishes outbox rows other processes recorded (``lungta hub revoke``),
+noticed through SQLite's data_version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nacl.signing import SigningKey
+
+from protocol.keys import load_signing_key
+from protocol.messages import GateEvent, MessageError, SnapshotRequest, ack_body, decode_events, decode_health, decode_snapshot_request, revocations_body, snapshot_bodies, used_mark_map
+from protocol.topics import EVENTS, REQUEST, REVOCATIONS, TopicError, ack_stream, hub_subscription, parse_gate_topic, snapshot_stream
+
+from .config import HubConfig
+from .health import apply_report
+from .ingest import used_marks_for
+from .mqtt import Connected, Inbound, MqttLink
+from .publisher import Publisher
+from .sqlite_store import SqliteHubStore
+from .store import HubStore
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_MESSAGES = 500
+MAX_BATCH_EVENTS = 20_000
+USED_CHUNK = 500
+OUTBOX_PAGE = 1000
+POLL_S = 0.05
+SNAPSHOT_COOLDOWN_S = 2.0
+
+
+@dataclass
+class HubStats:
+    """Counters the worker updates under ``HubService.progress``; read them under it too."""
+
+    messages: int = 0
+    events_stored: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    acks_sent: int = 0
+    used_marks: int = 0
+    reports: int = 0
+    snapshots_sent: int = 0
+    outbox_published: int = 0
+    acked: dict[str, int] = field(default_factory=dict)
+
+
+class HubService:
+    def __init__(self, config: HubConfig, store: HubStore, link: MqttLink, key: SigningKey, inbound: queue.Queue, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.link = link
+        self.inbound = inbound
+        self.publisher = Publisher(link, key, config.site)
+        self.stats = HubStats()
+        self.progress = threading.Condition()
+        self._clock = clock
+        self._outbox_cursor = 0
+        self._outbox_dirty = True
+        self._published_ids: list[int] = []
+        self._last_snapshot: dict[tuple[str, str], float] = {}
+
+    @classmethod
+    def from_config(cls, config: HubConfig) -> "HubService":
+        inbound: queue.Queue = queue.Queue()
+        link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue())
+        store = SqliteHubStore(config.database, config.synchronous)
+        return cls(config, store, link, load_signing_key(config.key), inbound)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def wait_for(self, predicate: Callable[[HubStats], bool], timeout: float) -> bool:
+        """Block until ``predicate(stats)`` holds (checked after every batch) or ``timeout``."""
+        with self.progress:
+            return self.progress.wait_for(lambda: predicate(self.stats), timeout)
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set; the link is started and stopped here."""
+        self.link.start()
+        try:
+            while not stop.is_set():
+                batch = self._take()
+                if batch:
+                    self._handle(batch)
+                self._housekeeping()
+        finally:
+            self.link.stop()
+            self._flush_published()
+            self.store.close()
+
+    def _take(self) -> list:
+        try:
+            first = self.inbound.get(timeout=POLL_S)
+        except queue.Empty:
+            return []
+        batch, events = [first], 0
+        while len(batch) < MAX_BATCH_MESSAGES and events < MAX_BATCH_EVENTS:
+            try:
+                item = self.inbound.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(item)
+            events += len(item.payload) // 64 if isinstance(item, Inbound) else 0
+        return batch
+
+    def _housekeeping(self) -> None:
+        self._published_ids.extend(self.publisher.collect_published())
+        if self._published_ids and self.inbound.empty():
+            self._flush_published()
+        if self.store.changed_elsewhere():
+            self._outbox_dirty = True
+        if self._outbox_dirty and self.link.connected.is_set():
+            self._publish_outbox()
+
+    def _flush_published(self) -> None:
+        self._published_ids.extend(self.publisher.collect_published())
+        if self._published_ids:
+            self.store.mark_published(self._published_ids)
+            with self.progress:
+                self.stats.outbox_published += len(self._published_ids)
+                self.progress.notify_all()
+            self._published_ids = []
+
+    def _publish_outbox(self) -> None:
+        rows = self.store.unpublished(OUTBOX_PAGE, self._outbox_cursor)
+        self.publisher.publish_rows(rows)
+        if rows:
+            self._outbox_cursor = rows[-1].row_id
+        self._outbox_dirty = len(rows) == OUTBOX_PAGE
+
+    def _handle(self, batch: list) -> None:
+        now_ms = self._now_ms()
+        events: list[GateEvent] = []
+        reports, requests, mids = [], [], []
+        malformed = 0
+        for item in batch:
+            if isinstance(item, Connected):
+                self._outbox_cursor, self._outbox_dirty = 0, True  # paho resends its own; the cursor finds the rest
+                continue
+            mids.append((item.mid, item.qos))
+            try:
+                topic = parse_gate_topic(item.topic)
+                if topic.site != self.config.site:
+                    raise TopicError(f"message for site {topic.site!r} reached the hub of {self.config.site!r}")
+                if topic.kind == EVENTS:
+                    decoded = decode_events(item.payload)
+                    strangers = {event.gate for event in decoded} - {topic.gate}
+                    if strangers:
+                        raise MessageError(f"events of gate(s) {sorted(strangers)} published on gate {topic.gate}'s topic")
+                    events.extend(decoded)
+                elif topic.kind == REQUEST:
+                    requests.append((topic.gate, decode_snapshot_request(item.payload)))
+                else:
+                    reports.append((topic.gate, decode_health(topic.kind, item.payload)))
+            except (MessageError, TopicError) as error:
+                malformed += 1
+                log.warning("refused message on %s: %s", item.topic, error)
+        with self.store.transaction():
+            stored = self.store.store_events(events, now_ms)
+            marks = used_marks_for(stored.new_events)
+            rows = self.store.add_used_marks(marks, now_ms, USED_CHUNK) if marks else []
+            born = []
+            for gate, report in reports:
+                health = apply_report(self.store.gate_health(gate), gate, report, now_ms)
+                if health is None:
+                    log.info("ignored stale %s of gate %s (bdseq %s)", report.kind, gate, report.bdseq)
+                    continue
+                self.store.save_health(health, report, now_ms)
+                if report.kind == "birth":
+                    born.append(gate)
+            acks = dict(stored.contiguous)
+            acks.update({gate: self.store.contiguous_seq(gate) for gate in born})
+            acks = {gate: seq for gate, seq in acks.items() if seq > 0}
+            ack_seqs = {gate: self.store.next_seq(ack_stream(gate)) for gate in acks}
+            if self._published_ids:
+                self.store.mark_published(self._published_ids)
+        for mid, qos in mids:
+            self.link.ack(mid, qos)
+        for gate, acked in acks.items():
+            self.publisher.publish(ack_stream(gate), ack_seqs[gate], now_ms, ack_body(acked))
+        self.publisher.publish_rows(rows)
+        snapshots = sum(self._answer(gate, request, now_ms) for gate, request in requests)
+        with self.progress:
+            stats = self.stats
+            stats.messages += len(mids)
+            stats.events_stored += len(stored.new_events)
+            stats.duplicates += stored.duplicates
+            stats.malformed += malformed
+            stats.acks_sent += len(acks)
+            stats.used_marks += len(marks)
+            stats.reports += len(reports)
+            stats.snapshots_sent += snapshots
+            stats.outbox_published += len(self._published_ids)
+            stats.acked.update(acks)
+            self.progress.notify_all()
+        self._published_ids = []
+
+    def _answer(self, gate: str, request: SnapshotRequest, now_ms: int) -> int:
+        """Send ``gate`` a chunked snapshot of the requested stream; 1 if sent, 0 if cooling down."""
+        key = (gate, request.stream)
+        if time.monotonic() - self._last_snapshot.get(key, -SNAPSHOT_COOLDOWN_S) < SNAPSHOT_COOLDOWN_S:
+            return 0
+        self._last_snapshot[key] = time.monotonic()
+        if request.stream == REVOCATIONS:
+            as_of, entries = self.store.revocation_snapshot(now_ms // 1000)
+            items = revocations_body(entries)
+        else:
+            as_of, marks = self.store.used_snapshot(now_ms, self.config.used_retention_days * 86_400_000)
+            items = [used_mark_map(mark) for mark in marks]
+        bodies = snapshot_bodies(request.stream, as_of, items, self.config.snapshot_chunk, os.urandom(16))
+        stream = snapshot_stream(gate)
+        first = self.store.next_seq(stream, len(bodies))
+        for offset, body in enumerate(bodies):
+            self.publisher.publish(stream, first + offset, now_ms, body)
+        log.info("sent gate %s a %s snapshot as of seq %d (%d entries, %d chunks; it had %d)", gate, request.stream, as_of, len(items), len(bodies), request.from_seq)
+        return 1

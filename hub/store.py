@@ -1,0 +1,113 @@
+"""What the hub keeps, behind a small interface a PostgreSQL store can also implement.
+
+One ``HubStore`` groups three concerns (events, the outbox of hub-to-gate
+messages, gate health); ``transaction()`` makes a set of calls atomic, which
+is how an admission and the used mark it causes are committed together: a
+crash can lose neither one without the other. All methods are called from one
+thread (the hub's worker); a store is not shared between threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from protocol.messages import Command, GateEvent, HealthReport, RevocationEntry, UsedMark
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """The outcome of storing a batch: which events were new, and each gate's contiguous seq.
+
+    ``contiguous[g]`` is the highest seq such that every event 1..seq of gate
+    ``g`` is stored: what the hub may acknowledge. It has an entry for every
+    gate that had an event in the batch, new or duplicate.
+    """
+
+    new_events: list[GateEvent]
+    contiguous: dict[str, int]
+    duplicates: int = 0
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A hub-to-gate message recorded durably with its stream seq, to be signed and published."""
+
+    row_id: int
+    stream: str
+    seq: int
+    at_ms: int
+    body: object
+
+
+@dataclass(frozen=True)
+class GateHealth:
+    """The hub's current view of a gate; ``birth``/``heartbeat`` are the maps last sent."""
+
+    gate: str
+    online: bool
+    bdseq: int | None
+    last_seen_ms: int
+    born_ms: int | None = None
+    died_ms: int | None = None
+    birth: dict = field(default_factory=dict)
+    heartbeat: dict = field(default_factory=dict)
+    acked_seq: int = 0
+
+
+class EventStore(Protocol):
+    def store_events(self, events: Sequence[GateEvent], received_ms: int) -> StoredBatch:
+        """Insert each event once (idempotent by event_id); call inside ``transaction()``."""
+
+    def contiguous_seq(self, gate: str) -> int:
+        """Highest seq of ``gate`` below which every event is stored (0 when none)."""
+
+    def event_count(self) -> int: ...
+
+
+class OutboxStore(Protocol):
+    def next_seq(self, stream: str, count: int = 1) -> int:
+        """Reserve ``count`` seqs of ``stream`` and return the first (for acks and snapshot chunks)."""
+
+    def last_seq(self, stream: str) -> int: ...
+
+    def add_revocations(self, entries: Sequence[RevocationEntry], reason: str | None, at_ms: int, chunk: int) -> list[OutboxRow]: ...
+
+    def add_used_marks(self, marks: Sequence[UsedMark], at_ms: int, chunk: int) -> list[OutboxRow]: ...
+
+    def add_command(self, gate: str, command: Command, at_ms: int) -> OutboxRow: ...
+
+    def unpublished(self, limit: int, after_row_id: int = 0) -> list[OutboxRow]:
+        """Outbox rows after ``after_row_id`` not yet acknowledged by the broker, oldest first."""
+
+    def mark_published(self, row_ids: Sequence[int]) -> None: ...
+
+    def revocation_snapshot(self, now_s: int) -> tuple[int, list[RevocationEntry]]:
+        """(revocations seq the set corresponds to, every unexpired revocation)."""
+
+    def used_snapshot(self, now_ms: int, retention_ms: int) -> tuple[int, list[UsedMark]]:
+        """(used seq the set corresponds to, marks still relevant, in seq order)."""
+
+
+class HealthStore(Protocol):
+    def gate_health(self, gate: str) -> GateHealth | None: ...
+
+    def save_health(self, health: GateHealth, report: HealthReport, received_ms: int) -> None:
+        """Replace the gate's current state and append the report to its history."""
+
+    def gates(self) -> list[GateHealth]: ...
+
+    def history(self, gate: str, limit: int) -> list[tuple[int, str, dict]]:
+        """Latest (received_ms, kind, fields) reports of ``gate``, newest first."""
+
+
+class HubStore(EventStore, OutboxStore, HealthStore, Protocol):
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together durably, or not at all."""
+
+    def changed_elsewhere(self) -> bool:
+        """True when another connection (the CLI) committed since the last call."""
+
+    def close(self) -> None: ...

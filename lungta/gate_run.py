@@ -1,0 +1,55 @@
+"""``lungta gate run --config gate.toml``: build the gate from its config and run it.
+
+The composition root of the gate: the only place that knows every part.
+SIGTERM and SIGINT stop it in order (see gate/daemon.py); a bad config, a
+missing device or a locked state directory stops it at start with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from gate.daemon import GateDaemon
+from gate.display import LogDisplay, TerminalDisplay
+from gate.feedback import load_catalogue
+from gate.scanner.factory import open_scanner
+from gate.sdnotify import SystemdNotifier
+from gate.turnstile.build import build_turnstile
+from gate.validator import open_validator
+from protocol.trust import load_trust_store
+
+from .config import load_gate_config
+
+log = logging.getLogger("lungta.gate")
+
+
+def add_command(gate: argparse._SubParsersAction) -> None:
+    run = gate.add_parser("run", help="run the gate daemon (scanner -> decision -> turnstile)", description="Run the gate daemon until SIGTERM; systemd Type=notify aware.")
+    run.add_argument("--config", required=True, type=Path, metavar="FILE", help="gate.toml")
+    run.set_defaults(run=run_gate, default_log_level="INFO")
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    config = load_gate_config(args.config)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with ExitStack() as stack:
+        trust = load_trust_store(config.trust)
+        validator = open_validator(config.state_dir, config.rules, trust, config.clock_jump_threshold_seconds)
+        stack.callback(validator.close)
+        scanners = [(open_scanner(s.settings), s.direction) for s in config.scanners]
+        turnstile = build_turnstile(config.turnstile) if config.turnstile is not None else None
+        display = TerminalDisplay(sys.stdout) if config.mode == "handheld" else LogDisplay()
+        notifier = SystemdNotifier()
+        stack.callback(notifier.close)
+        daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size)
+        log.info("starting gate %s at site %s from %s (%d trusted key(s))", config.rules.gate_id, config.rules.site, config.file, len(trust))
+        daemon.run(stop)
+    return 0

@@ -1,0 +1,262 @@
+"""The whole gate daemon with real parts: camera scanner on a real video file, serial
+scanner over a real pty, SQLite state, the sim turnstile on fake lines, sd_notify on a
+real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gate.clock import GateClock
+from gate.daemon import GateDaemon
+from gate.decision import Reason
+from gate.display import LogDisplay
+from gate.feedback import load_catalogue
+from gate.rules import Direction, GateRules
+from gate.scanner.factory import open_scanner
+from gate.scanner.settings import CameraSettings, SerialSettings
+from gate.scanner.synthetic import FrameConditions, camera_frame
+from gate.sdnotify import SystemdNotifier
+from gate.turnstile.build import build_turnstile
+from gate.turnstile.settings import SimSettings, TurnstileSettings
+from gate.validator import open_validator
+from protocol.keys import write_key_pair
+from protocol.ticket import issue_ticket
+from tests.conftest import SITE, make_claims
+
+WAIT = 20.0
+
+
+def _raw_pty() -> tuple[int, int]:
+    """A pty pair in raw mode from the start, as the scanner module's UART would be."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    return master, slave
+
+
+def _video(path: Path, segments: list[tuple[str | None, int]]) -> Path:
+    """An MJPG video: each (text, frames) segment shows that ticket (or nothing) that long."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
+    rng = np.random.default_rng(7)
+    for text, frames in segments:
+        image = camera_frame(text, FrameConditions(tilt_degrees=10, noise_sigma=2), rng)
+        for _ in range(frames):
+            writer.write(image)
+    writer.release()
+    return path
+
+
+class Recorder:
+    """A turnstile listener that lets the test wait for events instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.changed = threading.Condition()
+
+    def __call__(self, event) -> None:
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+
+    def wait_for(self, kind: str, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: sum(e.kind.value == kind for e in self.events) >= count, WAIT), [e.kind.value for e in self.events]
+
+
+def _wait_decisions(daemon: GateDaemon, count: int) -> None:
+    with daemon.decided:
+        assert daemon.decided.wait_for(lambda: daemon.counters.scans >= count, WAIT), daemon.counters
+
+
+def _sim(tmp_path: Path, **sim: object) -> TurnstileSettings:
+    return TurnstileSettings(kind="sim", pulse_seconds=0.01, passage_timeout_seconds=0.5, signal_seconds=0.0, sim=SimSettings(output_path=str(tmp_path / "turnstile.jsonl"), passage_delay_seconds=0.01, **sim))
+
+
+@pytest.fixture
+def validator(tmp_path, trust):
+    v = open_validator(tmp_path / "state", GateRules(SITE, gate_id="east-1"), trust, clock=GateClock(0))
+    v.hub_online = True
+    yield v
+    v.close()
+
+
+def test_video_of_visitors_gives_exactly_the_expected_pulses_and_refusals(tmp_path, issuer_key, validator):
+    from nacl.signing import SigningKey
+
+    now = validator.clock.read().now
+    adult = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), issuer_key)
+    forged = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), SigningKey.generate())
+    pair = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600, persons=2), issuer_key)
+    video = _video(tmp_path / "queue.avi", [(None, 5), (adult, 12), (None, 60), (forged, 12), (None, 60), (adult, 12), (None, 60), (pair, 12), (None, 5)])
+    recorder = Recorder()
+    turnstile = build_turnstile(_sim(tmp_path), listeners=[recorder])
+    daemon = GateDaemon(validator, [(open_scanner(CameraSettings(source=str(video))), Direction.ENTRY)], turnstile, LogDisplay(), load_catalogue())
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    runner.start()
+    _wait_decisions(daemon, 4)
+    recorder.wait_for("admit_done", 2)
+    stop.set()
+    runner.join(WAIT)
+    reasons = [e.data["reason"] for e in validator.store.pending_events() if e.kind in ("admission", "deny")]
+    assert reasons == ["valid", "unknown_key", "already_used", "valid"]
+    lines = [json.loads(line) for line in (tmp_path / "turnstile.jsonl").read_text().splitlines()]
+    pulses = [line for line in lines if line["event"] == "relay" and line.get("on") is True and line.get("direction") == "entry"]
+    assert len(pulses) == 3  # one for the adult, two for the pair
+    assert sum(line["event"] == "refuse" for line in lines) == 2
+    assert [e.kind for e in validator.store.pending_events()].count("passage") == 2
+
+
+def test_nobody_passing_rolls_back_so_the_ticket_still_works(tmp_path, issuer_key, validator):
+    now = validator.clock.read().now
+    ticket = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), issuer_key)
+    master, slave = _raw_pty()
+    recorder = Recorder()
+    turnstile = build_turnstile(_sim(tmp_path, persons_passing=0), listeners=[recorder])
+    scanner = open_scanner(SerialSettings(port=os.ttyname(slave), dedupe_seconds=0.0))
+    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], turnstile, LogDisplay(), load_catalogue())
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    runner.start()
+    assert scanner.wait_for_health(lambda h: h.ok, WAIT)  # pyserial flushes input on open
+    os.write(master, ticket.encode() + b"\r")
+    recorder.wait_for("admit_done", 1)
+    os.write(master, ticket.encode() + b"\r")
+    recorder.wait_for("admit_done", 2)
+    stop.set()
+    runner.join(WAIT)
+    os.close(master)
+    os.close(slave)
+    kinds = [e.kind for e in validator.store.pending_events()]
+    assert kinds == ["admission", "rollback", "admission", "rollback"]
+    assert daemon.counters.rollbacks == 2
+
+
+def test_a_burst_of_scans_is_bounded_and_the_excess_dropped(tmp_path, issuer_key, validator, mint):
+    master, slave = _raw_pty()
+    scanner = open_scanner(SerialSettings(port=os.ttyname(slave), dedupe_seconds=0.0))
+    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], None, LogDisplay(), load_catalogue(), scan_queue_size=4)
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    try:
+        with validator._lock:  # the decision loop is stuck behind this while the burst arrives
+            runner.start()
+            assert scanner.wait_for_health(lambda h: h.ok, WAIT)
+            os.write(master, b"".join(f"LT1:BURST{i}\r".encode() for i in range(12)))
+            assert scanner.wait_for_health(lambda h: h.scan_count >= 12, WAIT)
+        with daemon.decided:
+            counters = daemon.counters
+            assert daemon.decided.wait_for(lambda: counters.scans + counters.dropped_scans == 12, WAIT), counters
+    finally:
+        stop.set()
+        runner.join(WAIT)
+        os.close(master)
+        os.close(slave)
+    # the four queued, plus the one the loop may have taken before it blocked
+    assert daemon.counters.scans in (4, 5)
+    assert daemon.counters.dropped_scans == 12 - daemon.counters.scans
+
+
+def test_watchdog_pings_stop_when_the_decision_loop_stalls(tmp_path, validator):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.settimeout(2.0)
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"})
+    master, slave = _raw_pty()
+    scanner = open_scanner(SerialSettings(port=os.ttyname(slave), dedupe_seconds=0.0))
+    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], None, LogDisplay(), load_catalogue(), notifier)
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    runner.start()
+    assert listener.recv(64).startswith(b"READY=1")
+    assert listener.recv(64) == b"WATCHDOG=1"
+    assert scanner.wait_for_health(lambda h: h.ok, WAIT)
+    with validator._lock:
+        os.write(master, b"LT1:STALL\r")
+        while True:  # drain pings sent before the loop picked up the scan and blocked
+            listener.settimeout(1.0)
+            try:
+                listener.recv(64)
+            except TimeoutError:
+                break
+    listener.settimeout(2.0)
+    assert listener.recv(64) == b"WATCHDOG=1"  # the loop runs again, so do the pings
+    stop.set()
+    runner.join(WAIT)
+    os.close(master)
+    os.close(slave)
+    listener.close()
+
+
+def test_gate_run_notifies_systemd_decides_and_stops_cleanly_on_sigterm(tmp_path, issuer_key):
+    _, public = write_key_pair(issuer_key, tmp_path / "keys", "sales")
+    master, slave = _raw_pty()
+    config = tmp_path / "gate.toml"
+    config.write_text(f"""
+[gate]
+site = "{SITE}"
+id = "east-1"
+state_dir = "state"
+trust = "{public}"
+
+[[scanner]]
+kind = "serial"
+port = "{os.ttyname(slave)}"
+
+[turnstile]
+kind = "sim"
+pulse_seconds = 0.01
+[turnstile.sim]
+output_path = "turnstile.jsonl"
+passage_delay_seconds = 0.01
+""")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.settimeout(WAIT)
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"))
+    child = subprocess.Popen([sys.executable, "-m", "lungta", "gate", "run", "--config", str(config)], env=env, stderr=subprocess.PIPE, text=True)
+    assert listener.recv(256).startswith(b"READY=1")
+    for line in child.stderr:  # the daemon logs when its scanner has the port open
+        if f"serial:{os.ttyname(slave)}: open" in line:
+            break
+    ticket = issue_ticket(make_claims(not_before=int(time.time()) - 60, expires=int(time.time()) + 3600), issuer_key)
+    os.write(master, ticket.encode() + b"\r")
+    for line in child.stderr:
+        if "gate.visitor" in line:
+            assert "GRANT reason=valid" in line and "欢迎" in line
+            break
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(WAIT) == 0
+    messages = []
+    listener.settimeout(0.5)
+    try:
+        while True:
+            messages.append(listener.recv(256))
+    except TimeoutError:
+        pass
+    assert b"STOPPING=1" in messages
+    os.close(master)
+    os.close(slave)
+    listener.close()
+
+
+def test_bad_config_stops_gate_run_with_one_line(tmp_path):
+    config = tmp_path / "gate.toml"
+    config.write_text('[gate]\nsite = "potala"\nid = "g"\ntrust = "t.pub"\n[turnstile]\nkind = "gpio"\n')
+    result = subprocess.run([sys.executable, "-m", "lungta", "gate", "run", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "gate.toml" in result.stderr and "turnstile.gpio: is required when kind is 'gpio'" in result.stderr

@@ -1,0 +1,104 @@
+"""Fixtures for hub tests: a real broker with the site ACL, a hub key, a running hub, gate clients."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from hub.config import HubConfig, load_config
+from hub.service import HubService
+from protocol.keys import write_key_pair
+from protocol.trust import TrustedKey, TrustStore
+from tests.broker import SITE, Broker, broker, make_broker  # noqa: F401 (fixtures)
+from tests.hub.sim_gate import SimGate
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+def hub_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def hub_trust(hub_key: SigningKey) -> TrustStore:
+    return TrustStore([TrustedKey("hub", hub_key.verify_key)])
+
+
+def write_hub_config(directory: Path, broker: Broker, key: SigningKey, **hub_options: object) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / "keys" / "hub.key").exists():
+        write_key_pair(key, directory / "keys", "hub")
+    (directory / "broker-password").write_text(broker.password(broker.hub_user) + "\n", encoding="utf-8")
+    options = "".join(f"{name} = {value!r}\n".replace("'", '"') for name, value in hub_options.items())
+    text = f"""[hub]
+site = "{broker.site}"
+key = "keys/hub.key"
+database = "hub.db"
+{options}
+[broker]
+host = "{broker.host}"
+port = {broker.port}
+username = "{broker.hub_user}"
+password_file = "broker-password"
+"""
+    path = directory / "hub.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def hub_config_path(tmp_path: Path, broker: Broker, hub_key: SigningKey) -> Path:
+    return write_hub_config(tmp_path / "hub", broker, hub_key)
+
+
+@dataclass
+class RunningHub:
+    service: HubService
+    config: HubConfig
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "hub worker did not stop"
+
+
+def start_hub(config_path: Path) -> RunningHub:
+    config = load_config(config_path)
+    service = HubService.from_config(config)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), name="hub-worker", daemon=True)
+    thread.start()
+    assert service.link.subscribed.wait(TIMEOUT), "hub did not connect and subscribe"
+    return RunningHub(service, config, thread, stop)
+
+
+@pytest.fixture
+def hub(hub_config_path: Path) -> Iterator[RunningHub]:
+    running = start_hub(hub_config_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def gate_factory(broker: Broker, hub_trust: TrustStore) -> Iterator[Callable[..., SimGate]]:
+    """gate_factory(name, connect=True, **options) -> SimGate; disconnected at teardown."""
+    made: list[SimGate] = []
+
+    def _make(name: str, connect: bool = True, **options: object) -> SimGate:
+        password = options.pop("password", None) or broker.password(name)
+        gate = SimGate(broker.host, broker.port, broker.site, name, password, hub_trust, **options)
+        made.append(gate)
+        return gate.connect() if connect else gate
+
+    yield _make
+    for gate in made:
+        gate.client.disconnect()
+        gate.client.loop_stop()

@@ -1,0 +1,214 @@
+"""A minimal gate client for tests and benchmarks: the gate side of the hub protocol, nothing more.
+
+It connects the way a real gate must (fixed client id, MQTT v5 persistent
+session, Last Will carrying its bdseq, birth on every connect), verifies
+every hub message with ``open_message`` and a ``SequenceTracker``, and
+records what it accepted and refused so a test can wait on it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from protocol.messages import (
+    GateEvent,
+    HubMessage,
+    MessageError,
+    SequenceTracker,
+    SnapshotAssembler,
+    SnapshotRequest,
+    Verdict,
+    decode_ack,
+    decode_revocations,
+    decode_snapshot_chunk,
+    decode_used,
+    encode_events,
+    encode_health,
+    encode_snapshot_request,
+    open_message,
+)
+from protocol.topics import ACK, REVOCATIONS, SNAPSHOT, USED, gate_client_id, gate_subscriptions, gate_topic, stream_of_hub_topic
+from protocol.trust import TrustStore
+
+
+@dataclass
+class GateView:
+    """What the simulated gate has seen; read under ``SimGate.changed``."""
+
+    connected: bool = False
+    subscribed: bool = False
+    acked_seq: int = 0
+    revoked: dict[bytes, int] = field(default_factory=dict)
+    used: list = field(default_factory=list)
+    accepted: list[HubMessage] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    gaps: list[tuple[str, int]] = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+    receipts: list[tuple[str, int, int, float]] = field(default_factory=list)
+    pubacks: dict[int, ReasonCode] = field(default_factory=dict)
+
+
+class SimGate:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        site: str,
+        gate: str,
+        password: str,
+        hub_trust: TrustStore,
+        bdseq: int = 1,
+        username: str | None = None,
+        session_expiry_s: int = 3600,
+        keep_messages: bool = True,
+        subscriptions: list[str] | None = None,
+        changed: threading.Condition | None = None,
+    ) -> None:
+        """``subscriptions`` defaults to a real gate's; ``changed`` may be shared by many gates."""
+        self.site, self.gate, self.bdseq = site, gate, bdseq
+        self.trust = hub_trust
+        self.tracker = SequenceTracker()
+        self.view = GateView()
+        self.changed = changed or threading.Condition()
+        self.subscriptions = subscriptions or gate_subscriptions(site, gate)
+        self.keep_messages = keep_messages
+        self._assembler = SnapshotAssembler()
+        self._next_seq = 1
+        self._host, self._port, self._expiry = host, port, session_expiry_s
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gate_client_id(site, gate), protocol=mqtt.MQTTv5)
+        client.username_pw_set(username or gate, password)
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
+        self.client = client
+
+    # ---- lifecycle ----
+
+    def connect(self, wait: bool = True, timeout: float = 10.0) -> "SimGate":
+        self.client.will_set(gate_topic(self.site, self.gate, "death"), encode_health({"bdseq": self.bdseq}), qos=1)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._expiry
+        self.client.connect_async(self._host, self._port, keepalive=30, clean_start=False, properties=properties)
+        self.client.loop_start()
+        if wait and not self.wait_for(lambda view: view.subscribed, timeout):
+            raise TimeoutError(f"gate {self.gate} did not connect and subscribe within {timeout} s")
+        return self
+
+    def disconnect(self, with_will: bool = False) -> None:
+        """Clean disconnect, or one that makes the broker publish the Last Will (MQTT v5 reason 0x04)."""
+        reason = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message") if with_will else None
+        self.client.disconnect(reasoncode=reason)
+        self.client.loop_stop()
+        with self.changed:
+            self.view.connected = self.view.subscribed = False
+
+    # ---- gate -> hub ----
+
+    def make_events(self, count: int, kind: str = "admission", ticket_ids: list[bytes] | None = None, data: dict | None = None) -> list[GateEvent]:
+        events = []
+        for index in range(count):
+            ticket_id = ticket_ids[index] if ticket_ids else os.urandom(12)
+            events.append(GateEvent(os.urandom(16), self.gate, self._next_seq, kind, int(time.time() * 1000), ticket_id, dict(data or {"day": "2026-11-18", "entries_used": 1})))
+            self._next_seq += 1
+        return events
+
+    def publish_events(self, events: list[GateEvent], topic_gate: str | None = None) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(gate_topic(self.site, topic_gate or self.gate, "events"), encode_events(events), qos=1)
+
+    def publish_raw(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=1)
+
+    def heartbeat(self, **fields: object) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(gate_topic(self.site, self.gate, "heartbeat"), encode_health({"bdseq": self.bdseq, "at": int(time.time() * 1000), **fields}), qos=1)
+
+    def request_snapshot(self, stream: str) -> mqtt.MQTTMessageInfo:
+        request = SnapshotRequest(stream, self.tracker.last(stream))
+        return self.client.publish(gate_topic(self.site, self.gate, "request"), encode_snapshot_request(request), qos=1)
+
+    # ---- waiting ----
+
+    def wait_for(self, predicate: Callable[[GateView], bool], timeout: float = 10.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self.view), timeout)
+
+    # ---- paho callbacks (network thread) ----
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: ReasonCode, properties: object) -> None:
+        if reason_code.is_failure:
+            return
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        client.publish(gate_topic(self.site, self.gate, "birth"), encode_health({"bdseq": self.bdseq, "version": "sim-1", "at": int(time.time() * 1000)}), qos=1)
+        with self.changed:
+            self.view.connected = True
+            self.changed.notify_all()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list, properties: object) -> None:
+        with self.changed:
+            self.view.subscribed = all(not code.is_failure for code in reason_codes)
+            self.changed.notify_all()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
+        with self.changed:
+            self.view.connected = self.view.subscribed = False
+            self.changed.notify_all()
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode, properties: object) -> None:
+        with self.changed:
+            self.view.pubacks[mid] = reason_code
+            self.changed.notify_all()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        received = time.time()
+        try:
+            stream = stream_of_hub_topic(self.site, message.topic)
+            opened = open_message(message.payload, self.trust, int(received), site=self.site, stream=stream)
+        except (MessageError, ValueError) as error:
+            with self.changed:
+                self.view.refused.append((message.topic, getattr(error, "reason", "topic")))
+                self.changed.notify_all()
+            return
+        with self.changed:
+            self._apply(opened, received)
+            self.changed.notify_all()
+
+    def _apply(self, message: HubMessage, received: float) -> None:
+        """Apply a verified message; its receipt is stamped after verification and application."""
+        view = self.view
+        verdict = self.tracker.check(message.stream, message.seq)
+        if verdict is Verdict.REPLAY:
+            view.refused.append((message.stream, "replay"))
+            return
+        if verdict is Verdict.GAP:
+            view.gaps.append((message.stream, message.seq))
+        if self.keep_messages:
+            view.accepted.append(message)
+        kind = message.stream.split("/")[0]
+        if kind == REVOCATIONS:
+            view.revoked.update((entry.ticket_id, entry.expires) for entry in decode_revocations(message.body))
+        elif kind == USED:
+            view.used.extend(decode_used(message.body))
+        elif kind == ACK:
+            view.acked_seq = max(view.acked_seq, decode_ack(message.body))
+        elif kind == SNAPSHOT:
+            snapshot = self._assembler.add(decode_snapshot_chunk(message.body))
+            if snapshot is not None:
+                view.snapshots.append(snapshot)
+                if snapshot.of == REVOCATIONS:
+                    view.revoked = {entry.ticket_id: entry.expires for entry in snapshot.entries}
+                self.tracker.reset(snapshot.of, snapshot.as_of)
+        if verdict is Verdict.ACCEPT:
+            self.tracker.advance(message.stream, message.seq)
+        view.receipts.append((message.stream, message.seq, message.at_ms, time.time()))

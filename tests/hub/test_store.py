@@ -1,0 +1,93 @@
+"""The SQLite hub store: idempotent events, the contiguous ack point, outbox and snapshots."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.ingest import used_mark_for
+from hub.sqlite_store import SqliteHubStore
+from protocol.messages import Command, GateEvent, RevocationEntry, UsedMark
+from tests.conftest import NOW
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = SqliteHubStore(tmp_path / "hub.db")
+    yield opened
+    opened.close()
+
+
+def events(gate: str, seqs, kind: str = "admission") -> list[GateEvent]:
+    return [GateEvent(f"{gate}:{seq}".encode().ljust(16, b"."), gate, seq, kind, NOW * 1000, b"t" * 12, {}) for seq in seqs]
+
+
+def test_events_are_stored_once_and_the_ack_point_is_the_contiguous_prefix(store):
+    with store.transaction():
+        first = store.store_events(events("g1", [1, 2, 4, 5]) + events("g2", [1]), 0)
+    assert first.contiguous == {"g1": 2, "g2": 1} and first.duplicates == 0
+    with store.transaction():
+        again = store.store_events(events("g1", [2, 3]), 0)
+    assert [e.seq for e in again.new_events] == [3] and again.duplicates == 1
+    assert again.contiguous == {"g1": 5}
+    assert store.event_count() == 6
+
+
+def test_the_ack_point_survives_reopening_with_a_gap_still_open(tmp_path):
+    store = SqliteHubStore(tmp_path / "hub.db")
+    with store.transaction():
+        store.store_events(events("g1", [1, 3]), 0)
+    store.close()
+    reopened = SqliteHubStore(tmp_path / "hub.db")
+    assert reopened.contiguous_seq("g1") == 1
+    with reopened.transaction():
+        assert reopened.store_events(events("g1", [2]), 0).contiguous == {"g1": 3}
+    reopened.close()
+
+
+def test_a_rolled_back_batch_leaves_nothing_behind(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.store_events(events("g1", [1, 2]), 0)
+            raise RuntimeError("crash before commit")
+    assert store.event_count() == 0 and store.contiguous_seq("g1") == 0
+    with store.transaction():
+        assert store.store_events(events("g1", [1, 2]), 0).contiguous == {"g1": 2}
+
+
+def test_outbox_rows_get_consecutive_seqs_per_stream_and_stay_until_published(store):
+    rows = store.add_revocations([RevocationEntry(bytes([i]) * 12, NOW + 10) for i in range(5)], "refund", 1, chunk=2)
+    assert [(row.stream, row.seq, len(row.body)) for row in rows] == [("revocations", 1, 2), ("revocations", 2, 2), ("revocations", 3, 1)]
+    command = store.add_command("g1", Command("emergency_open", {"on": True}), 2)
+    assert (command.stream, command.seq) == ("command/g1", 1)
+    assert [row.row_id for row in store.unpublished(10)] == [row.row_id for row in rows] + [command.row_id]
+    store.mark_published([rows[0].row_id])
+    assert len(store.unpublished(10)) == 3 and store.unpublished(10, after_row_id=rows[2].row_id)[0].stream == "command/g1"
+
+
+def test_revocation_snapshot_drops_expired_entries_and_names_its_seq(store):
+    store.add_revocations([RevocationEntry(b"a" * 12, NOW - 1)], None, 0, 100)
+    store.add_revocations([RevocationEntry(b"b" * 12, NOW + 1)], None, 0, 100)
+    assert store.revocation_snapshot(NOW) == (2, [RevocationEntry(b"b" * 12, NOW + 1)])
+
+
+def test_used_snapshot_keeps_marks_until_ticket_expiry_or_retention(store):
+    old_no_expiry = UsedMark(b"a" * 12, "g1", 0, None, 1)
+    recent = UsedMark(b"b" * 12, "g1", NOW * 1000, None, 1)
+    old_long_ticket = UsedMark(b"c" * 12, "g1", 0, None, 1, expires=NOW + 3600)
+    store.add_used_marks([old_no_expiry, recent, old_long_ticket], 0, chunk=2)
+    assert store.used_snapshot(NOW * 1000, 86_400_000) == (2, [recent, old_long_ticket])
+
+
+def test_another_connections_commit_is_noticed(store, tmp_path):
+    assert not store.changed_elsewhere()
+    other = SqliteHubStore(tmp_path / "hub.db")
+    other.add_revocations([RevocationEntry(b"a" * 12, NOW)], None, 0, 10)
+    other.close()
+    assert store.changed_elsewhere() and not store.changed_elsewhere()
+
+
+def test_only_admissions_and_rollbacks_become_used_marks():
+    admission, rollback, deny = events("g1", [1])[0], events("g1", [2], "rollback")[0], events("g1", [3], "deny")[0]
+    assert used_mark_for(admission) == UsedMark(b"t" * 12, "g1", NOW * 1000, None, 1)
+    assert used_mark_for(rollback).undo and used_mark_for(rollback).entries_used == 0
+    assert used_mark_for(deny) is None
