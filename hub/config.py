@@ -33,29 +33,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.mqtt import BrokerConfig
 from protocol.topics import TopicError, check_name
 
 
 class ConfigError(Exception):
     """hub.toml cannot be used; the message has one line per problem."""
-
-
-@dataclass(frozen=True)
-class BrokerConfig:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    client_id: str = ""
-    session_expiry_s: int = 86_400
-    keepalive_s: int = 30
-    cafile: Path | None = None
-    certfile: Path | None = None
-    keyfile: Path | None = None
-
-    @property
-    def tls(self) -> bool:
-        return any((self.cafile, self.certfile, self.keyfile))
 
 
 @dataclass(frozen=True)

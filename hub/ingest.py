@@ -10,35 +10,26 @@ from collections.abc import Iterable
 
 from protocol.messages import GateEvent, UsedMark
 
-ADMISSION = "admission"
-ROLLBACK = "rollback"
-
-
 def used_mark_for(event: GateEvent) -> UsedMark | None:
-    """The mark an admission (or the undo a rollback) relays, or None for other events.
+    """The mark an event that changed a ticket's counters relays, or None for other events.
 
-    The gate puts what only it knows in the event's data: ``day`` (the local
-    day the entry counts for, YYYY-MM-DD), ``entries_used`` (the ticket's
-    count after this admission or rollback) and ``expires`` (the ticket's
-    expiry, Unix s). Missing or mistyped values fall back to safe defaults:
-    an admission counts as one entry used.
+    The gate puts its counters after the change in the event's ``usage``
+    (``zone``, ``day``, ``entries``, ``exits``: admissions, exits, rollbacks)
+    and the ticket's expiry in ``expires``. An event without a well-formed
+    ``usage`` relays nothing: a guess could only over- or under-count.
     """
-    if event.ticket_id is None or event.kind not in (ADMISSION, ROLLBACK):
+    usage = event.data.get("usage")
+    if event.ticket_id is None or not isinstance(usage, dict):
         return None
-    data = event.data
-    day = data.get("day")
-    entries = data.get("entries_used")
-    expires = data.get("expires")
-    undo = event.kind == ROLLBACK
-    return UsedMark(
-        ticket_id=event.ticket_id,
-        gate=event.gate,
-        at_ms=event.at_ms,
-        day=day if type(day) is str and len(day) == 10 else None,
-        entries_used=entries if type(entries) is int and 0 <= entries < 2**32 else (0 if undo else 1),
-        expires=expires if type(expires) is int and expires >= 0 else None,
-        undo=undo,
-    )
+    zone, day, entries, exits = (usage.get(key) for key in ("zone", "day", "entries", "exits"))
+    if not (type(zone) is str and type(day) is str and len(day) == 10 and _count(entries) and _count(exits)):
+        return None
+    expires = event.data.get("expires")
+    return UsedMark(event.ticket_id, event.gate, zone, day, entries, exits, event.at_ms, expires if type(expires) is int and expires >= 0 else None)
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and 0 <= value < 2**32
 
 
 def used_marks_for(events: Iterable[GateEvent]) -> list[UsedMark]:

@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 from nacl.signing import SigningKey
 
 from protocol.messages import sign_message
+from protocol.mqtt import MqttLink
 from protocol.topics import hub_topic
 
-from .mqtt import MqttLink
 from .store import OutboxRow
 
 

@@ -26,12 +26,12 @@ from nacl.signing import SigningKey
 
 from protocol.keys import load_signing_key
 from protocol.messages import GateEvent, MessageError, SnapshotRequest, ack_body, decode_events, decode_health, decode_snapshot_request, revocations_body, snapshot_bodies, used_mark_map
+from protocol.mqtt import Connected, Inbound, MqttLink
 from protocol.topics import EVENTS, REQUEST, REVOCATIONS, TopicError, ack_stream, hub_subscription, parse_gate_topic, snapshot_stream
 
 from .config import HubConfig
 from .health import apply_report
 from .ingest import used_marks_for
-from .mqtt import Connected, Inbound, MqttLink
 from .publisher import Publisher
 from .sqlite_store import SqliteHubStore
 from .store import HubStore

@@ -193,28 +193,29 @@ def decode_revocations(body: object) -> list[RevocationEntry]:
 
 @dataclass(frozen=True)
 class UsedMark:
-    """An admission (or its rollback, ``undo``) at ``gate``, relayed to every gate of the site.
+    """One gate's counters for a ticket in a zone on a day, relayed to every gate of the site.
 
-    ``entries_used`` is the ticket's count of entries after this admission as
-    the admitting gate counted it (for ``day`` when the ticket has a per-day
-    limit); ``expires`` (ticket expiry, Unix s) tells gates when to drop it.
+    The counters are absolute (what ``gate`` has counted so far, after this
+    admission, exit or rollback), so applying a mark twice, or an older mark
+    after a newer one of the same gate, cannot over-count: a receiving gate
+    keeps the mark with the latest ``at_ms`` per (ticket, zone, day, gate).
+    ``expires`` (the ticket's expiry, Unix s) tells the hub when to drop it.
     """
 
     ticket_id: bytes
     gate: str
+    zone: str
+    day: str
+    entries: int
+    exits: int
     at_ms: int
-    day: str | None
-    entries_used: int
     expires: int | None = None
-    undo: bool = False
 
 
 def used_mark_map(mark: UsedMark) -> dict:
-    out = {"ticket_id": mark.ticket_id, "gate": mark.gate, "at": mark.at_ms, "day": mark.day, "entries_used": mark.entries_used}
+    out = {"ticket_id": mark.ticket_id, "gate": mark.gate, "zone": mark.zone, "day": mark.day, "entries": mark.entries, "exits": mark.exits, "at": mark.at_ms}
     if mark.expires is not None:
         out["expires"] = mark.expires
-    if mark.undo:
-        out["undo"] = True
     return out
 
 
@@ -223,14 +224,11 @@ def used_body(marks: Sequence[UsedMark]) -> list:
 
 
 def decode_used_mark(item: object) -> UsedMark:
-    fields = _map(item, "used mark", {"ticket_id", "gate", "at", "day", "entries_used", "expires", "undo"})
+    fields = _map(item, "used mark", {"ticket_id", "gate", "zone", "day", "entries", "exits", "at", "expires"})
     day = fields.get("day")
-    if day is not None and (type(day) is not str or len(day) != 10):
-        raise MalformedMessage("used mark day must be YYYY-MM-DD or null")
+    if type(day) is not str or len(day) != 10:
+        raise MalformedMessage("used mark day must be YYYY-MM-DD")
     expires = fields.get("expires")
-    undo = fields.get("undo", False)
-    if type(undo) is not bool:
-        raise MalformedMessage("used mark undo must be a boolean")
     try:
         gate = check_name(fields.get("gate"), "gate")
     except TopicError as error:
@@ -238,11 +236,12 @@ def decode_used_mark(item: object) -> UsedMark:
     return UsedMark(
         ticket_id=_bytes(fields.get("ticket_id"), "ticket_id", 1, 32),
         gate=gate,
-        at_ms=_int(fields.get("at"), "at", 0, MAX_TIME_MS),
+        zone=_text(fields.get("zone"), "zone"),
         day=day,
-        entries_used=_int(fields.get("entries_used"), "entries_used", 0, 2**32),
+        entries=_int(fields.get("entries"), "entries", 0, 2**32),
+        exits=_int(fields.get("exits"), "exits", 0, 2**32),
+        at_ms=_int(fields.get("at"), "at", 0, MAX_TIME_MS),
         expires=None if expires is None else _int(expires, "expires", 0, MAX_TIME_MS),
-        undo=undo,
     )
 
 
@@ -279,6 +278,43 @@ def decode_command(body: object) -> Command:
     if not isinstance(args, dict):
         raise MalformedMessage("command args must be a map")
     return Command(_text(fields.get("name"), "command name"), args)
+
+
+@dataclass(frozen=True)
+class QuotaLease:
+    """The share of a time slot's cap one gate may admit (persons), until ``expires_ms`` (hub time).
+
+    ``granted`` is absolute: the total the gate may have admitted in the slot,
+    counting what it already admitted. The hub only raises a live lease; it
+    takes places back by letting a lease expire (a gate admits nothing on an
+    expired lease), so the cap holds even while a gate is cut off. A higher
+    ``lease_id`` replaces a lower one; an older one arriving late is ignored.
+    """
+
+    day: str
+    slot_start: int
+    slot_end: int
+    granted: int
+    lease_id: int
+    expires_ms: int
+
+
+def lease_body(lease: QuotaLease) -> dict:
+    return {"day": lease.day, "slot": [lease.slot_start, lease.slot_end], "granted": lease.granted, "lease_id": lease.lease_id, "expires": lease.expires_ms}
+
+
+def decode_lease(body: object) -> QuotaLease:
+    fields = _map(body, "quota lease", {"day", "slot", "granted", "lease_id", "expires"})
+    day = fields.get("day")
+    if type(day) is not str or len(day) != 10:
+        raise MalformedMessage("quota lease day must be YYYY-MM-DD")
+    slot = fields.get("slot")
+    if not isinstance(slot, list) or len(slot) != 2:
+        raise MalformedMessage("quota lease slot must be [start, end] in minutes of the day")
+    start, end = _int(slot[0], "slot start", 0, 1439), _int(slot[1], "slot end", 1, 1440)
+    if end <= start:
+        raise MalformedMessage("quota lease slot must end after it starts")
+    return QuotaLease(day, start, end, _int(fields.get("granted"), "granted", 0, 2**31), _int(fields.get("lease_id"), "lease_id", 1, MAX_SEQ), _int(fields.get("expires"), "expires", 0, MAX_TIME_MS))
 
 
 @dataclass(frozen=True)

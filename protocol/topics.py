@@ -7,6 +7,7 @@ Hub to gates (written only by the hub's broker identity)::
     lungta/<site>/hub/ack/<gate>           signed event acknowledgements
     lungta/<site>/hub/snapshot/<gate>      signed snapshot chunks
     lungta/<site>/hub/command/<gate>       signed commands
+    lungta/<site>/hub/quota/<gate>         signed quota leases
 
 Gates to hub (each gate writes only below its own ``gate/<gate>/``)::
 
@@ -30,8 +31,9 @@ USED = "used"
 ACK = "ack"
 SNAPSHOT = "snapshot"
 COMMAND = "command"
+QUOTA = "quota"
 SITE_STREAMS = (REVOCATIONS, USED)
-GATE_STREAM_KINDS = (ACK, SNAPSHOT, COMMAND)
+GATE_STREAM_KINDS = (ACK, SNAPSHOT, COMMAND, QUOTA)
 
 BIRTH = "birth"
 DEATH = "death"
@@ -71,6 +73,10 @@ def snapshot_stream(gate: str) -> str:
 
 def command_stream(gate: str) -> str:
     return gate_stream(COMMAND, gate)
+
+
+def quota_stream(gate: str) -> str:
+    return gate_stream(QUOTA, gate)
 
 
 def check_stream(stream: str) -> str:

@@ -121,7 +121,7 @@ class SimGate:
         events = []
         for index in range(count):
             ticket_id = ticket_ids[index] if ticket_ids else os.urandom(12)
-            events.append(GateEvent(os.urandom(16), self.gate, self._next_seq, kind, int(time.time() * 1000), ticket_id, dict(data or {"day": "2026-11-18", "entries_used": 1})))
+            events.append(GateEvent(os.urandom(16), self.gate, self._next_seq, kind, int(time.time() * 1000), ticket_id, dict(data if data is not None else {"usage": {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}})))
             self._next_seq += 1
         return events
 

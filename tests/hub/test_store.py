@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hub.ingest import used_mark_for
@@ -71,9 +73,9 @@ def test_revocation_snapshot_drops_expired_entries_and_names_its_seq(store):
 
 
 def test_used_snapshot_keeps_marks_until_ticket_expiry_or_retention(store):
-    old_no_expiry = UsedMark(b"a" * 12, "g1", 0, None, 1)
-    recent = UsedMark(b"b" * 12, "g1", NOW * 1000, None, 1)
-    old_long_ticket = UsedMark(b"c" * 12, "g1", 0, None, 1, expires=NOW + 3600)
+    old_no_expiry = UsedMark(b"a" * 12, "g1", "main", "2026-11-18", 1, 0, 0)
+    recent = UsedMark(b"b" * 12, "g1", "main", "2026-11-18", 1, 0, NOW * 1000)
+    old_long_ticket = UsedMark(b"c" * 12, "g1", "main", "2026-11-18", 1, 0, 0, expires=NOW + 3600)
     store.add_used_marks([old_no_expiry, recent, old_long_ticket], 0, chunk=2)
     assert store.used_snapshot(NOW * 1000, 86_400_000) == (2, [recent, old_long_ticket])
 
@@ -86,8 +88,12 @@ def test_another_connections_commit_is_noticed(store, tmp_path):
     assert store.changed_elsewhere() and not store.changed_elsewhere()
 
 
-def test_only_admissions_and_rollbacks_become_used_marks():
-    admission, rollback, deny = events("g1", [1])[0], events("g1", [2], "rollback")[0], events("g1", [3], "deny")[0]
-    assert used_mark_for(admission) == UsedMark(b"t" * 12, "g1", NOW * 1000, None, 1)
-    assert used_mark_for(rollback).undo and used_mark_for(rollback).entries_used == 0
+def test_only_events_that_changed_a_tickets_counters_become_used_marks():
+    usage = {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}
+    admission = replace(events("g1", [1])[0], data={"usage": usage, "expires": NOW + 60})
+    rollback = replace(events("g1", [2], "rollback")[0], data={"usage": {**usage, "entries": 0}})
+    deny = events("g1", [3], "deny")[0]
+    assert used_mark_for(admission) == UsedMark(b"t" * 12, "g1", "main", "2026-11-18", 1, 0, NOW * 1000, NOW + 60)
+    assert used_mark_for(rollback).entries == 0
     assert used_mark_for(deny) is None
+    assert used_mark_for(replace(admission, data={"usage": {**usage, "entries": "1"}})) is None

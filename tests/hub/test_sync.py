@@ -104,11 +104,11 @@ def test_ack_covers_only_the_contiguous_prefix(hub, gate_factory):
 def test_admission_at_one_gate_is_relayed_as_a_used_mark_to_the_others(hub, gate_factory):
     g1, g2 = gate_factory("g1"), gate_factory("g2")
     ticket = os.urandom(12)
-    admission = g1.make_events(1, ticket_ids=[ticket], data={"day": "2026-11-18", "entries_used": 1, "expires": 1_795_100_000})
+    admission = g1.make_events(1, ticket_ids=[ticket], data={"usage": {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}, "expires": 1_795_100_000})
     g1.publish_events(admission + g1.make_events(1, kind="deny", ticket_ids=[os.urandom(12)], data={}))
     assert g2.wait_for(lambda view: len(view.used) == 1, TIMEOUT)
     (mark,) = g2.view.used
-    assert (mark.ticket_id, mark.gate, mark.day, mark.entries_used, mark.expires, mark.undo) == (ticket, "g1", "2026-11-18", 1, 1_795_100_000, False)
+    assert (mark.ticket_id, mark.gate, mark.zone, mark.day, mark.entries, mark.exits, mark.expires) == (ticket, "g1", "main", "2026-11-18", 1, 0, 1_795_100_000)
 
 
 def test_gate_that_reconnects_after_a_broker_restart_gets_its_queued_messages(hub, hub_config_path, gate_factory, broker):

@@ -11,6 +11,9 @@ from nacl.signing import SigningKey
 from protocol.cose import sign1
 from protocol.keys import kid_for
 from protocol.messages import (
+    QuotaLease,
+    decode_lease,
+    lease_body,
     BadMessageSignature,
     GateEvent,
     MalformedMessage,
@@ -180,8 +183,23 @@ def test_a_malformed_event_refuses_the_whole_message(item):
 
 
 def test_used_marks_round_trip_with_optional_fields():
-    marks = [UsedMark(b"t" * 12, "g1", 5, "2026-11-18", 1), UsedMark(b"u" * 12, "g2", 6, None, 0, expires=NOW, undo=True)]
+    marks = [UsedMark(b"t" * 12, "g1", "main", "2026-11-18", 1, 0, 5), UsedMark(b"u" * 12, "g2", "inner", "2026-11-18", 2, 1, 6, expires=NOW)]
     assert decode_used(cbor2.loads(cbor2.dumps(used_body(marks)))) == marks
+
+
+@pytest.mark.parametrize("change", [{"day": None}, {"entries": -1}, {"zone": ""}, {"gate": "a/b"}, {"undo": True}])
+def test_a_bad_used_mark_is_refused(change):
+    item = {**used_body([UsedMark(b"t" * 12, "g1", "main", "2026-11-18", 1, 0, 5)])[0], **change}
+    with pytest.raises(MalformedMessage):
+        decode_used([item])
+
+
+def test_quota_leases_round_trip_and_bad_slots_are_refused():
+    lease = QuotaLease("2026-11-18", 540, 600, 120, 7, NOW * 1000)
+    assert decode_lease(cbor2.loads(cbor2.dumps(lease_body(lease)))) == lease
+    for slot in ([600, 540], [0, 1441], [540]):
+        with pytest.raises(MalformedMessage):
+            decode_lease({**lease_body(lease), "slot": slot})
 
 
 def test_birth_and_death_need_a_bdseq_heartbeat_does_not():

@@ -1,4 +1,4 @@
-"""The hub's MQTT link: one paho-mqtt 2.x client and two queues.
+"""The MQTT link of the hub and of each gate: one paho-mqtt 2.x client and two queues.
 
 paho's network thread only moves bytes: an incoming PUBLISH becomes an
 ``Inbound`` on ``inbound``, a broker PUBACK for something we published
@@ -20,15 +20,35 @@ import queue
 import ssl
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .config import BrokerConfig
 
 log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Where and as whom to connect; read from hub.toml's [broker] or gate.toml's [hub]."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str = ""
+    session_expiry_s: int = 86_400
+    keepalive_s: int = 30
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return any((self.cafile, self.certfile, self.keyfile))
+
 
 RECEIVE_MAXIMUM = 1000
 MAX_INFLIGHT_OUT = 1000
