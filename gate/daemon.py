@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from protocol.messages import Command
+
 from .decision import Reason
 from .display import Display
 from .feedback import VisitorMessage
@@ -99,6 +101,24 @@ class GateDaemon:
                 self._decide(scan, direction)
         finally:
             self._shutdown(scanner_stop)
+
+    def on_hub_command(self, command: Command) -> None:
+        """Operator commands from the hub (signed, verified by the sync client)."""
+        if command.name == "emergency_open" and self.turnstile is not None:
+            on = command.args.get("on", True) is True
+            self.turnstile.set_emergency(on, str(command.args.get("reason", "hub command")))
+        else:
+            log.warning("hub command %s not supported on this %s; ignored", command.name, "gate" if self.turnstile else "handheld validator")
+
+    def status(self) -> dict:
+        """Scanner and relay state for heartbeats: 'ok', or what is wrong."""
+        scanners = [scanner.health() for scanner, _ in self.scanners]
+        scanner = "ok" if all(h.ok for h in scanners) else "; ".join(f"{h.source}: {h.detail}" for h in scanners if not h.ok)
+        if self.turnstile is None:
+            return {"scanner": scanner, "relay": "none"}
+        state = self.turnstile.state()
+        relay = "emergency: " + state.emergency_reason if state.emergency else "ok" if state.relays_ok and state.sensor_ok else "fault"
+        return {"scanner": scanner, "relay": relay, "scans": self.counters.scans, "grants": self.counters.grants, "denials": self.counters.denials}
 
     def _start(self, name: str, target, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)

@@ -43,6 +43,7 @@ class Admission:
     minute: int
     persons: int
     direction: Direction
+    expires: int
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class ScanResult:
 class _View:
     """The StateView the engine reads, over the store at one clock reading."""
 
-    def __init__(self, validator: "Validator", trusted: bool) -> None:
-        self._v, self._trusted = validator, trusted
+    def __init__(self, validator: "Validator", now: int, trusted: bool) -> None:
+        self._v, self._now_ms, self._trusted = validator, now * 1000, trusted
 
     def is_revoked(self, ticket_id: bytes) -> bool:
         return self._v.revocations.is_revoked(ticket_id)
@@ -66,7 +67,7 @@ class _View:
         return self._v.store.usage(ticket_id, zone, day)
 
     def quota_remaining(self, day: date, minute: int) -> int | None:
-        return self._v.store.quota_remaining(day, minute)
+        return self._v.store.quota_remaining(day, minute, self._now_ms)
 
     def clock_trusted(self) -> bool:
         return self._trusted
@@ -92,7 +93,7 @@ class Validator:
     def scan(self, text: str, direction: Direction = Direction.ENTRY) -> ScanResult:
         with self._lock:
             reading = self.clock.read()
-            decision = decide(text, reading.now, self.rules, self.trust, _View(self, reading.trusted), direction)
+            decision = decide(text, reading.now, self.rules, self.trust, _View(self, reading.now, reading.trusted), direction)
             return self._record(decision, reading.now, reading.trusted, direction)
 
     def _record(self, decision: Decision, now: int, clock_trusted: bool, direction: Direction) -> ScanResult:
@@ -107,13 +108,17 @@ class Validator:
         kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
         admission = mark = None
         with self.store.transaction() as db:
-            event = self.store.append_event(db, kind, now * 1000, claims.ticket_id if claims else None, data)
+            key = (claims.ticket_id, zone, day, self.rules.gate_id) if claims else None
             if claims and kind == "admission":
-                mark = self.store.add_usage(db, (claims.ticket_id, zone, day, self.rules.gate_id), 1, 0, now)
-                self.store.use_quota(db, local.date(), minute, decision.persons)
-                admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, direction)
+                mark = self.store.add_usage(db, key, 1, 0, now)
+                slot = self.store.use_quota(db, local.date(), minute, decision.persons)
+                data.update(_sync_fields(mark, claims.expires, slot, decision.persons))
             elif claims and kind == "exit" and claims.reentry and self.store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
-                mark = self.store.add_usage(db, (claims.ticket_id, zone, day, self.rules.gate_id), 0, 1, now)
+                mark = self.store.add_usage(db, key, 0, 1, now)
+                data.update(_sync_fields(mark, claims.expires, None, 0))
+            event = self.store.append_event(db, kind, now * 1000, claims.ticket_id if claims else None, data)
+            if mark is not None and kind == "admission":
+                admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, direction, claims.expires)
             self.store.raise_high_water(db, int(self.clock.high_water))
         log.info("decision %s %s ticket=%s persons=%d seq=%d", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq)
         return ScanResult(decision, event, admission, mark)
@@ -126,11 +131,32 @@ class Validator:
             if passed > 0:
                 self.store.append_event(db, "passage", now * 1000, admission.ticket_id, data)
                 return None
-            self.store.append_event(db, "rollback", now * 1000, admission.ticket_id, data)
-            self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
+            slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
             mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, now)
+            data.update(_sync_fields(mark, admission.expires, slot, -admission.persons))
+            self.store.append_event(db, "rollback", now * 1000, admission.ticket_id, data)
         log.info("rollback ticket=%s: nobody passed (admission seq %d)", admission.ticket_id.hex(), admission.event_seq)
         return mark
+
+    def sync_clock(self, hub_time: float) -> None:
+        """Take hub time from a verified, live hub message as the reference (see GateClock)."""
+        with self._lock:
+            self.clock.sync_to_hub(hub_time)
+            self.store.set_meta("clock_high_water", int(self.clock.high_water))
+
+    def clock_status(self) -> tuple[bool, float | None]:
+        """(trusted, offset of hub time to the wall clock in seconds, if known)."""
+        with self._lock:
+            reading = self.clock.read()
+        return reading.trusted, reading.offset_to_hub
+
+
+def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons: int) -> dict:
+    """What the hub relays from an event that changed counters: see hub/ingest.py and hub/quota.py."""
+    fields: dict = {"usage": {"zone": mark.zone, "day": mark.day, "entries": mark.entries, "exits": mark.exits}, "expires": expires}
+    if quota_slot is not None:
+        fields["quota"] = {"day": mark.day, "slot_start": quota_slot, "persons": persons}
+    return fields
 
 
 def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = 300.0, clock: GateClock | None = None) -> Validator:

@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gate.rules import ClockPolicy, Direction, GateRules, OfflinePolicy
 from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings
+from gate.sync.settings import SyncSettings
 from gate.turnstile.settings import TurnstileSettings
+from protocol.mqtt import BrokerConfig
 
 SCANNER_KINDS = {"camera": CameraSettings, "serial": SerialSettings, "hid": HidSettings}
 MODES = ("turnstile", "handheld")
@@ -207,6 +209,7 @@ class GateConfig:
     scanners: tuple[ScannerConfig, ...] = ()
     turnstile: TurnstileSettings | None = None
     scan_queue_size: int = 16
+    hub: SyncSettings | None = None
 
 
 def gate_rules(section: Section) -> GateRules:
@@ -246,13 +249,23 @@ def load_gate_config(path: Path) -> GateConfig:
         clock_jump_threshold_seconds=document.table("rules").number("clock_jump_threshold_seconds", 300, 1, 86400),
         mode=mode,
         scanners=_scanners(document),
-        turnstile=build_settings(document.table("turnstile"), TurnstileSettings) if mode == "turnstile" else None,
+        turnstile=_turnstile(document) if mode == "turnstile" else None,
         scan_queue_size=document.table("daemon").integer("scan_queue_size", 16, 1, 1024),
+        hub=hub_sync_settings(document.table("hub")) if document.has("hub") else None,
     )
     if mode == "handheld" and document.has("turnstile"):
         raise ConfigError(f"{path}: turnstile: a handheld validator has no turnstile; remove the [turnstile] table or set gate.mode = \"turnstile\"")
     document.finish()
     return config
+
+
+def _turnstile(document: Section) -> TurnstileSettings:
+    """[turnstile]; the sim's output path, like every path in the file, is relative to the file."""
+    settings = build_settings(document.table("turnstile"), TurnstileSettings)
+    sim = settings.sim
+    if sim is not None and sim.output_path and not Path(sim.output_path).is_absolute():
+        settings = dataclasses.replace(settings, sim=dataclasses.replace(sim, output_path=str(document.file.parent / sim.output_path)))
+    return settings
 
 
 def _scanners(document: Section) -> tuple[ScannerConfig, ...]:
@@ -270,3 +283,41 @@ def _scanners(document: Section) -> tuple[ScannerConfig, ...]:
         section.finish()
         scanners.append(ScannerConfig(settings, direction))
     return tuple(scanners)
+
+
+def broker_config(section: Section, default_port: int = 1883) -> BrokerConfig:
+    """A broker table: host, port, identity (password or client certificate), TLS files."""
+    password = section.optional_text("password")
+    if section.has("password_file"):
+        if password is not None:
+            raise ConfigError(f"{section._where('password_file')}: give password or password_file, not both")
+        path = section.path_value("password_file")
+        try:
+            password = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{section._where('password_file')}: cannot read {path}: {exc.strerror}") from None
+    files = {key: section.path_value(key) if section.has(key) else None for key in ("cafile", "certfile", "keyfile")}
+    if (files["certfile"] is None) != (files["keyfile"] is None):
+        raise ConfigError(f"{section._where('certfile')}: certfile and keyfile go together")
+    return BrokerConfig(
+        host=section.text("host", "127.0.0.1"),
+        port=section.integer("port", default_port, 1, 65535),
+        username=section.optional_text("username"),
+        password=password,
+        client_id=section.optional_text("client_id") or "",
+        session_expiry_s=section.integer("session_expiry_s", 7 * 86_400, 0, 2**32 - 1),
+        keepalive_s=section.integer("keepalive_s", 30, 5, 65535),
+        **files,
+    )
+
+
+def hub_sync_settings(hub: Section) -> SyncSettings:
+    """gate.toml's [hub]: the broker the site hub uses, and the hub's public key."""
+    return SyncSettings(
+        trust=hub.path_value("trust"),
+        broker=broker_config(hub),
+        heartbeat_seconds=hub.number("heartbeat_seconds", 10, 1, 3600),
+        batch_events=hub.integer("batch_events", 100, 1, 10_000),
+        window_events=hub.integer("window_events", 1000, 1, 100_000),
+        resend_after_seconds=hub.number("resend_after_seconds", 30, 1, 3600),
+    )

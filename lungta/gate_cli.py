@@ -137,8 +137,8 @@ def run_state(args: argparse.Namespace) -> int:
             "revocations": {"entries": len(revocations), "sequence": revocations.sequence},
             "events": store.counts(),
             "quota_leases": [
-                {"day": day, "slot_start": start, "slot_end": end, "granted": granted, "used": used, "lease_id": lease}
-                for day, start, end, granted, used, lease in store.quota_leases()
+                {"day": day, "slot_start": start, "slot_end": end, "granted": granted, "used": used, "lease_id": lease, "expires_ms": expires}
+                for day, start, end, granted, used, lease, expires in store.quota_leases()
             ],
             "clock": {"high_water": high_water, "wall": int(time.time()), "trusted": time.time() >= high_water - 300},
         })

@@ -20,6 +20,7 @@ from gate.display import LogDisplay, TerminalDisplay
 from gate.feedback import load_catalogue
 from gate.scanner.factory import open_scanner
 from gate.sdnotify import SystemdNotifier
+from gate.sync.client import HubSync
 from gate.turnstile.build import build_turnstile
 from gate.validator import open_validator
 from protocol.trust import load_trust_store
@@ -50,6 +51,12 @@ def run_gate(args: argparse.Namespace) -> int:
         notifier = SystemdNotifier()
         stack.callback(notifier.close)
         daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size)
+        if config.hub is not None:
+            sync = HubSync(config.hub, validator, validator.revocations, load_trust_store(config.hub.trust), daemon.on_hub_command, daemon.status)
+            sync.start()
+            stack.callback(sync.stop)
+        else:
+            log.warning("no [hub] in %s: this gate runs standalone (no revocations, used marks or quotas from a hub)", config.file)
         log.info("starting gate %s at site %s from %s (%d trusted key(s))", config.rules.gate_id, config.rules.site, config.file, len(trust))
         daemon.run(stop)
     return 0

@@ -19,6 +19,7 @@ import logging
 import queue
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,20 @@ class Connected:
 class MqttLink:
     """A persistent-session MQTT v5 client that hands everything to queues."""
 
-    def __init__(self, broker: BrokerConfig, subscriptions: list[str], inbound: queue.Queue, pubacks: queue.Queue, manual_ack: bool = True) -> None:
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        subscriptions: list[str],
+        inbound: queue.Queue,
+        pubacks: queue.Queue,
+        manual_ack: bool = True,
+        on_connected: Callable[["MqttLink"], None] | None = None,
+    ) -> None:
+        """``on_connected`` runs in paho's thread at each connect, before any message of
+        the new session is handed on: the place to publish a birth and to set the
+        Last Will of the *next* connection (``set_will``)."""
         self._broker = broker
+        self._on_connected = on_connected
         self._subscriptions = subscriptions
         self._inbound = inbound
         self._pubacks = pubacks
@@ -119,24 +132,30 @@ class MqttLink:
         """
         return self._client.publish(topic, payload, qos=1)
 
+    def set_will(self, topic: str, payload: bytes) -> None:
+        """The message the broker publishes if this client vanishes; sent with the next CONNECT."""
+        self._client.will_set(topic, payload, qos=1, retain=False)
+
     def ack(self, mid: int, qos: int) -> None:
         """PUBACK an inbound message once it is durably handled (thread-safe in paho)."""
         self._client.ack(mid, qos)
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
-            log.error("broker %s:%d refused the hub: %s", self._broker.host, self._broker.port, reason_code)
+            log.error("broker %s:%d refused the connection: %s", self._broker.host, self._broker.port, reason_code)
             return
         log.info("connected to broker %s:%d (session present: %s)", self._broker.host, self._broker.port, flags.session_present)
         if self._subscriptions:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
+        if self._on_connected is not None:
+            self._on_connected(self)
         self.connected.set()
         self._inbound.put(Connected(flags.session_present))
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list, properties: object) -> None:
         failed = [str(code) for code in reason_codes if code.is_failure]
         if failed:
-            log.error("broker refused the hub's subscription: %s; check the ACL", ", ".join(failed))
+            log.error("broker refused the subscription: %s; check the ACL", ", ".join(failed))
             return
         self.subscribed.set()
 

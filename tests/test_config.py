@@ -63,3 +63,46 @@ def test_each_mistake_is_one_line_naming_key_and_file(tmp_path, change, complain
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="gate.toml: cannot read"):
         load_gate_config(tmp_path / "gate.toml")
+
+
+HUB = """
+[hub]
+host = "hub.potala.lan"
+port = 8883
+trust = "keys/hub.pub"
+password_file = "secrets/broker-password"
+cafile = "tls/ca.pem"
+heartbeat_seconds = 5
+"""
+
+
+def test_the_hub_table_configures_the_broker_link(tmp_path):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "broker-password").write_text("s3cret\n")
+    config = load_gate_config(write(tmp_path, GOOD + HUB))
+    hub = config.hub
+    assert hub.trust == tmp_path / "keys/hub.pub" and hub.heartbeat_seconds == 5
+    assert (hub.broker.host, hub.broker.port, hub.broker.password, hub.broker.tls) == ("hub.potala.lan", 8883, "s3cret", True)
+    assert load_gate_config(write(tmp_path, GOOD)).hub is None
+
+
+@pytest.mark.parametrize(
+    "extra, complaint",
+    [
+        ('certfile = "tls/gate.pem"\n', "hub.certfile: certfile and keyfile go together"),
+        ('port = 0\n', "hub.port: 0 is outside 1..65535"),
+        ('hots = "x"\n', "hub.hots: unknown key"),
+    ],
+)
+def test_hub_table_mistakes_are_one_line(tmp_path, extra, complaint):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "broker-password").write_text("s3cret\n")
+    text = (GOOD + HUB).replace("port = 8883\n", "") + extra
+    with pytest.raises(ConfigError) as caught:
+        load_gate_config(write(tmp_path, text))
+    assert complaint in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_unreadable_password_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="hub.password_file: cannot read"):
+        load_gate_config(write(tmp_path, GOOD + HUB))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS quota_lease (
     day TEXT NOT NULL, slot_start INTEGER NOT NULL, slot_end INTEGER NOT NULL,
     granted INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0, lease_id INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
     PRIMARY KEY (day, slot_start)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -88,7 +89,8 @@ class GateStore:
         # ticket reads no SQL at all. Changed only after a successful COMMIT.
         self._used_ids: set[bytes] = {row[0] for row in connection.execute("SELECT DISTINCT ticket_id FROM usage")}
         self._leases: dict[tuple[str, int], list[int]] = {
-            (day, start): [end, granted, used] for day, start, end, granted, used in connection.execute("SELECT day, slot_start, slot_end, granted, used FROM quota_lease")
+            (day, start): [end, granted, used, expires]
+            for day, start, end, granted, used, expires in connection.execute("SELECT day, slot_start, slot_end, granted, used, expires_ms FROM quota_lease")
         }
 
     @classmethod
@@ -144,14 +146,19 @@ class GateStore:
             ).fetchone()
         return Usage(entries, exits, today, last_gate, last_at)
 
-    def quota_remaining(self, day: date, minute: int) -> int | None:
-        lease = self._lease_for(day.isoformat(), minute)
-        return None if lease is None else max(0, lease[1] - lease[2])
+    def quota_remaining(self, day: date, minute: int, now_ms: int) -> int | None:
+        """Persons the lease covering ``minute`` still allows; 0 once it expired; None = no quota."""
+        found = self._lease_for(day.isoformat(), minute)
+        if found is None:
+            return None
+        lease = found[1]
+        return max(0, lease[1] - lease[2]) if now_ms < lease[3] else 0
 
-    def _lease_for(self, day: str, minute: int) -> list[int] | None:
+    def _lease_for(self, day: str, minute: int) -> tuple[int, list[int]] | None:
+        """(slot_start, [slot_end, granted, used, expires_ms]) of the lease covering ``minute``."""
         for (lease_day, start), lease in self._leases.items():
             if lease_day == day and start <= minute < lease[0]:
-                return lease
+                return start, lease
         return None
 
     # -- writes: each is one durable transaction --------------------------------
@@ -168,41 +175,66 @@ class GateStore:
         self._after_commit.append(lambda: self._used_ids.add(ticket_id))
         return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at)
 
+    def apply_usage_marks(self, marks: Iterable[UsageMark], stream_seq: tuple[str, int] | None = None) -> int:
+        """Adopt other gates' counters as the hub relayed them, with the stream seq, in one commit.
+
+        A gate's counters are absolute, so a mark replaces the row of its
+        (ticket, zone, day, gate) unless that row is newer: applying a mark
+        twice, or late, cannot over-count. Returns how many rows changed.
+        """
+        changed = 0
+        with self.transaction() as db:
+            for mark in marks:
+                changed += db.execute(
+                    "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
+                    " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=excluded.entries, exits=excluded.exits, last_at=excluded.last_at"
+                    " WHERE excluded.last_at >= COALESCE(usage.last_at, 0)",
+                    (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at),
+                ).rowcount
+                self._after_commit.append(lambda ticket_id=mark.ticket_id: self._used_ids.add(ticket_id))
+            if stream_seq is not None:
+                self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
+        return changed
+
     def apply_usage_mark(self, mark: UsageMark) -> None:
-        """Adopt another gate's counters as the hub relayed them (latest wins: the stream is ordered)."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
-                " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=excluded.entries, exits=excluded.exits, last_at=excluded.last_at",
-                (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at),
-            )
-            self._after_commit.append(lambda: self._used_ids.add(mark.ticket_id))
+        self.apply_usage_marks([mark])
 
-    def use_quota(self, db: sqlite3.Connection, day: date, minute: int, persons: int) -> None:
-        """Count persons against the lease covering ``minute`` (negative to give places back)."""
-        lease = self._lease_for(day.isoformat(), minute)
-        if lease is None:
-            return
-        db.execute(
-            "UPDATE quota_lease SET used = used + ? WHERE day=? AND slot_start<=? AND ?<slot_end", (persons, day.isoformat(), minute, minute)
-        )
+    def use_quota(self, db: sqlite3.Connection, day: date, minute: int, persons: int) -> int | None:
+        """Count persons against the lease covering ``minute`` (negative to give places back).
+
+        Returns the slot start of the lease counted against, None when no lease covers the minute.
+        """
+        found = self._lease_for(day.isoformat(), minute)
+        if found is None:
+            return None
+        start, lease = found
+        db.execute("UPDATE quota_lease SET used = used + ? WHERE day=? AND slot_start=?", (persons, day.isoformat(), start))
         self._after_commit.append(lambda: lease.__setitem__(2, lease[2] + persons))
+        return start
 
-    def set_quota_lease(self, day: str, slot_start: int, slot_end: int, granted: int, lease_id: int) -> None:
-        """Install a lease from the hub; a lease never lowers what this gate already used."""
+    def set_quota_lease(self, day: str, slot_start: int, slot_end: int, granted: int, lease_id: int, expires_ms: int, stream_seq: tuple[str, int] | None = None) -> bool:
+        """Install a lease from the hub unless a newer one (higher lease_id) is in place.
+
+        ``used`` survives a new lease: ``granted`` is absolute, so a lease
+        below what was already admitted simply admits nobody more.
+        """
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO quota_lease(day, slot_start, slot_end, granted, used, lease_id) VALUES (?,?,?,?,0,?)"
-                " ON CONFLICT(day, slot_start) DO UPDATE SET slot_end=excluded.slot_end, granted=excluded.granted, lease_id=excluded.lease_id"
-                " WHERE excluded.lease_id > quota_lease.lease_id",
-                (day, slot_start, slot_end, granted, lease_id),
-            )
-            row = db.execute("SELECT slot_end, granted, used FROM quota_lease WHERE day=? AND slot_start=?", (day, slot_start)).fetchone()
+            changed = db.execute(
+                "INSERT INTO quota_lease(day, slot_start, slot_end, granted, used, lease_id, expires_ms) VALUES (?,?,?,?,0,?,?)"
+                " ON CONFLICT(day, slot_start) DO UPDATE SET slot_end=excluded.slot_end, granted=excluded.granted, lease_id=excluded.lease_id,"
+                " expires_ms=excluded.expires_ms WHERE excluded.lease_id > quota_lease.lease_id",
+                (day, slot_start, slot_end, granted, lease_id, expires_ms),
+            ).rowcount
+            row = db.execute("SELECT slot_end, granted, used, expires_ms FROM quota_lease WHERE day=? AND slot_start=?", (day, slot_start)).fetchone()
+            if stream_seq is not None:
+                self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
             self._after_commit.append(lambda: self._leases.__setitem__((day, slot_start), list(row)))
+        return changed > 0
 
-    def quota_leases(self) -> list[tuple[str, int, int, int, int, int]]:
+    def quota_leases(self) -> list[tuple[str, int, int, int, int, int, int]]:
+        """(day, slot_start, slot_end, granted, used, lease_id, expires_ms) of every lease held."""
         with self._lock:
-            return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id FROM quota_lease ORDER BY day, slot_start").fetchall()
+            return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id, expires_ms FROM quota_lease ORDER BY day, slot_start").fetchall()
 
     def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> OutboxEvent:
         """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning."""
@@ -228,13 +260,24 @@ class GateStore:
             ).fetchall()
         return [OutboxEvent(seq, eid, kind, at, tid, cbor2.loads(data)) for seq, eid, kind, at, tid, data in rows]
 
-    def acknowledge(self, up_to_seq: int) -> int:
+    def acknowledge(self, up_to_seq: int, stream_seq: tuple[str, int] | None = None) -> int:
         """Drop events the hub has stored; returns how many were pruned."""
         with self.transaction() as db:
             pruned = db.execute("DELETE FROM outbox WHERE seq<=?", (up_to_seq,)).rowcount
             if up_to_seq > self._meta(db, "acked_seq", 0):
                 self._set_meta(db, "acked_seq", up_to_seq)
+            if stream_seq is not None:
+                self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
         return pruned
+
+    def stream_seqs(self) -> dict[str, int]:
+        """The last applied seq of each hub stream kept here (all but revocations, kept with the set)."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'seq:%'").fetchall()
+        return {key[4:]: value for key, value in rows}
+
+    def set_stream_seq(self, stream: str, seq: int) -> None:
+        self.set_meta(f"seq:{stream}", seq)
 
     def backlog(self) -> int:
         with self._lock:

@@ -248,6 +248,8 @@ passage_delay_seconds = 0.01
     except TimeoutError:
         pass
     assert b"STOPPING=1" in messages
+    pulses = [json.loads(line) for line in (tmp_path / "turnstile.jsonl").read_text().splitlines()]  # relative to gate.toml
+    assert any(p["event"] == "relay" and p.get("on") is True for p in pulses)
     os.close(master)
     os.close(slave)
     listener.close()

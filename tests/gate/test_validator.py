@@ -90,7 +90,7 @@ def test_acknowledged_events_are_pruned_and_sequence_numbers_never_repeat(valida
 
 def test_quota_lease_is_consumed_and_returned_on_rollback(validator, mint):
     day = "2026-11-18"
-    validator.store.set_quota_lease(day, 0, 1440, granted=4, lease_id=1)
+    validator.store.set_quota_lease(day, 0, 1440, granted=4, lease_id=1, expires_ms=(NOW + 3600) * 1000)
     group = validator.scan(mint(persons=3))
     assert group.decision.granted
     assert validator.scan(mint(persons=2)).decision.reason is Reason.QUOTA_EXHAUSTED
@@ -99,9 +99,27 @@ def test_quota_lease_is_consumed_and_returned_on_rollback(validator, mint):
 
 
 def test_an_older_lease_never_replaces_a_newer_one(validator):
-    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=2)
-    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=50, lease_id=1)
+    assert validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=2, expires_ms=(NOW + 3600) * 1000)
+    assert not validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=50, lease_id=1, expires_ms=(NOW + 3600) * 1000)
     assert validator.store.quota_leases()[0][3] == 10
+
+
+def test_an_expired_lease_admits_nobody_until_the_hub_renews_it(validator, mint):
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=NOW * 1000)
+    assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=2, expires_ms=(NOW + 60) * 1000)
+    assert validator.scan(mint()).decision.granted
+
+
+def test_admission_and_rollback_events_carry_what_the_hub_relays(validator, mint):
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 3600) * 1000)
+    admitted = validator.scan(mint(persons=2))
+    validator.passage(admitted.admission, passed=0)
+    admission, rollback = validator.store.pending_events()
+    assert admission.data["usage"] == {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}
+    assert admission.data["quota"] == {"day": "2026-11-18", "slot_start": 0, "persons": 2}
+    assert rollback.data["usage"]["entries"] == 0 and rollback.data["quota"]["persons"] == -2
+    assert admission.data["expires"] == rollback.data["expires"] > NOW
 
 
 def test_admission_at_another_gate_learned_from_the_hub_makes_the_ticket_used(validator, mint):

@@ -1,0 +1,172 @@
+"""Signed hub messages in, gate state changed: revocations, used marks, acks, leases, commands.
+
+Every message is verified (hub key, site, stream) and checked against the
+last applied seq of its stream before anything changes. A message is
+applied and its seq recorded in the same durable step, so a power cut
+between the two cannot apply a delta twice or skip one. A gap in a site
+stream (revocations, used) means deltas were lost, typically because the
+broker dropped what it queued while the gate was away: the gate asks for a
+snapshot, keeps the deltas that arrive meanwhile, and applies those newer
+than the snapshot once it is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from protocol.messages import (
+    Command,
+    HubMessage,
+    MessageError,
+    SequenceTracker,
+    Snapshot,
+    SnapshotAssembler,
+    SnapshotRequest,
+    Verdict,
+    decode_ack,
+    decode_command,
+    decode_lease,
+    decode_revocations,
+    decode_snapshot_chunk,
+    decode_used,
+    open_message,
+)
+from protocol.topics import ACK, COMMAND, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic
+from protocol.trust import TrustStore
+
+from ..cache.revocations import RevocationSet, RevocationStoreError
+from ..cache.state import UsageMark
+from ..validator import Validator
+
+log = logging.getLogger(__name__)
+
+MAX_BUFFERED = 5000
+
+
+@dataclass
+class InboxCounters:
+    applied: int = 0
+    refused: int = 0
+    replays: int = 0
+    gaps: int = 0
+    snapshots: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the caller must do after a message: ask for a snapshot, run a command, note an ack."""
+
+    snapshot_request: SnapshotRequest | None = None
+    command: Command | None = None
+    acked_seq: int | None = None
+
+
+class HubInbox:
+    """Used by the sync worker thread only; the validator and the revocation set are thread-safe."""
+
+    def __init__(self, validator: Validator, revocations: RevocationSet, hub_trust: TrustStore, now: Callable[[], float]) -> None:
+        self.validator, self.revocations, self.hub_trust = validator, revocations, hub_trust
+        self.site, self.gate = validator.rules.site, validator.rules.gate_id
+        self.counters = InboxCounters()
+        self._now = now
+        self.tracker = SequenceTracker({**validator.store.stream_seqs(), REVOCATIONS: revocations.sequence})
+        self._assembler = SnapshotAssembler()
+        self._waiting: dict[str, list[HubMessage]] = {}
+
+    def handle(self, topic: str, payload: bytes) -> Outcome:
+        """Verify and apply one message; never raises for anything the network can send."""
+        try:
+            stream = stream_of_hub_topic(self.site, topic)
+            message = open_message(payload, self.hub_trust, int(self._now()), site=self.site, stream=stream)
+        except (MessageError, TopicError) as error:
+            return self._refuse(topic, getattr(error, "reason", "topic"), error)
+        verdict = self.tracker.check(stream, message.seq)
+        if verdict is Verdict.REPLAY:
+            self.counters.replays += 1
+            log.warning("refused hub message %s seq %d: replay (last applied %d)", stream, message.seq, self.tracker.last(stream))
+            return Outcome()
+        if verdict is Verdict.GAP:
+            return self._gap(message)
+        try:
+            return self._apply(message)
+        except (MessageError, RevocationStoreError) as error:
+            return self._refuse(topic, getattr(error, "reason", "malformed"), error)
+
+    def _refuse(self, topic: str, reason: str, error: Exception) -> Outcome:
+        self.counters.refused += 1
+        self.counters.by_reason[reason] = self.counters.by_reason.get(reason, 0) + 1
+        log.warning("refused hub message on %s: %s: %s", topic, reason, error)
+        return Outcome()
+
+    def _gap(self, message: HubMessage) -> Outcome:
+        waiting = self._waiting.setdefault(message.stream, [])
+        first = not waiting
+        if len(waiting) < MAX_BUFFERED:
+            waiting.append(message)
+        self.counters.gaps += first
+        if first:
+            log.warning("gap in %s: have seq %d, got %d; asking the hub for a snapshot", message.stream, self.tracker.last(message.stream), message.seq)
+        return Outcome(snapshot_request=SnapshotRequest(message.stream, self.tracker.last(message.stream)))
+
+    def waiting_for_snapshot(self, stream: str) -> bool:
+        return bool(self._waiting.get(stream))
+
+    def _apply(self, message: HubMessage) -> Outcome:
+        kind = message.stream.partition("/")[0]
+        outcome = Outcome()
+        store = self.validator.store
+        position = (message.stream, message.seq)
+        if kind == REVOCATIONS:
+            entries = decode_revocations(message.body)
+            self.revocations.apply_delta(message.seq, [(entry.ticket_id, entry.expires) for entry in entries])
+            log.info("applied revocations seq %d: %d ticket(s)", message.seq, len(entries))
+        elif kind == USED:
+            marks = self._foreign_marks(decode_used(message.body))
+            store.apply_usage_marks(marks, position)
+        elif kind == ACK:
+            acked = decode_ack(message.body)
+            store.acknowledge(acked, position)
+            self.validator.sync_clock(message.at_ms / 1000)  # acks are sent the moment the hub stores: live hub time
+            outcome = Outcome(acked_seq=acked)
+        elif kind == QUOTA:
+            lease = decode_lease(message.body)
+            if store.set_quota_lease(lease.day, lease.slot_start, lease.slot_end, lease.granted, lease.lease_id, lease.expires_ms, position):
+                log.info("quota lease %d for %s slot %d-%d: %d person(s) until %d", lease.lease_id, lease.day, lease.slot_start, lease.slot_end, lease.granted, lease.expires_ms)
+        elif kind == COMMAND:
+            command = decode_command(message.body)
+            store.set_stream_seq(message.stream, message.seq)
+            log.warning("hub command %s %s", command.name, command.args)
+            outcome = Outcome(command=command)
+        elif kind == SNAPSHOT:
+            chunk = decode_snapshot_chunk(message.body)
+            store.set_stream_seq(message.stream, message.seq)
+            snapshot = self._assembler.add(chunk)
+            if snapshot is not None:
+                self._install(snapshot)
+        self.tracker.advance(message.stream, message.seq)
+        self.counters.applied += 1
+        return outcome
+
+    def _foreign_marks(self, marks: list) -> list[UsageMark]:
+        """Other gates' marks only: this gate's own counters are authoritative here."""
+        return [UsageMark(m.ticket_id, m.zone, m.day, m.gate, m.entries, m.exits, m.at_ms // 1000) for m in marks if m.gate != self.gate]
+
+    def _install(self, snapshot: Snapshot) -> None:
+        if snapshot.of == REVOCATIONS:
+            self.revocations.replace_with_snapshot(snapshot.as_of, [(entry.ticket_id, entry.expires) for entry in snapshot.entries])
+        else:
+            self.validator.store.apply_usage_marks(self._foreign_marks(snapshot.entries), (USED, snapshot.as_of))
+        self.tracker.reset(snapshot.of, snapshot.as_of)
+        self.counters.snapshots += 1
+        log.info("installed %s snapshot as of seq %d: %d entries", snapshot.of, snapshot.as_of, len(snapshot.entries))
+        waiting = sorted(self._waiting.pop(snapshot.of, []), key=lambda message: message.seq)
+        for message in waiting:
+            if self.tracker.check(message.stream, message.seq) is Verdict.ACCEPT:
+                try:
+                    self._apply(message)
+                except (MessageError, RevocationStoreError) as error:
+                    self._refuse(message.stream, getattr(error, "reason", "malformed"), error)
+

@@ -1,0 +1,174 @@
+"""Real gates (validator + HubSync on real SQLite state) and the real hub over Mosquitto with the site ACL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from nacl.signing import SigningKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gate.clock import GateClock
+from gate.decision import Reason
+from gate.rules import GateRules
+from gate.sync.client import HubSync
+from gate.sync.settings import SyncSettings
+from gate.validator import Validator, open_validator
+from hub.sqlite_store import SqliteHubStore
+from protocol.messages import revocations_body, sign_message
+from protocol.mqtt import BrokerConfig
+from protocol.ticket import issue_ticket, read_ticket
+from protocol.topics import hub_topic
+from protocol.trust import TrustStore
+from tests.conftest import make_claims
+from tests.hub.conftest import TIMEOUT, start_hub, write_hub_config
+from tests.hub.test_sync import hub_command, revoke
+
+
+class Gate:
+    """One gate as `lungta gate run` builds it, minus scanners and turnstile."""
+
+    def __init__(self, tmp_path: Path, broker, name: str, ticket_trust: TrustStore, hub_trust: TrustStore) -> None:
+        self.validator: Validator = open_validator(tmp_path / name, GateRules(broker.site, gate_id=name), ticket_trust, clock=GateClock(0))
+        settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=0.2, resend_after_seconds=2)
+        self.commands: list = []
+        self.sync = HubSync(settings, self.validator, self.validator.revocations, hub_trust, self.commands.append)
+
+    def start(self) -> "Gate":
+        self.sync.start()
+        assert self.sync.link.subscribed.wait(TIMEOUT), "gate did not connect and subscribe"
+        return self
+
+    def stop(self) -> None:
+        self.sync.stop()
+
+    def wait(self, predicate, what: str) -> None:
+        assert self.sync.wait_for(lambda sync: predicate(self), TIMEOUT), what
+
+
+@pytest.fixture
+def gates(tmp_path, broker, hub_trust, trust):
+    made: list[Gate] = []
+
+    def make(name: str, start: bool = True) -> Gate:
+        gate = Gate(tmp_path / "gates", broker, name, trust, hub_trust)
+        made.append(gate)
+        return gate.start() if start else gate
+
+    yield make
+    for gate in made:
+        gate.stop()
+        gate.validator.close()
+
+
+def ticket(issuer_key: SigningKey, **claims) -> str:
+    now = int(time.time())
+    return issue_ticket(make_claims(not_before=now - 60, expires=now + 3600, **claims), issuer_key)
+
+
+def test_an_admission_at_one_gate_makes_the_ticket_used_at_the_others(hub, gates, issuer_key):
+    east, west = gates("g1"), gates("g2")
+    text = ticket(issuer_key)
+    assert east.validator.scan(text).decision.granted
+    ticket_id = read_ticket(text).claims.ticket_id
+    west.wait(lambda g: g.validator.store.usage(ticket_id, "main", time_day(g)).entries == 1, "the used mark reached the other gate")
+    refused = west.validator.scan(text).decision
+    assert refused.reason is Reason.ALREADY_USED and "g1" in refused.detail
+    east.wait(lambda g: g.validator.store.backlog() == 0, "the hub acknowledged the admission and the gate pruned it")
+
+
+def time_day(gate: Gate) -> date:
+    return datetime.fromtimestamp(time.time(), gate.validator.rules.timezone).date()
+
+
+def test_hub_revoke_reaches_the_gate_which_then_refuses_the_ticket(hub, hub_config_path, gates, issuer_key):
+    gate = gates("g1")
+    text = ticket(issuer_key)
+    revoke(hub_config_path, read_ticket(text).claims.ticket_id)
+    gate.wait(lambda g: g.validator.revocations.sequence == 1, "revocation applied")
+    assert gate.validator.scan(text).decision.reason is Reason.REVOKED
+
+
+def test_a_backlog_recorded_offline_is_uploaded_once_and_pruned(hub, gates, issuer_key):
+    gate = gates("g1", start=False)
+    for _ in range(120):  # more than one batch
+        gate.validator.scan(ticket(issuer_key))
+    assert not gate.validator.hub_online
+    gate.start()
+    gate.wait(lambda g: g.validator.store.backlog() == 0, "backlog drained")
+    assert gate.validator.hub_online
+    store = SqliteHubStore(hub.config.database)
+    try:
+        assert store.event_count() == 120 and store.contiguous_seq("g1") == 120
+    finally:
+        store.close()
+
+
+def test_forged_and_replayed_hub_messages_are_dropped_and_logged(hub, hub_config_path, gates, broker, caplog):
+    gate = gates("g1")
+    revoke(hub_config_path, b"\x01" * 12)
+    gate.wait(lambda g: g.validator.revocations.sequence == 1, "genuine revocation applied")
+    intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="intruder", protocol=mqtt.MQTTv5)
+    intruder.username_pw_set(broker.hub_user, broker.password(broker.hub_user))  # a stolen broker password
+    intruder.connect(broker.host, broker.port)
+    intruder.loop_start()
+    caplog.set_level(logging.WARNING, logger="gate.sync")
+    try:
+        forged = sign_message("revocations", 2, 0, revocations_body([]), SigningKey.generate(), site=broker.site)
+        intruder.publish(hub_topic(broker.site, "revocations"), forged, qos=1).wait_for_publish(TIMEOUT)
+        intruder.publish(hub_topic(broker.site, "revocations"), b"\x00garbage", qos=1).wait_for_publish(TIMEOUT)
+        gate.wait(lambda g: g.sync.inbox.counters.refused == 2, "both refused")
+    finally:
+        intruder.disconnect()
+        intruder.loop_stop()
+    assert gate.validator.revocations.sequence == 1
+    assert gate.sync.inbox.counters.by_reason == {"unknown_key": 1, "malformed": 1}
+    assert sum("refused hub message" in r.message for r in caplog.records) == 2
+
+
+def test_a_gate_that_missed_deltas_catches_up_from_a_snapshot(tmp_path, broker, hub_key, gates):
+    config_path = write_hub_config(tmp_path / "hub-chunks", broker, hub_key, snapshot_chunk=2)
+    running = start_hub(config_path)
+    try:
+        ids = [bytes([n]) * 12 for n in range(1, 6)]
+        for ticket_id in ids[:4]:
+            revoke(config_path, ticket_id)
+        assert running.service.wait_for(lambda stats: stats.outbox_published == 4, TIMEOUT)
+        gate = gates("g3")  # a new session: nothing was queued for it
+        revoke(config_path, ids[4])
+        gate.wait(lambda g: g.validator.revocations.sequence == 5 and g.sync.inbox.counters.snapshots == 1, "snapshot installed")
+        assert all(gate.validator.revocations.is_revoked(ticket_id) for ticket_id in ids)
+        assert gate.sync.inbox.counters.gaps == 1
+    finally:
+        running.stop()
+
+
+def test_the_hub_sees_birth_heartbeats_and_death(hub, hub_config_path, gates):
+    gate = gates("g2")
+    assert hub.service.wait_for(lambda stats: stats.reports >= 2, TIMEOUT)  # birth and a heartbeat
+    table = hub_command("gates", "--config", str(hub_config_path), "--json")
+    row = [r for r in map(json.loads, table.splitlines()) if r["gate"] == "g2"][0]
+    assert row["status"] == "online" and row["backlog"] == 0 and row["rev_lag"] == 0
+    gate.stop()
+    assert hub.service.wait_for(lambda stats: any(h.gate == "g2" and not h.online for h in _gates(hub)), TIMEOUT)
+
+
+def _gates(hub):
+    store = SqliteHubStore(hub.config.database)
+    try:
+        return store.gates()
+    finally:
+        store.close()
+
+
+def test_a_signed_hub_command_reaches_its_gate_only(hub, hub_config_path, gates):
+    g1, g2 = gates("g1"), gates("g2")
+    hub_command("command", "--config", str(hub_config_path), "g1", "emergency_open", "on=true")
+    g1.wait(lambda g: len(g.commands) == 1, "command delivered")
+    assert g1.commands[0].name == "emergency_open" and g1.commands[0].args == {"on": True}
+    assert g2.commands == []
