@@ -58,6 +58,7 @@ class DaemonCounters:
     grants: int = 0
     denials: int = 0
     rollbacks: int = 0
+    admissions_done: int = 0  # admissions the turnstile has finished: passed, or rolled back
 
 
 class GateDaemon:
@@ -113,7 +114,7 @@ class GateDaemon:
     def status(self) -> dict:
         """Scanner and relay state for heartbeats: 'ok', or what is wrong."""
         scanners = [scanner.health() for scanner, _ in self.scanners]
-        scanner = "ok" if all(h.ok for h in scanners) else "; ".join(f"{h.source}: {h.detail}" for h in scanners if not h.ok)
+        scanner = "ok" if all(h.ok for h in scanners) else "; ".join(h.detail for h in scanners if not h.ok)
         if self.turnstile is None:
             return {"scanner": scanner, "relay": "none"}
         state = self.turnstile.state()
@@ -162,8 +163,10 @@ class GateDaemon:
             if result.error:
                 log.error("turnstile fault during admission seq %d: %s", admission.event_seq, result.error)
             self.validator.passage(admission, result.passed)
-            if result.passed == 0:
-                self.counters.rollbacks += 1
+            with self.decided:
+                self.counters.rollbacks += result.passed == 0
+                self.counters.admissions_done += 1
+                self.decided.notify_all()
 
     def _shutdown(self, scanner_stop: threading.Event) -> None:
         self.notifier.stopping()

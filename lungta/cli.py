@@ -17,7 +17,7 @@ from gate.scanner.errors import ScannerError
 from gate.turnstile.errors import TurnstileError
 from protocol.errors import KeyFileError
 
-from . import __version__, gate_cli, scan_cli, ticket_cli
+from . import __version__, gate_cli, hub_cli, scan_cli, ticket_cli
 from .config import ConfigError
 from .errors import CommandError
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ticket_cli.add_commands(commands)
     gate_cli.add_commands(commands)
     scan_cli.add_commands(commands)
+    hub_cli.add_commands(commands)
     return parser
 
 

@@ -268,6 +268,11 @@ def _turnstile(document: Section) -> TurnstileSettings:
     return settings
 
 
+def _is_relative_file(source: str | int) -> bool:
+    """A camera source naming a file or folder relative to gate.toml (not a device index, path or URL)."""
+    return isinstance(source, str) and "://" not in source and not source.isdigit() and not Path(source).is_absolute()
+
+
 def _scanners(document: Section) -> tuple[ScannerConfig, ...]:
     """The [[scanner]] array: each table has ``kind``, ``direction`` and that kind's settings."""
     document._read.add("scanner")
@@ -280,6 +285,8 @@ def _scanners(document: Section) -> tuple[ScannerConfig, ...]:
         kind = section.choice("kind", "camera", SCANNER_KINDS)
         direction = Direction(section.choice("direction", "entry", [Direction.ENTRY.value, Direction.EXIT.value]))
         settings = build_settings(section, SCANNER_KINDS[kind])
+        if isinstance(settings, CameraSettings) and _is_relative_file(settings.source):
+            settings = dataclasses.replace(settings, source=str(document.file.parent / settings.source))
         section.finish()
         scanners.append(ScannerConfig(settings, direction))
     return tuple(scanners)

@@ -12,11 +12,12 @@ import logging
 import signal
 import sys
 import threading
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from gate.daemon import GateDaemon
-from gate.display import LogDisplay, TerminalDisplay
+from gate.display import Display, LogDisplay, TerminalDisplay
 from gate.feedback import load_catalogue
 from gate.scanner.factory import open_scanner
 from gate.sdnotify import SystemdNotifier
@@ -25,7 +26,7 @@ from gate.turnstile.build import build_turnstile
 from gate.validator import open_validator
 from protocol.trust import load_trust_store
 
-from .config import load_gate_config
+from .config import GateConfig, load_gate_config
 
 log = logging.getLogger("lungta.gate")
 
@@ -41,16 +42,31 @@ def run_gate(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    notifier = SystemdNotifier()
+    try:
+        with assembled_gate(config, notifier=notifier) as (daemon, _):
+            daemon.run(stop)
+    finally:
+        notifier.close()
+    return 0
+
+
+@contextmanager
+def assembled_gate(config: GateConfig, display: Display | None = None, notifier: SystemdNotifier | None = None) -> Iterator[tuple[GateDaemon, HubSync | None]]:
+    """Every part of one gate built from its config, the hub link started; all closed on exit.
+
+    The caller runs ``daemon.run(stop)``; the demo uses this too, with its own display.
+    """
     with ExitStack() as stack:
         trust = load_trust_store(config.trust)
         validator = open_validator(config.state_dir, config.rules, trust, config.clock_jump_threshold_seconds)
         stack.callback(validator.close)
         scanners = [(open_scanner(s.settings), s.direction) for s in config.scanners]
         turnstile = build_turnstile(config.turnstile) if config.turnstile is not None else None
-        display = TerminalDisplay(sys.stdout) if config.mode == "handheld" else LogDisplay()
-        notifier = SystemdNotifier()
-        stack.callback(notifier.close)
+        if display is None:
+            display = TerminalDisplay(sys.stdout) if config.mode == "handheld" else LogDisplay()
         daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size)
+        sync = None
         if config.hub is not None:
             sync = HubSync(config.hub, validator, validator.revocations, load_trust_store(config.hub.trust), daemon.on_hub_command, daemon.status)
             sync.start()
@@ -58,5 +74,4 @@ def run_gate(args: argparse.Namespace) -> int:
         else:
             log.warning("no [hub] in %s: this gate runs standalone (no revocations, used marks or quotas from a hub)", config.file)
         log.info("starting gate %s at site %s from %s (%d trusted key(s))", config.rules.gate_id, config.rules.site, config.file, len(trust))
-        daemon.run(stop)
-    return 0
+        yield daemon, sync

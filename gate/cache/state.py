@@ -146,6 +146,10 @@ class GateStore:
             ).fetchone()
         return Usage(entries, exits, today, last_gate, last_at)
 
+    def has_usage(self, ticket_id: bytes) -> bool:
+        """Whether any gate's admission or exit of this ticket is known here."""
+        return ticket_id in self._used_ids
+
     def quota_remaining(self, day: date, minute: int, now_ms: int) -> int | None:
         """Persons the lease covering ``minute`` still allows; 0 once it expired; None = no quota."""
         found = self._lease_for(day.isoformat(), minute)
