@@ -93,18 +93,20 @@ def _upload(gates: list[SimGate], per_gate: int, changed: threading.Condition, w
     backlog = {gate.gate: [gate.make_events(min(BATCH, per_gate - start)) for start in range(0, per_gate, BATCH)] for gate in gates}
     sent = {gate.gate: 0 for gate in gates}
     start = time.perf_counter()
-    with changed:
-        while True:
-            for gate in gates:
-                batches = backlog[gate.gate]
-                while batches and sent[gate.gate] - gate.view.acked_seq < window:
-                    batch = batches.pop(0)
-                    gate.publish_events(batch)
-                    sent[gate.gate] += len(batch)
-            if all(gate.view.acked_seq >= per_gate for gate in gates):
-                return time.perf_counter() - start
-            if not changed.wait(120):
-                raise TimeoutError(f"no ack progress for 120 s: {sum(g.view.acked_seq for g in gates)} acked")
+    acked = lambda: sum(gate.view.acked_seq for gate in gates)  # noqa: E731
+    while True:
+        before = acked()
+        for gate in gates:  # publish without holding ``changed``: paho calls on_publish under its own lock
+            batches = backlog[gate.gate]
+            while batches and sent[gate.gate] - gate.view.acked_seq < window:
+                batch = batches.pop(0)
+                gate.publish_events(batch)
+                sent[gate.gate] += len(batch)
+        if all(gate.view.acked_seq >= per_gate for gate in gates):
+            return time.perf_counter() - start
+        with changed:
+            if not changed.wait_for(lambda: acked() != before, 120):
+                raise TimeoutError(f"no ack progress for 120 s: {acked()} acked")
 
 
 def bench_drain(root: Path, key: SigningKey, trust: TrustStore, gate_count: int, per_gate: int, synchronous: str, prequeued: bool) -> float:

@@ -10,7 +10,9 @@ both facts stay in the outbox as events.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -82,6 +84,7 @@ class Validator:
     def __init__(self, rules: GateRules, trust: TrustStore, store: GateStore, revocations: RevocationLookup, clock: GateClock) -> None:
         self.rules, self.trust, self.store, self.revocations, self.clock = rules, trust, store, revocations, clock
         self.hub_online = False
+        self.on_recorded: list[Callable[[], None]] = []  # called after each durable event, e.g. to wake the hub upload
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -121,7 +124,12 @@ class Validator:
                 admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, direction, claims.expires)
             self.store.raise_high_water(db, int(self.clock.high_water))
         log.info("decision %s %s ticket=%s persons=%d seq=%d", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq)
+        self._recorded()
         return ScanResult(decision, event, admission, mark)
+
+    def _recorded(self) -> None:
+        for listener in self.on_recorded:
+            listener()
 
     def passage(self, admission: Admission, passed: int) -> UsageMark | None:
         """Report how many passed; nobody passing undoes the admission. Returns the new usage mark on rollback."""
@@ -130,11 +138,18 @@ class Validator:
             data = {"gate": self.rules.gate_id, "admission_seq": admission.event_seq, "passed": passed, "expected": admission.persons, "zone": admission.zone, "day": admission.day}
             if passed > 0:
                 self.store.append_event(db, "passage", now * 1000, admission.ticket_id, data)
-                return None
-            slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
-            mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, now)
-            data.update(_sync_fields(mark, admission.expires, slot, -admission.persons))
-            self.store.append_event(db, "rollback", now * 1000, admission.ticket_id, data)
+                mark = None
+            else:
+                mark = self._roll_back(db, admission, now, data)
+        self._recorded()
+        return mark
+
+    def _roll_back(self, db: sqlite3.Connection, admission: Admission, now: int, data: dict) -> UsageMark:
+        """Give the entry back to the ticket and the places back to the quota, as one more event."""
+        slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
+        mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, now)
+        data.update(_sync_fields(mark, admission.expires, slot, -admission.persons))
+        self.store.append_event(db, "rollback", now * 1000, admission.ticket_id, data)
         log.info("rollback ticket=%s: nobody passed (admission seq %d)", admission.ticket_id.hex(), admission.event_seq)
         return mark
 

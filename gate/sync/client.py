@@ -40,6 +40,7 @@ from .uploader import Uploader
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+WAKE = object()
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 
 
@@ -72,6 +73,7 @@ class HubSync:
         self.inbox = HubInbox(validator, revocations, hub_trust, clock)
         self.uploader = Uploader(int(validator.store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
         self._inbound: queue.Queue = queue.Queue()
+        validator.on_recorded.append(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
         self._next_bdseq = int(validator.store.get_meta("bdseq", 0)) + 1
         self._bdseq = self._next_bdseq
         broker = replace(settings.broker, client_id=settings.broker.client_id or gate_client_id(self.site, self.gate), username=settings.broker.username or self.gate)
