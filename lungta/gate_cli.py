@@ -136,6 +136,7 @@ def run_state(args: argparse.Namespace) -> int:
             "state_dir": str(args.state),
             "revocations": {"entries": len(revocations), "sequence": revocations.sequence},
             "events": store.counts(),
+            "hub_streams": store.stream_seqs(),
             "quota_leases": [
                 {"day": day, "slot_start": start, "slot_end": end, "granted": granted, "used": used, "lease_id": lease, "expires_ms": expires}
                 for day, start, end, granted, used, lease, expires in store.quota_leases()

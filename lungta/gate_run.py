@@ -74,4 +74,5 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
         else:
             log.warning("no [hub] in %s: this gate runs standalone (no revocations, used marks or quotas from a hub)", config.file)
         log.info("starting gate %s at site %s from %s (%d trusted key(s))", config.rules.gate_id, config.rules.site, config.file, len(trust))
+        log.info("policies: single-entry tickets while the hub is unreachable: %s; untrusted clock: %s", config.rules.offline_policy.value, config.rules.clock_policy.value)
         yield daemon, sync

@@ -109,7 +109,7 @@ def test_a_backlog_recorded_offline_is_uploaded_once_and_pruned(hub, gates, issu
         store.close()
 
 
-def test_forged_and_replayed_hub_messages_are_dropped_and_logged(hub, hub_config_path, gates, broker, caplog):
+def test_forged_and_replayed_hub_messages_are_dropped_and_logged(hub, hub_config_path, gates, broker, caplog, issuer_key):
     gate = gates("g1")
     revoke(hub_config_path, b"\x01" * 12)
     gate.wait(lambda g: g.validator.revocations.sequence == 1, "genuine revocation applied")
@@ -122,13 +122,19 @@ def test_forged_and_replayed_hub_messages_are_dropped_and_logged(hub, hub_config
         forged = sign_message("revocations", 2, 0, revocations_body([]), SigningKey.generate(), site=broker.site)
         intruder.publish(hub_topic(broker.site, "revocations"), forged, qos=1).wait_for_publish(TIMEOUT)
         intruder.publish(hub_topic(broker.site, "revocations"), b"\x00garbage", qos=1).wait_for_publish(TIMEOUT)
-        gate.wait(lambda g: g.sync.inbox.counters.refused == 2, "both refused")
+        replayed = sign_message("revocations", 1, 0, revocations_body([]), hub.service.publisher._key, site=broker.site)
+        intruder.publish(hub_topic(broker.site, "revocations"), replayed, qos=1).wait_for_publish(TIMEOUT)
+        other_site = sign_message("revocations", 2, 0, revocations_body([]), hub.service.publisher._key, site="jiuzhaigou")
+        intruder.publish(hub_topic(broker.site, "revocations"), other_site, qos=1).wait_for_publish(TIMEOUT)
+        gate.wait(lambda g: g.sync.inbox.counters.refused == 3 and g.sync.inbox.counters.replays == 1, "all refused")
     finally:
         intruder.disconnect()
         intruder.loop_stop()
     assert gate.validator.revocations.sequence == 1
-    assert gate.sync.inbox.counters.by_reason == {"unknown_key": 1, "malformed": 1}
-    assert sum("refused hub message" in r.message for r in caplog.records) == 2
+    assert gate.sync.inbox.counters.by_reason == {"unknown_key": 1, "malformed": 1, "wrong_stream": 1}
+    assert sum("refused hub message" in r.message for r in caplog.records) == 4
+    text = ticket(issuer_key)
+    assert gate.validator.scan(text).decision.granted  # and the gate keeps working
 
 
 def test_a_gate_that_missed_deltas_catches_up_from_a_snapshot(tmp_path, broker, hub_key, gates):
