@@ -158,15 +158,14 @@ class HubSync:
         self.link.publish(gate_topic(self.site, self.gate, REQUEST), encode_snapshot_request(request))
 
     def _upload(self) -> None:
-        window = self.uploader.next_batch(self._monotonic())
-        if window is None:
-            return
-        events = self.validator.store.pending_events(*window)
-        if not events:
-            return
-        payload = encode_events([GateEvent(e.event_id, self.gate, e.seq, e.kind, e.at_ms, e.ticket_id, e.data) for e in events])
-        self.link.publish(gate_topic(self.site, self.gate, EVENTS), payload)
-        self.uploader.published(events[-1].seq, self._monotonic())
+        """Publish outbox batches until the window is full or nothing is left."""
+        while (window := self.uploader.next_batch(self._monotonic())) is not None:
+            events = self.validator.store.pending_events(*window)
+            if not events:
+                return
+            payload = encode_events([GateEvent(e.event_id, self.gate, e.seq, e.kind, e.at_ms, e.ticket_id, e.data) for e in events])
+            self.link.publish(gate_topic(self.site, self.gate, EVENTS), payload)
+            self.uploader.published(events[-1].seq, self._monotonic())
 
     def _heartbeat(self) -> None:
         now = self._monotonic()

@@ -1,0 +1,92 @@
+"""HubInbox on real gate state, fed signed messages directly (the broker path is in tests/hub)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from nacl.signing import SigningKey
+
+from gate.clock import GateClock
+from gate.rules import GateRules
+from gate.sync.inbox import HubInbox
+from gate.validator import open_validator
+from protocol.messages import QuotaLease, RevocationEntry, UsedMark, lease_body, revocations_body, sign_message, snapshot_bodies, used_body
+from protocol.topics import hub_topic
+from protocol.trust import TrustedKey, TrustStore
+from tests.conftest import NOW, SITE
+
+HUB = SigningKey.generate()
+
+
+@pytest.fixture
+def inbox(tmp_path, trust):
+    validator = open_validator(tmp_path / "state", GateRules(SITE, gate_id="g1"), trust, clock=GateClock(NOW, wall=lambda: NOW))
+    box = HubInbox(validator, validator.revocations, TrustStore([TrustedKey("hub", HUB.verify_key)]), lambda: NOW)
+    yield box
+    validator.close()
+
+
+def send(inbox: HubInbox, stream: str, seq: int, body: object, key: SigningKey = HUB, site: str = SITE):
+    return inbox.handle(hub_topic(SITE, stream), sign_message(stream, seq, NOW * 1000, body, key, site=site))
+
+
+def revocation(n: int) -> list:
+    return revocations_body([RevocationEntry(bytes([n]) * 12, NOW + 3600)])
+
+
+def test_deltas_apply_in_order_and_replays_change_nothing(inbox):
+    send(inbox, "revocations", 1, revocation(1))
+    send(inbox, "revocations", 1, revocation(9))
+    assert inbox.revocations.is_revoked(b"\x01" * 12) and not inbox.revocations.is_revoked(b"\x09" * 12)
+    assert inbox.counters.replays == 1
+
+
+def test_a_gap_asks_for_a_snapshot_and_the_deltas_after_it_are_applied_once_it_is_in(inbox):
+    send(inbox, "revocations", 1, revocation(1))
+    outcome = send(inbox, "revocations", 4, revocation(4))
+    assert outcome.snapshot_request.stream == "revocations" and outcome.snapshot_request.from_seq == 1
+    send(inbox, "revocations", 5, revocation(5))
+    items = revocations_body([RevocationEntry(bytes([n]) * 12, NOW + 3600) for n in (1, 2, 3)])
+    for seq, body in enumerate(snapshot_bodies("revocations", 3, items, 2, os.urandom(16)), 1):
+        send(inbox, "snapshot/g1", seq, body)
+    assert inbox.revocations.sequence == 5
+    assert all(inbox.revocations.is_revoked(bytes([n]) * 12) for n in (1, 2, 3, 4, 5))
+
+
+def test_a_snapshot_that_does_not_match_its_hash_is_refused(inbox):
+    items = revocations_body([RevocationEntry(b"\x02" * 12, NOW + 3600)])
+    (body,) = snapshot_bodies("revocations", 3, items, 10, os.urandom(16))
+    send(inbox, "snapshot/g1", 1, {**body, "sha256": bytes(32)})
+    assert inbox.counters.by_reason == {"snapshot_mismatch": 1} and inbox.revocations.sequence == 0
+
+
+def test_used_marks_of_other_gates_count_and_the_gates_own_are_ignored(inbox):
+    marks = [UsedMark(b"a" * 12, "g2", "main", "2026-11-18", 1, 0, NOW * 1000), UsedMark(b"b" * 12, "g1", "main", "2026-11-18", 1, 0, NOW * 1000)]
+    send(inbox, "used", 1, used_body(marks))
+    store = inbox.validator.store
+    assert store.has_usage(b"a" * 12) and not store.has_usage(b"b" * 12)
+    assert store.stream_seqs() == {"used": 1}
+
+
+def test_a_lease_is_installed_and_its_seq_survives_a_restart(inbox, tmp_path, trust):
+    send(inbox, "quota/g1", 3, lease_body(QuotaLease("2026-11-18", 600, 720, 40, 1, (NOW + 60) * 1000)))
+    assert inbox.validator.store.quota_leases()[0][3] == 40
+    again = HubInbox(inbox.validator, inbox.revocations, inbox.hub_trust, lambda: NOW)
+    assert again.tracker.last("quota/g1") == 3
+
+
+@pytest.mark.parametrize(
+    "topic_stream, key, site, reason",
+    [("revocations", SigningKey.generate(), SITE, "unknown_key"), ("used", HUB, SITE, "wrong_stream"), ("revocations", HUB, "jiuzhaigou", "wrong_stream")],
+)
+def test_messages_the_hub_did_not_sign_for_this_stream_are_refused(inbox, topic_stream, key, site, reason):
+    payload = sign_message("revocations", 1, NOW * 1000, revocation(1), key, site=site)
+    inbox.handle(hub_topic(SITE, topic_stream), payload)
+    assert inbox.counters.by_reason == {reason: 1} and inbox.revocations.sequence == 0
+
+
+def test_a_message_for_another_gate_or_garbage_is_refused(inbox):
+    inbox.handle("lungta/potala/gate/g1/events", b"x")
+    inbox.handle(hub_topic(SITE, "revocations"), b"\xff\x00")
+    assert inbox.counters.refused == 2 and inbox.counters.applied == 0
