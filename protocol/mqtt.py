@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -75,6 +76,17 @@ class Connected:
     """Marker put on ``inbound`` at every successful (re)connect."""
 
     session_present: bool
+
+
+def _no_delay(client: mqtt.Client) -> None:
+    """Small messages go out at once: with Nagle on, an ack followed by a used mark waits ~40 ms
+    for the broker's delayed ACK, which more than doubles the double-entry window."""
+    sock = client.socket()
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as error:
+            log.debug("TCP_NODELAY not set: %s", error)
 
 
 class MqttLink:
@@ -145,6 +157,7 @@ class MqttLink:
             log.error("broker %s:%d refused the connection: %s", self._broker.host, self._broker.port, reason_code)
             return
         log.info("connected to broker %s:%d (session present: %s)", self._broker.host, self._broker.port, flags.session_present)
+        _no_delay(client)
         if self._subscriptions:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
         if self._on_connected is not None:
