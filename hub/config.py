@@ -13,6 +13,9 @@ config file, so a site directory can be moved as a whole.
     snapshot_chunk = 2000
     revocation_days = 400         # default lifetime of a revocation without --expires
     used_retention_days = 3       # how long a used mark without a ticket expiry is kept
+    timezone = "Asia/Shanghai"    # the site's; quota slots are local times, as at the gates
+    quota_lease_s = 120           # how long a quota lease lets a cut-off gate admit (docs/quotas.md)
+    quota_skew_s = 30             # margin for a gate's heartbeat clock against its lease clock
 
     [broker]
     host = "127.0.0.1"
@@ -30,8 +33,9 @@ config file, so a site directory can be moved as a whole.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocol.mqtt import BrokerConfig
 from protocol.topics import TopicError, check_name
@@ -52,9 +56,16 @@ class HubConfig:
     snapshot_chunk: int = 2000
     revocation_days: int = 400
     used_retention_days: int = 3
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+    quota_lease_s: int = 120
+    quota_skew_s: int = 30
 
 
-_HUB_KEYS = {"site", "key", "database", "synchronous", "heartbeat_interval_s", "snapshot_chunk", "revocation_days", "used_retention_days"}
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+_HUB_KEYS = {
+    "site", "key", "database", "synchronous", "heartbeat_interval_s", "snapshot_chunk", "revocation_days", "used_retention_days",
+    "timezone", "quota_lease_s", "quota_skew_s",
+}
 _BROKER_KEYS = {"host", "port", "username", "password", "password_file", "client_id", "session_expiry_s", "keepalive_s", "cafile", "certfile", "keyfile"}
 
 
@@ -94,6 +105,14 @@ class _Reader:
             self.fail(f"{section}.{key}", f"expected an integer in {low}..{high}, got {value!r}")
             return default
         return value
+
+    def zone(self, table: dict, section: str, key: str, default: str) -> ZoneInfo:
+        name = self.text(table, section, key, default) or default
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(f"{section}.{key}", f"unknown time zone {name!r} (e.g. Asia/Shanghai)")
+            return ZoneInfo(default)
 
     def file(self, table: dict, section: str, key: str, required: bool = False) -> Path | None:
         value = self.text(table, section, key, required=required)
@@ -158,6 +177,9 @@ def load_config(path: Path) -> HubConfig:
         snapshot_chunk=read.integer(hub, "hub", "snapshot_chunk", 2000, 1, 50_000),
         revocation_days=read.integer(hub, "hub", "revocation_days", 400, 1, 36_500),
         used_retention_days=read.integer(hub, "hub", "used_retention_days", 3, 1, 3650),
+        timezone=read.zone(hub, "hub", "timezone", DEFAULT_TIMEZONE),
+        quota_lease_s=read.integer(hub, "hub", "quota_lease_s", 120, 1, 86_400),
+        quota_skew_s=read.integer(hub, "hub", "quota_skew_s", 30, 0, 3600),
     )
     if read.errors:
         raise ConfigError("\n".join(read.errors))

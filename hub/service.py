@@ -10,6 +10,12 @@ commit does it PUBACK the batch's MQTT messages, publish the signed acks
 marks. Snapshot requests are answered after that. Between batches it
 publishes outbox rows other processes recorded (``lungta hub revoke``),
 noticed through SQLite's data_version.
+
+Quotas: the batch's transaction also counts the persons of new quota events
+and keeps the slot reports of heartbeats; between batches the worker runs
+``hub.quota.allocate`` for the slots that changed (and for every open slot
+on a timer), records the leases with their outbox rows in one transaction,
+and only then publishes them, like every other outbox row.
 """
 
 from __future__ import annotations
@@ -20,21 +26,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from nacl.signing import SigningKey
 
 from protocol.keys import load_signing_key
-from protocol.messages import GateEvent, MessageError, SnapshotRequest, ack_body, decode_events, decode_health, decode_snapshot_request, revocations_body, snapshot_bodies, used_mark_map
+from protocol.messages import GateEvent, HealthReport, MessageError, SnapshotRequest, ack_body, decode_events, decode_health, decode_snapshot_request, revocations_body, snapshot_bodies, used_mark_map
 from protocol.mqtt import Connected, Inbound, MqttLink
-from protocol.topics import EVENTS, REQUEST, REVOCATIONS, TopicError, ack_stream, hub_subscription, parse_gate_topic, snapshot_stream
+from protocol.topics import EVENTS, HEARTBEAT, REQUEST, REVOCATIONS, TopicError, ack_stream, hub_subscription, parse_gate_topic, snapshot_stream
 
 from .config import HubConfig
-from .health import apply_report
+from .health import apply_report, status
 from .ingest import used_marks_for
 from .publisher import Publisher
+from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_uses, slot_reports, slot_window_ms
 from .sqlite_store import SqliteHubStore
-from .store import HubStore
+from .store import HubStore, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ USED_CHUNK = 500
 OUTBOX_PAGE = 1000
 POLL_S = 0.05
 SNAPSHOT_COOLDOWN_S = 2.0
+QUOTA_MIN_PASS_S = 0.05  # slots changed by a stream of batches are reallocated at most this often
 
 
 @dataclass
@@ -59,6 +68,8 @@ class HubStats:
     reports: int = 0
     snapshots_sent: int = 0
     outbox_published: int = 0
+    leases_sent: int = 0
+    quota_passes: int = 0
     acked: dict[str, int] = field(default_factory=dict)
 
 
@@ -76,13 +87,20 @@ class HubService:
         self._outbox_dirty = True
         self._published_ids: list[int] = []
         self._last_snapshot: dict[tuple[str, str], float] = {}
+        self._quota_policy = QuotaPolicy(config.quota_lease_s * 1000, config.quota_skew_s * 1000)
+        self._quota_tick_ms = min(1000, max(50, self._quota_policy.lease_ms // 6))
+        self._quota_dirty: set[tuple[str, int]] = set()
+        self._quota_all = True  # at start: every gate must hold a lease of every slot
+        self._quota_next_tick = 0
+        self._quota_last_pass = -QUOTA_MIN_PASS_S
 
     @classmethod
-    def from_config(cls, config: HubConfig) -> "HubService":
+    def from_config(cls, config: HubConfig, clock: Callable[[], float] = time.time) -> "HubService":
+        """``clock`` is the hub time (Unix s) of leases and health; tests pass one they can move."""
         inbound: queue.Queue = queue.Queue()
         link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue())
         store = SqliteHubStore(config.database, config.synchronous)
-        return cls(config, store, link, load_signing_key(config.key), inbound)
+        return cls(config, store, link, load_signing_key(config.key), inbound, clock)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -126,9 +144,11 @@ class HubService:
         if self._published_ids and self.inbound.empty():
             self._flush_published()
         if self.store.changed_elsewhere():
-            self._outbox_dirty = True
+            self._outbox_dirty = self._quota_all = True  # e.g. ``lungta hub quota set``
         if self._outbox_dirty and self.link.connected.is_set():
             self._publish_outbox()
+        if self.link.connected.is_set():
+            self._run_quotas()
 
     def _flush_published(self) -> None:
         self._published_ids.extend(self.publisher.collect_published())
@@ -177,6 +197,10 @@ class HubService:
             stored = self.store.store_events(events, now_ms)
             marks = used_marks_for(stored.new_events)
             rows = self.store.add_used_marks(marks, now_ms, USED_CHUNK) if marks else []
+            uses = quota_uses(stored.new_events)
+            if uses:
+                self.store.add_quota_uses(uses)
+                self._quota_dirty.update((use.day, use.slot_start) for use in uses)
             born = []
             for gate, report in reports:
                 health = apply_report(self.store.gate_health(gate), gate, report, now_ms)
@@ -184,6 +208,7 @@ class HubService:
                     log.info("ignored stale %s of gate %s (bdseq %s)", report.kind, gate, report.bdseq)
                     continue
                 self.store.save_health(health, report, now_ms)
+                self._note_quota_report(gate, report)
                 if report.kind == "birth":
                     born.append(gate)
             acks = dict(stored.contiguous)
@@ -213,6 +238,54 @@ class HubService:
             self.progress.notify_all()
         self._published_ids = []
 
+    # ---- quotas ----
+
+    def _note_quota_report(self, gate: str, report: HealthReport) -> None:
+        """Keep a heartbeat's slot reports; a birth or death changes who is online, so every slot is looked at."""
+        if report.kind != HEARTBEAT:
+            self._quota_all = True
+            return
+        reports = slot_reports(gate, report)
+        if reports:
+            self.store.save_quota_reports(gate, reports)
+            self._quota_dirty.update((item.day, item.slot_start) for item in reports)
+
+    def _run_quotas(self) -> None:
+        """Reallocate the slots that changed, and every open slot once per tick; record, then publish."""
+        now_ms = self._now_ms()
+        tick = now_ms >= self._quota_next_tick
+        if not (tick or self._quota_all or self._quota_dirty) or time.monotonic() - self._quota_last_pass < QUOTA_MIN_PASS_S:
+            return
+        self._quota_last_pass = time.monotonic()
+        if tick:
+            self._quota_next_tick = now_ms + self._quota_tick_ms
+        everything, dirty = self._quota_all, self._quota_dirty
+        self._quota_all, self._quota_dirty = False, set()
+        rows = self._allocate(now_ms, lambda quota: everything or quota.key in dirty, tick)
+        if rows:
+            log.debug("sending %d quota lease(s) on %s", len(rows), ", ".join(sorted({row.stream for row in rows})))
+        self.publisher.publish_rows(rows)
+        with self.progress:
+            self.stats.leases_sent += len(rows)
+            self.stats.quota_passes += 1
+            self.progress.notify_all()
+
+    def _allocate(self, now_ms: int, wanted: Callable[[Quota], bool], tick: bool) -> list[OutboxRow]:
+        """Leases for the wanted slots (and, on a tick, every open one), recorded in one transaction."""
+        policy, zone = self._quota_policy, self.config.timezone
+        yesterday = (datetime.fromtimestamp(now_ms / 1000, zone) - timedelta(days=1)).date().isoformat()
+        rows: list[OutboxRow] = []
+        with self.store.transaction():
+            online: dict[str, bool] | None = None
+            for quota in self.store.quotas(first_day=yesterday):
+                opens_ms, closes_ms = window = slot_window_ms(quota, zone)
+                if closes_ms <= now_ms or not (wanted(quota) or (tick and opens_ms - policy.lease_ms <= now_ms)):
+                    continue
+                online = online_gates(self.store, now_ms, self.config.heartbeat_interval_s) if online is None else online
+                gates = gate_slots(self.store, quota, online, now_ms - policy.lease_ms)
+                rows += self.store.add_leases(quota, allocate(quota, window, gates, now_ms, policy), now_ms)
+        return rows
+
     def _answer(self, gate: str, request: SnapshotRequest, now_ms: int) -> int:
         """Send ``gate`` a chunked snapshot of the requested stream; 1 if sent, 0 if cooling down."""
         key = (gate, request.stream)
@@ -232,3 +305,21 @@ class HubService:
             self.publisher.publish(stream, first + offset, now_ms, body)
         log.info("sent gate %s a %s snapshot as of seq %d (%d entries, %d chunks; it had %d)", gate, request.stream, as_of, len(items), len(bodies), request.from_seq)
         return 1
+
+
+def online_gates(store: HubStore, now_ms: int, heartbeat_interval_s: int) -> dict[str, bool]:
+    """Every known gate, and whether it is connected and heard from lately.
+
+    A gate whose connection is up but silent for three heartbeats is treated
+    as cut off: renewing its lease would only lock places away.
+    """
+    stale_ms = 3 * heartbeat_interval_s * 1000
+    return {health.gate: status(health, now_ms, stale_ms) == "online" for health in store.gates()}
+
+
+def gate_slots(store: HubStore, quota: Quota, online: dict[str, bool], recent_since_ms: int) -> list[GateSlot]:
+    """The slot's ledger for every gate known or holding a lease in it, with ``online`` filled in."""
+    ledger = {slot.gate: slot for slot in store.quota_ledger(quota.day, quota.slot_start, recent_since_ms)}
+    for gate in online.keys() - ledger.keys():
+        ledger[gate] = GateSlot(gate)
+    return [replace(slot, online=online.get(gate, False)) for gate, slot in sorted(ledger.items())]

@@ -13,14 +13,30 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from protocol.cbor import decode_exactly, encode
-from protocol.messages import Command, GateEvent, HealthReport, RevocationEntry, UsedMark, command_body, decode_used_mark, revocations_body, used_body, used_mark_map
-from protocol.topics import REVOCATIONS, USED, command_stream
+from protocol.messages import (
+    Command,
+    GateEvent,
+    HealthReport,
+    QuotaLease,
+    RevocationEntry,
+    UsedMark,
+    command_body,
+    decode_used_mark,
+    lease_body,
+    revocations_body,
+    used_body,
+    used_mark_map,
+)
+from protocol.topics import REVOCATIONS, USED, command_stream, quota_stream
 
+from .quota import GateReport, GateSlot, LeaseGrant, Quota, QuotaUse, SentLease, SlotReport
 from .store import GateHealth, OutboxRow, StoredBatch
 
 log = logging.getLogger(__name__)
@@ -48,7 +64,28 @@ CREATE TABLE IF NOT EXISTS gates (
 );
 CREATE TABLE IF NOT EXISTS gate_history (id INTEGER PRIMARY KEY, gate TEXT NOT NULL, kind TEXT NOT NULL, received_ms INTEGER NOT NULL, fields BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS gate_history_by_gate ON gate_history (gate, id);
+CREATE TABLE IF NOT EXISTS quotas (
+    day TEXT NOT NULL, slot_start INTEGER NOT NULL, slot_end INTEGER NOT NULL, cap INTEGER NOT NULL, set_ms INTEGER NOT NULL,
+    PRIMARY KEY (day, slot_start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quota_leases (
+    day TEXT NOT NULL, slot_start INTEGER NOT NULL, gate TEXT NOT NULL, lease_id INTEGER NOT NULL,
+    granted INTEGER NOT NULL, expires_ms INTEGER NOT NULL, issued_ms INTEGER NOT NULL,
+    PRIMARY KEY (day, slot_start, gate, lease_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quota_gates (
+    day TEXT NOT NULL, slot_start INTEGER NOT NULL, gate TEXT NOT NULL, admitted INTEGER NOT NULL DEFAULT 0,
+    report_at INTEGER, report_lease INTEGER, report_used INTEGER,
+    PRIMARY KEY (day, slot_start, gate)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quota_recent (
+    day TEXT NOT NULL, slot_start INTEGER NOT NULL, gate TEXT NOT NULL, bucket INTEGER NOT NULL, persons INTEGER NOT NULL,
+    PRIMARY KEY (day, slot_start, gate, bucket)
+) WITHOUT ROWID;
 """
+
+SYNCHRONOUS = ("full", "normal", "off")
+RECENT_BUCKET_MS = 10_000  # granularity of a gate's recent demand (hub.quota.GateSlot.recent)
 
 SYNCHRONOUS = ("full", "normal", "off")
 
@@ -169,13 +206,13 @@ class SqliteHubStore:
         row = self._db.execute("SELECT last_seq FROM stream_seq WHERE stream = ?", (stream,)).fetchone()
         return row[0] if row else 0
 
+    def _insert_row(self, stream: str, seq: int, at_ms: int, body: object) -> OutboxRow:
+        cursor = self._db.execute("INSERT INTO outbox (stream, seq, at_ms, body) VALUES (?, ?, ?, ?)", (stream, seq, at_ms, encode(body)))
+        return OutboxRow(cursor.lastrowid, stream, seq, at_ms, body)
+
     def _append(self, stream: str, bodies: Sequence[object], at_ms: int) -> list[OutboxRow]:
         first = self._reserve(stream, len(bodies))
-        rows = []
-        for offset, body in enumerate(bodies):
-            cursor = self._db.execute("INSERT INTO outbox (stream, seq, at_ms, body) VALUES (?, ?, ?, ?)", (stream, first + offset, at_ms, encode(body)))
-            rows.append(OutboxRow(cursor.lastrowid, stream, first + offset, at_ms, body))
-        return rows
+        return [self._insert_row(stream, first + offset, at_ms, body) for offset, body in enumerate(bodies)]
 
     def add_revocations(self, entries: Sequence[RevocationEntry], reason: str | None, at_ms: int, chunk: int) -> list[OutboxRow]:
         with self.transaction():
@@ -248,3 +285,79 @@ class SqliteHubStore:
     def history(self, gate: str, limit: int) -> list[tuple[int, str, dict]]:
         rows = self._db.execute("SELECT received_ms, kind, fields FROM gate_history WHERE gate = ? ORDER BY id DESC LIMIT ?", (gate, limit))
         return [(received, kind, _cbor(fields)) for received, kind, fields in rows]
+
+    # ---- quotas ----
+
+    def set_quota(self, quota: Quota, at_ms: int) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO quotas VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, slot_start) DO UPDATE SET slot_end = excluded.slot_end, cap = excluded.cap, set_ms = excluded.set_ms",
+                (quota.day, quota.slot_start, quota.slot_end, quota.cap, at_ms),
+            )
+
+    def quotas(self, first_day: str | None = None, last_day: str | None = None) -> list[Quota]:
+        rows = self._db.execute(
+            "SELECT day, slot_start, slot_end, cap FROM quotas WHERE day >= ? AND day <= ? ORDER BY day, slot_start", (first_day or "", last_day or "9999-12-31")
+        )
+        return [Quota(*row) for row in rows]
+
+    def add_quota_uses(self, uses: Sequence[QuotaUse]) -> None:
+        totals: Counter[tuple[str, int, str]] = Counter()
+        buckets: Counter[tuple[str, int, str, int]] = Counter()
+        for use in uses:
+            totals[use.day, use.slot_start, use.gate] += use.persons
+            buckets[use.day, use.slot_start, use.gate, use.at_ms // RECENT_BUCKET_MS] += use.persons
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO quota_gates (day, slot_start, gate, admitted) VALUES (?, ?, ?, ?) ON CONFLICT (day, slot_start, gate) DO UPDATE SET admitted = admitted + excluded.admitted",
+                [(*key, persons) for key, persons in totals.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO quota_recent VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, slot_start, gate, bucket) DO UPDATE SET persons = persons + excluded.persons",
+                [(*key, persons) for key, persons in buckets.items()],
+            )
+
+    def save_quota_reports(self, gate: str, reports: Sequence[SlotReport]) -> None:
+        with self.transaction():
+            for item in reports:
+                key = (item.day, item.slot_start, gate)
+                report = item.report
+                self._db.execute(
+                    "INSERT INTO quota_gates (day, slot_start, gate, report_at, report_lease, report_used) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (day, slot_start, gate) DO UPDATE SET report_at = excluded.report_at, report_lease = excluded.report_lease, report_used = excluded.report_used"
+                    " WHERE report_at IS NULL OR excluded.report_at > report_at",
+                    (*key, report.at_ms, report.lease_id, report.used),
+                )
+                self._db.execute(
+                    "DELETE FROM quota_leases WHERE day = ? AND slot_start = ? AND gate = ?"
+                    " AND lease_id < (SELECT report_lease FROM quota_gates WHERE day = ? AND slot_start = ? AND gate = ?)",
+                    key + key,
+                )
+
+    def quota_ledger(self, day: str, slot_start: int, recent_since_ms: int) -> list[GateSlot]:
+        with self.transaction():  # one read snapshot
+            slot = (day, slot_start)
+            leases: dict[str, list[SentLease]] = {}
+            for gate, *lease in self._db.execute(
+                "SELECT gate, lease_id, granted, expires_ms, issued_ms FROM quota_leases WHERE day = ? AND slot_start = ? ORDER BY gate, lease_id", slot
+            ):
+                leases.setdefault(gate, []).append(SentLease(*lease))
+            recent = dict(self._db.execute(
+                "SELECT gate, sum(persons) FROM quota_recent WHERE day = ? AND slot_start = ? AND bucket >= ? GROUP BY gate", (*slot, recent_since_ms // RECENT_BUCKET_MS)
+            ))
+            known = self._db.execute("SELECT gate, admitted, report_at, report_lease, report_used FROM quota_gates WHERE day = ? AND slot_start = ?", slot).fetchall()
+        gates = {gate: GateSlot(gate, admitted=admitted, report=None if at is None else GateReport(at, lease_id, used)) for gate, admitted, at, lease_id, used in known}
+        for gate in leases.keys() - gates.keys():
+            gates[gate] = GateSlot(gate)
+        return [replace(gates[gate], leases=tuple(leases.get(gate, ())), recent=recent.get(gate, 0)) for gate in sorted(gates)]
+
+    def add_leases(self, quota: Quota, grants: Sequence[LeaseGrant], at_ms: int) -> list[OutboxRow]:
+        rows = []
+        with self.transaction():
+            for grant in grants:
+                stream = quota_stream(grant.gate)
+                lease_id = self._reserve(stream, 1)
+                lease = QuotaLease(quota.day, quota.slot_start, quota.slot_end, grant.granted, lease_id, grant.expires_ms)
+                self._db.execute("INSERT INTO quota_leases VALUES (?, ?, ?, ?, ?, ?, ?)", (quota.day, quota.slot_start, grant.gate, lease_id, grant.granted, grant.expires_ms, at_ms))
+                rows.append(self._insert_row(stream, lease_id, at_ms, lease_body(lease)))
+        return rows

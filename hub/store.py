@@ -1,7 +1,7 @@
 """What the hub keeps, behind a small interface a PostgreSQL store can also implement.
 
-One ``HubStore`` groups three concerns (events, the outbox of hub-to-gate
-messages, gate health); ``transaction()`` makes a set of calls atomic, which
+One ``HubStore`` groups four concerns (events, the outbox of hub-to-gate
+messages, gate health, time-slot quotas); ``transaction()`` makes a set of calls atomic, which
 is how an admission and the used mark it causes are committed together: a
 crash can lose neither one without the other. All methods are called from one
 thread (the hub's worker); a store is not shared between threads.
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from protocol.messages import Command, GateEvent, HealthReport, RevocationEntry, UsedMark
+
+from .quota import GateSlot, LeaseGrant, Quota, QuotaUse, SlotReport
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,29 @@ class HealthStore(Protocol):
         """Latest (received_ms, kind, fields) reports of ``gate``, newest first."""
 
 
-class HubStore(EventStore, OutboxStore, HealthStore, Protocol):
+class QuotaStore(Protocol):
+    """Caps, the leases sent for them, and what gates said they used: the inputs of ``hub.quota.allocate``."""
+
+    def set_quota(self, quota: Quota, at_ms: int) -> None:
+        """Create the slot or change its cap."""
+
+    def quotas(self, first_day: str | None = None, last_day: str | None = None) -> list[Quota]:
+        """Slots of days in ``first_day..last_day`` (inclusive, either open), by day and start."""
+
+    def add_quota_uses(self, uses: Sequence[QuotaUse]) -> None:
+        """Count the persons of NEW events only (the caller passes ``StoredBatch.new_events``'s), so a resent event counts once."""
+
+    def save_quota_reports(self, gate: str, reports: Sequence[SlotReport]) -> None:
+        """Keep each slot's newest report and drop the leases it shows the gate replaced (``hub.quota.record_report``)."""
+
+    def quota_ledger(self, day: str, slot_start: int, recent_since_ms: int) -> list[GateSlot]:
+        """Every gate with a lease, use or report in the slot; ``online`` is left False for the caller to fill."""
+
+    def add_leases(self, quota: Quota, grants: Sequence[LeaseGrant], at_ms: int) -> list[OutboxRow]:
+        """Record each lease and its outbox row on quota/<gate>; the lease_id is the row's stream seq."""
+
+
+class HubStore(EventStore, OutboxStore, HealthStore, QuotaStore, Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """Everything inside commits together durably, or not at all."""
 

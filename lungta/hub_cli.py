@@ -1,9 +1,11 @@
-"""``lungta hub run|revoke|gates|command``: the operator's side of a site hub.
+"""``lungta hub run|revoke|gates|command|quota``: the operator's side of a site hub.
 
-``revoke`` and ``command`` only write the hub database (the next seq of the
-stream, atomically); the running hub notices the commit within ~50 ms and
-signs and publishes it. So they work while the broker or the hub is down,
-need no signing key, and there is one writer of every stream's sequence.
+``revoke``, ``command`` and ``quota set`` only write the hub database (a
+revocation or command as the next seq of its stream, atomically; a cap as
+it is); the running hub notices the commit within ~50 ms and signs and
+publishes it (for a cap: the leases it decides on). So they work while the
+broker or the hub is down, need no signing key, and there is one writer of
+every stream's sequence.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hub.config import ConfigError, HubConfig, load_config
 from hub.health import gate_row, render_table
-from hub.service import HubService
+from hub.quota import Quota, QuotaError, check_cap, overlapping, parse_day, parse_slot, slot_row
+from hub.quota import gate_row as lease_row
+from hub.service import HubService, gate_slots, online_gates
 from hub.sqlite_store import SqliteHubStore
 from protocol.messages import Command, RevocationEntry
 from protocol.topics import REVOCATIONS, USED, TopicError, check_name
@@ -56,6 +62,34 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command.add_argument("name", metavar="NAME", help="command name, e.g. emergency_open")
     command.add_argument("args", nargs="*", metavar="KEY=VALUE", help="arguments; VALUE is read as JSON when it parses (true, 3, \"x\"), else as text")
     command.set_defaults(run=run_command)
+
+    add_quota_commands(hub)
+
+
+def add_quota_commands(hub: argparse._SubParsersAction) -> None:
+    quota = hub.add_parser("quota", help="cap how many persons enter in a time slot", description="Time-slot caps, shared out to gates as leases (docs/quotas.md).")
+    actions = quota.add_subparsers(dest="quota_command", required=True, metavar="ACTION")
+
+    qset = actions.add_parser("set", help="set (or change) the cap of a slot", description="Record the cap; the running hub leases it out to every gate of the site.")
+    qset.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    qset.add_argument("--site", required=True, metavar="SITE", help="the site of hub.toml (said again, so a cap is not set on the wrong hub)")
+    qset.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the day, in the site's time zone")
+    qset.add_argument("--slot", required=True, metavar="HH:MM-HH:MM", help="the slot, local time; 24:00 for midnight at the end")
+    qset.add_argument("--cap", required=True, metavar="N", help="persons who may enter in the slot, all gates together")
+    qset.set_defaults(run=run_quota_set)
+
+    qlist = actions.add_parser("list", help="every slot with its cap, admitted and allocated figures", description="One row per slot: cap, persons admitted, places out at gates.")
+    qlist.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    qlist.add_argument("--date", metavar="YYYY-MM-DD", help="only this day")
+    qlist.add_argument("--json", action="store_true", help="one JSON object per slot instead of a table")
+    qlist.set_defaults(run=run_quota_list)
+
+    qshow = actions.add_parser("show", help="one slot, gate by gate", description="Per gate: newest lease (granted, expiry), places held, persons used, online.")
+    qshow.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    qshow.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    qshow.add_argument("--slot", required=True, metavar="HH:MM-HH:MM")
+    qshow.add_argument("--json", action="store_true", help="one JSON object per gate instead of a table")
+    qshow.set_defaults(run=run_quota_show)
 
 
 def _config(path: Path) -> HubConfig:
@@ -115,11 +149,7 @@ def run_gates(args: argparse.Namespace) -> None:
         rows = [gate_row(health, now_ms, 3 * config.heartbeat_interval_s * 1000, revocation_seq, used_seq) for health in store.gates()]
     finally:
         store.close()
-    if args.json:
-        for row in rows:
-            emit(row)
-    else:
-        sys.stdout.write(render_table(rows) + "\n")
+    _emit_rows(rows, args.json, "no gate has reported yet")
 
 
 def _argument(text: str) -> tuple[str, object]:
@@ -145,3 +175,79 @@ def run_command(args: argparse.Namespace) -> None:
     finally:
         store.close()
     emit({"gate": args.gate, "stream": row.stream, "seq": row.seq, "command": command.name, "args": command.args})
+
+
+@contextmanager
+def _quota_input() -> Iterator[None]:
+    """What the operator typed for a quota, wrong: one line, as every CommandError."""
+    try:
+        yield
+    except QuotaError as error:
+        raise CommandError(str(error)) from None
+
+
+def _cap(text: str) -> int:
+    try:
+        cap = int(text)
+    except ValueError:
+        raise QuotaError(f"cap {text!r} is not a whole number of persons") from None
+    return check_cap(cap)
+
+
+def _emit_rows(rows: list[dict[str, object]], as_json: bool, empty: str) -> None:
+    """A table for people (``empty`` when there is no row), or one JSON object per row."""
+    if as_json:
+        for row in rows:
+            emit(row)
+    else:
+        sys.stdout.write((render_table(rows) if rows else empty) + "\n")
+
+
+def run_quota_set(args: argparse.Namespace) -> None:
+    config = _config(args.config)
+    if args.site != config.site:
+        raise CommandError(f"--site {args.site!r} is not the site of {args.config} ({config.site!r})")
+    with _quota_input():
+        quota = Quota(parse_day(args.date), *parse_slot(args.slot), _cap(args.cap))
+    store = _store(config)
+    try:
+        with store.transaction():
+            clash = overlapping(quota, store.quotas(quota.day, quota.day))
+            if clash is not None:
+                raise CommandError(f"slot {quota.slot} overlaps slot {clash.slot} of {quota.day}; a gate counts an admission against one slot only")
+            store.set_quota(quota, int(time.time() * 1000))
+            row = slot_row(quota, store.quota_ledger(quota.day, quota.slot_start, 0), config.quota_skew_s * 1000)
+    finally:
+        store.close()
+    if quota.cap < max(row["admitted"], row["allocated"]):  # type: ignore[type-var]
+        sys.stderr.write(f"lungta: warning: cap {quota.cap} is below what is already admitted ({row['admitted']}) or out at gates ({row['allocated']}): no gate gets more places until the figures are under it\n")
+    emit({"site": config.site, **row})
+
+
+def run_quota_list(args: argparse.Namespace) -> None:
+    config = _config(args.config)
+    with _quota_input():
+        day = parse_day(args.date) if args.date else None
+    store = _store(config)
+    try:
+        rows = [slot_row(quota, store.quota_ledger(quota.day, quota.slot_start, 0), config.quota_skew_s * 1000) for quota in store.quotas(day, day)]
+    finally:
+        store.close()
+    _emit_rows(rows, args.json, "no quota is set" + (f" for {day}" if day else ""))
+
+
+def run_quota_show(args: argparse.Namespace) -> None:
+    config = _config(args.config)
+    with _quota_input():
+        day, (start, end) = parse_day(args.date), parse_slot(args.slot)
+    store = _store(config)
+    try:
+        now_ms = int(time.time() * 1000)
+        quota = next((quota for quota in store.quotas(day, day) if (quota.slot_start, quota.slot_end) == (start, end)), None)
+        if quota is None:
+            raise CommandError(f"no quota is set for {day} {args.slot} (see: lungta hub quota list --config {args.config})")
+        online = online_gates(store, now_ms, config.heartbeat_interval_s)
+        rows = [lease_row(gate, now_ms, config.quota_skew_s * 1000) for gate in gate_slots(store, quota, online, 0)]
+    finally:
+        store.close()
+    _emit_rows(rows, args.json, "no gate has reported yet")

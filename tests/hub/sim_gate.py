@@ -3,7 +3,9 @@
 It connects the way a real gate must (fixed client id, MQTT v5 persistent
 session, Last Will carrying its bdseq, birth on every connect), verifies
 every hub message with ``open_message`` and a ``SequenceTracker``, and
-records what it accepted and refused so a test can wait on it.
+records what it accepted and refused so a test can wait on it. Quota leases
+are kept as a gate keeps them (the highest lease_id per slot); the gate's
+admission rule itself is left to the test.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -24,11 +27,13 @@ from protocol.messages import (
     GateEvent,
     HubMessage,
     MessageError,
+    QuotaLease,
     SequenceTracker,
     SnapshotAssembler,
     SnapshotRequest,
     Verdict,
     decode_ack,
+    decode_lease,
     decode_revocations,
     decode_snapshot_chunk,
     decode_used,
@@ -37,8 +42,22 @@ from protocol.messages import (
     encode_snapshot_request,
     open_message,
 )
-from protocol.topics import ACK, REVOCATIONS, SNAPSHOT, USED, gate_client_id, gate_subscriptions, gate_topic, stream_of_hub_topic
+from protocol.topics import ACK, QUOTA, REVOCATIONS, SNAPSHOT, USED, gate_client_id, gate_subscriptions, gate_topic, stream_of_hub_topic
 from protocol.trust import TrustStore
+
+
+@contextmanager
+def hub_impostor(host: str, port: int, user: str, password: str) -> Iterator[mqtt.Client]:
+    """A client with the hub's stolen broker password: the ACL lets it publish on hub topics, but it has no hub key."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="stolen-hub-password", protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, password)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 @dataclass
@@ -56,6 +75,8 @@ class GateView:
     snapshots: list = field(default_factory=list)
     receipts: list[tuple[str, int, int, float]] = field(default_factory=list)
     pubacks: dict[int, ReasonCode] = field(default_factory=dict)
+    leases: dict[tuple[str, int], QuotaLease] = field(default_factory=dict)
+    quota_used: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class SimGate:
@@ -134,6 +155,22 @@ class SimGate:
     def heartbeat(self, **fields: object) -> mqtt.MQTTMessageInfo:
         return self.client.publish(gate_topic(self.site, self.gate, "heartbeat"), encode_health({"bdseq": self.bdseq, "at": int(time.time() * 1000), **fields}), qos=1)
 
+    def quota_events(self, day: str, slot_start: int, persons: list[int]) -> list[GateEvent]:
+        """Admissions (persons > 0) and rollbacks (< 0) counted against the slot's lease, as a gate reports them."""
+        events = []
+        for count in persons:
+            kind = "admission" if count > 0 else "rollback"
+            events += self.make_events(1, kind=kind, data={"quota": {"day": day, "slot_start": slot_start, "persons": count}})
+            with self.changed:
+                self.view.quota_used[(day, slot_start)] = self.view.quota_used.get((day, slot_start), 0) + count
+        return events
+
+    def quota_heartbeat(self, at_ms: int | None = None) -> mqtt.MQTTMessageInfo:
+        """A heartbeat listing every lease held as [day, slot_start, slot_end, granted, used, lease_id, expires_ms]."""
+        with self.changed:
+            rows = [[day, start, lease.slot_end, lease.granted, self.view.quota_used.get((day, start), 0), lease.lease_id, lease.expires_ms] for (day, start), lease in self.view.leases.items()]
+        return self.heartbeat(quota=rows, **({} if at_ms is None else {"at": at_ms}))
+
     def request_snapshot(self, stream: str) -> mqtt.MQTTMessageInfo:
         request = SnapshotRequest(stream, self.tracker.last(stream))
         return self.client.publish(gate_topic(self.site, self.gate, "request"), encode_snapshot_request(request), qos=1)
@@ -202,6 +239,11 @@ class SimGate:
             view.used.extend(decode_used(message.body))
         elif kind == ACK:
             view.acked_seq = max(view.acked_seq, decode_ack(message.body))
+        elif kind == QUOTA:
+            lease = decode_lease(message.body)
+            held = view.leases.get((lease.day, lease.slot_start))
+            if held is None or lease.lease_id > held.lease_id:
+                view.leases[(lease.day, lease.slot_start)] = lease
         elif kind == SNAPSHOT:
             snapshot = self._assembler.add(decode_snapshot_chunk(message.body))
             if snapshot is not None:

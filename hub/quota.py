@@ -1,0 +1,398 @@
+"""Time-slot quotas: how the hub shares a slot's cap among gates so that it holds even when they are cut off.
+
+Pure: no I/O and no clock of its own. The hub's worker hands ``allocate`` what
+the store knows of one slot and the hub time; it answers with the leases to
+send. docs/quotas.md explains the algorithm; the guarantee rests on ``held``.
+
+The gate's rule (gate/cache/state.py) makes a bound possible: it admits
+only while ``used + persons <= granted`` and its lease clock is before
+``expires_ms``, keeps the lease with the highest ``lease_id``, and its lease
+clock does not go back (by more than the skew margin). So after a heartbeat
+"at ``at`` I held lease ``k`` and had used ``U``", the gate's eventual total
+is at most ``max(U, granted of the leases >= k expiring after at)``. The hub
+sends a lease only while these bounds sum to at most the cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from protocol.messages import GateEvent, HealthReport
+
+log = logging.getLogger(__name__)
+
+MINUTES_PER_DAY = 1440
+MAX_CAP = 2**31
+
+
+class QuotaError(ValueError):
+    """A day, slot or cap the operator gave cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The cap of one slot of one day (local time of the site), in persons."""
+
+    day: str
+    slot_start: int
+    slot_end: int
+    cap: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.day, self.slot_start)
+
+    @property
+    def slot(self) -> str:
+        return format_slot(self.slot_start, self.slot_end)
+
+
+@dataclass(frozen=True)
+class SentLease:
+    """A lease the hub recorded for a gate (it may still be queued at the broker)."""
+
+    lease_id: int
+    granted: int
+    expires_ms: int
+    issued_ms: int
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """What a heartbeat says of one slot: at gate time ``at_ms`` the gate held ``lease_id`` and had used ``used``."""
+
+    at_ms: int
+    lease_id: int
+    used: int
+
+
+@dataclass(frozen=True)
+class SlotReport:
+    day: str
+    slot_start: int
+    report: GateReport
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """Persons an admission (positive) or rollback (negative) counted against a gate's lease."""
+
+    gate: str
+    day: str
+    slot_start: int
+    at_ms: int
+    persons: int
+
+
+@dataclass(frozen=True)
+class GateSlot:
+    """The hub's knowledge of one gate in one slot.
+
+    ``admitted`` is the net persons of the gate's quota events the hub has
+    stored; ``recent`` the persons of those dated within the last rate window
+    (the gate's demand); ``report`` the newest heartbeat about the slot.
+    """
+
+    gate: str
+    online: bool = False
+    leases: tuple[SentLease, ...] = ()
+    admitted: int = 0
+    recent: int = 0
+    report: GateReport | None = None
+
+
+@dataclass(frozen=True)
+class QuotaPolicy:
+    """``lease_ms``: how long a lease lets a cut-off gate go on; ``skew_ms``: margin on gate clocks."""
+
+    lease_ms: int
+    skew_ms: int
+
+    @property
+    def renew_ms(self) -> int:
+        """A lease older than this is renewed, so an online gate never runs on an expiring one."""
+        return self.lease_ms // 3
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """A lease to record and send; the store gives it its ``lease_id`` (the seq of quota/<gate>)."""
+
+    gate: str
+    granted: int
+    expires_ms: int
+
+
+# ---- operator input -----------------------------------------------------------------
+
+
+def parse_day(text: str) -> str:
+    """``text`` if it is a real day written YYYY-MM-DD (the form gates put in their events)."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is None or day.isoformat() != text:
+        raise QuotaError(f"date {text!r} is not a day as YYYY-MM-DD")
+    return text
+
+
+def _minute(text: str, slot: str) -> int:
+    hours, sep, minutes = text.partition(":")
+    if not (sep and len(hours) == 2 and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()) or int(minutes) > 59:
+        raise QuotaError(f"slot {slot!r} is not HH:MM-HH:MM")
+    return int(hours) * 60 + int(minutes)
+
+
+def parse_slot(text: str) -> tuple[int, int]:
+    """Minutes of the day (start, end) of ``HH:MM-HH:MM``; ``24:00`` ends a slot at midnight."""
+    start_text, sep, end_text = text.partition("-")
+    if not sep:
+        raise QuotaError(f"slot {text!r} is not HH:MM-HH:MM")
+    start, end = _minute(start_text, text), _minute(end_text, text)
+    if start >= MINUTES_PER_DAY or end > MINUTES_PER_DAY:
+        raise QuotaError(f"slot {text!r}: times run from 00:00 to 24:00")
+    if end <= start:
+        raise QuotaError(f"slot {text!r} must end after it starts")
+    return start, end
+
+
+def format_slot(start: int, end: int) -> str:
+    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+def check_cap(cap: int) -> int:
+    if not 0 <= cap <= MAX_CAP:
+        raise QuotaError(f"cap {cap} must be a number of persons in 0..{MAX_CAP}")
+    return cap
+
+
+def overlapping(quota: Quota, existing: Iterable[Quota]) -> Quota | None:
+    """Another slot of the same day that overlaps ``quota`` (the same slot is a cap change, not an overlap).
+
+    A gate finds the lease for an admission by the minute of the day, so two
+    overlapping slots would make it count the admission against either one.
+    """
+    for other in existing:
+        same = (other.slot_start, other.slot_end) == (quota.slot_start, quota.slot_end)
+        if other.day == quota.day and not same and other.slot_start < quota.slot_end and quota.slot_start < other.slot_end:
+            return other
+    return None
+
+
+def slot_window_ms(quota: Quota, zone: ZoneInfo) -> tuple[int, int]:
+    """Hub time (Unix ms) at which the slot starts and ends, in the site's time zone."""
+    midnight = datetime.combine(date.fromisoformat(quota.day), datetime.min.time(), zone)
+
+    def unix_ms(minute: int) -> int:  # wall-clock arithmetic: 09:00 stays 09:00 on a day the clocks change
+        return int((midnight + timedelta(minutes=minute)).timestamp() * 1000)
+
+    return unix_ms(quota.slot_start), unix_ms(quota.slot_end)
+
+
+# ---- what gates tell the hub ------------------------------------------------------------
+
+
+def _int(value: object, low: int, high: int) -> int | None:
+    return value if type(value) is int and low <= value <= high else None
+
+
+def _day(value: object) -> str | None:
+    try:
+        return parse_day(value) if isinstance(value, str) else None
+    except QuotaError:
+        return None
+
+
+def quota_use(event: GateEvent) -> QuotaUse | None:
+    """The persons an event counted against a lease (``data["quota"]``), or None; a malformed entry is logged."""
+    entry = event.data.get("quota")
+    if entry is None:
+        return None
+    if isinstance(entry, dict):
+        day, start, persons = _day(entry.get("day")), _int(entry.get("slot_start"), 0, MINUTES_PER_DAY - 1), _int(entry.get("persons"), -MAX_CAP, MAX_CAP)
+        if day is not None and start is not None and persons is not None:
+            return QuotaUse(event.gate, day, start, event.at_ms, persons)
+    log.warning("gate %s event seq %d has a malformed quota entry %.80r; not counted", event.gate, event.seq, entry)
+    return None
+
+
+def quota_uses(events: Iterable[GateEvent]) -> list[QuotaUse]:
+    return [use for use in map(quota_use, events) if use is not None]
+
+
+def slot_reports(gate: str, report: HealthReport) -> list[SlotReport]:
+    """The leases a heartbeat lists, ``[day, slot_start, slot_end, granted, used, lease_id, expires_ms]`` each.
+
+    The time they were true at is the heartbeat's ``at`` (gate wall clock,
+    read before the leases) plus its ``clock_offset_ms`` (hub time minus
+    wall clock): the clock the gate checks lease expiry with. A heartbeat
+    without ``at`` says nothing usable.
+    """
+    rows, offset = report.fields.get("quota"), report.fields.get("clock_offset_ms")
+    if rows is None or report.at_ms is None:
+        return []
+    at_ms = report.at_ms + (offset if type(offset) is int else 0)
+    reports = []
+    for row in rows if isinstance(rows, list) else [rows]:
+        fields = row if isinstance(row, list) and len(row) == 7 else [None] * 7
+        day, start, used, lease_id = _day(fields[0]), _int(fields[1], 0, MINUTES_PER_DAY - 1), _int(fields[4], -MAX_CAP, MAX_CAP), _int(fields[5], 1, 2**63 - 1)
+        if day is None or start is None or lease_id is None or used is None:
+            log.warning("gate %s heartbeat has a malformed quota entry %.80r; ignored", gate, row)
+            continue
+        reports.append(SlotReport(day, start, GateReport(at_ms, lease_id, max(0, used))))
+    return reports
+
+
+def record_report(slot: GateSlot, report: GateReport) -> GateSlot:
+    """Keep the newest report (by gate time) and forget the leases the gate has replaced.
+
+    Heartbeats can arrive out of order across reconnects; the gate's clock
+    and lease id only go forward, so the report with the latest ``at`` says
+    the most. A lease below the one the gate holds can never be used again.
+    """
+    if slot.report is not None and slot.report.at_ms >= report.at_ms:
+        return slot
+    return replace(slot, report=report, leases=tuple(lease for lease in slot.leases if lease.lease_id >= report.lease_id))
+
+
+# ---- the bound ---------------------------------------------------------------------------
+
+
+def used(slot: GateSlot) -> int:
+    """What the gate is known to have admitted: its events or its last report, whichever says more."""
+    return max(slot.admitted, slot.report.used if slot.report else 0, 0)
+
+
+def live_leases(slot: GateSlot, skew_ms: int) -> list[SentLease]:
+    """The leases the gate may still admit against, as far as the hub can rule out.
+
+    Without a report, every lease sent (it may be in flight or queued); with
+    one, those not yet replaced and not expired by its ``at`` less
+    ``skew_ms``. The hub's own clock plays no part: a lease past its expiry
+    still bounds a gate that has not said how much of it it used.
+    """
+    if slot.report is None:
+        return list(slot.leases)
+    report = slot.report
+    return [lease for lease in slot.leases if lease.lease_id >= report.lease_id and lease.expires_ms > report.at_ms - skew_ms]
+
+
+def held(slot: GateSlot, skew_ms: int) -> int:
+    """An upper bound of all the gate will ever admit in the slot: the figure counted against the cap."""
+    return max([used(slot)] + [lease.granted for lease in live_leases(slot, skew_ms)])
+
+
+def newest(slot: GateSlot) -> SentLease | None:
+    return max(slot.leases, key=lambda lease: lease.lease_id, default=None)
+
+
+def headroom(slot: GateSlot, now_ms: int) -> int:
+    """Places the gate can still use under the newest lease, as the hub knows it (0 once that lease expired)."""
+    lease = newest(slot)
+    if lease is None or lease.expires_ms <= now_ms:
+        return 0
+    return max(0, lease.granted - used(slot))
+
+
+# ---- allocation --------------------------------------------------------------------------
+
+
+def targets(online: Sequence[GateSlot], pool: int) -> dict[str, int]:
+    """The headroom each online gate should have: half the pool, split by recent demand.
+
+    Half stays with the hub for whichever gate runs low next; by demand, so
+    an idle gate does not sit on places a busy one needs. Every gate weighs at
+    least a quarter of an even share, and gets at least 1 while places remain.
+    """
+    if pool <= 0 or not online:
+        return {slot.gate: 0 for slot in online}
+    total = sum(max(0, slot.recent) for slot in online)
+    base = max(total, 1) / (4 * len(online))
+    weight = total + base * len(online)
+    return {slot.gate: max(1, math.floor(pool * (max(0, slot.recent) + base) / (2 * weight))) for slot in online}
+
+
+def _reissue(slot: GateSlot, target: int, room: int, free: int, now_ms: int, policy: QuotaPolicy) -> LeaseGrant | None:
+    """The lease to send an online gate, or None: renew when due, top up when low, lower when far above target.
+
+    The new ``granted`` is ``used + target``, but never more than the gate's
+    bound plus the free places: sending it adds at most ``free`` to the sum.
+    """
+    lease = newest(slot)
+    due = lease is None or lease.expires_ms - now_ms <= policy.lease_ms - policy.renew_ms
+    low = 2 * room < target
+    high = room > 2 * target + 1
+    if not (due or low or high):
+        return None
+    granted = min(used(slot) + target, held(slot, policy.skew_ms) + max(0, free))
+    if not due and lease is not None and granted == lease.granted:
+        return None
+    return LeaseGrant(slot.gate, granted, now_ms + policy.lease_ms)
+
+
+def allocate(quota: Quota, window: tuple[int, int], gates: Sequence[GateSlot], now_ms: int, policy: QuotaPolicy) -> list[LeaseGrant]:
+    """The leases to send now for ``quota`` (slot from ``window[0]`` to ``window[1]``, hub ms).
+
+    Every gate that has none gets one (granted 0 unless it is online while
+    the slot is open), since a gate without a lease treats the slot as
+    uncapped. Online gates are served from a lease length before the slot
+    starts until it ends; offline gates get nothing more, so what they hold
+    stays bounded. Invariant: after these leases, the sum of ``held`` over
+    all gates is at most the cap, or no higher than before when the operator
+    lowered the cap below it.
+    """
+    opens_ms, closes_ms = window
+    active = opens_ms - policy.lease_ms <= now_ms < closes_ms
+    online = [slot for slot in gates if slot.online] if active else []
+    served = {slot.gate for slot in online}
+    grants = [LeaseGrant(slot.gate, 0, now_ms + policy.lease_ms) for slot in gates if not slot.leases and slot.gate not in served]
+    free = quota.cap - sum(held(slot, policy.skew_ms) for slot in gates)
+    room = {slot.gate: headroom(slot, now_ms) for slot in online}
+    goal = targets(online, free + sum(room.values()))
+    for slot in sorted(online, key=lambda slot: room[slot.gate] / max(1, goal[slot.gate])):
+        grant = _reissue(slot, goal[slot.gate], room[slot.gate], free, now_ms, policy)
+        if grant is not None:
+            free -= max(0, grant.granted - held(slot, policy.skew_ms))
+            grants.append(grant)
+    return grants
+
+
+# ---- what the operator sees ---------------------------------------------------------------
+
+
+def slot_row(quota: Quota, gates: Sequence[GateSlot], skew_ms: int) -> dict[str, object]:
+    """One slot for ``lungta hub quota list``: admitted so far and the places out at gates."""
+    return {
+        "date": quota.day,
+        "slot": quota.slot,
+        "cap": quota.cap,
+        "admitted": sum(used(slot) for slot in gates),
+        "allocated": sum(held(slot, skew_ms) for slot in gates),
+        "gates": sum(1 for slot in gates if slot.leases or slot.report),
+    }
+
+
+def _until(now_ms: int, then_ms: int) -> str:
+    seconds = (then_ms - now_ms) // 1000
+    return f"in {seconds}s" if seconds >= 0 else f"{-seconds}s ago"
+
+
+def gate_row(slot: GateSlot, now_ms: int, skew_ms: int) -> dict[str, object]:
+    """One gate for ``lungta hub quota show``; ``confirmed`` is the lease the gate last said it holds."""
+    lease = newest(slot)
+    return {
+        "gate": slot.gate,
+        "granted": lease.granted if lease else "-",
+        "held": held(slot, skew_ms),
+        "used": used(slot),
+        "expires": _until(now_ms, lease.expires_ms) if lease else "-",
+        "lease_id": lease.lease_id if lease else "-",
+        "confirmed": slot.report.lease_id if slot.report else "-",
+        "online": slot.online,
+    }
