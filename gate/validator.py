@@ -85,6 +85,7 @@ class Validator:
         self.rules, self.trust, self.store, self.revocations, self.clock = rules, trust, store, revocations, clock
         self.hub_online = False
         self.on_recorded: list[Callable[[], None]] = []  # called after each durable event, e.g. to wake the hub upload
+        self._lease_clock = 0  # the latest gate time seen: quota leases expire by it, and it never goes back
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -96,7 +97,8 @@ class Validator:
     def scan(self, text: str, direction: Direction = Direction.ENTRY) -> ScanResult:
         with self._lock:
             reading = self.clock.read()
-            decision = decide(text, reading.now, self.rules, self.trust, _View(self, reading.now, reading.trusted), direction)
+            self._lease_clock = max(self._lease_clock, reading.now)
+            decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction)
             return self._record(decision, reading.now, reading.trusted, direction)
 
     def _record(self, decision: Decision, now: int, clock_trusted: bool, direction: Direction) -> ScanResult:
@@ -159,11 +161,17 @@ class Validator:
             self.clock.sync_to_hub(hub_time)
             self.store.set_meta("clock_high_water", int(self.clock.high_water))
 
-    def clock_status(self) -> tuple[bool, float | None]:
-        """(trusted, offset of hub time to the wall clock in seconds, if known)."""
+    def clock_status(self) -> tuple[bool, float | None, int]:
+        """(trusted, offset of hub time to the wall clock in seconds if known, lease clock in Unix ms).
+
+        The lease clock is the one quota leases expire by: the latest gate time
+        seen, so a clock stepped back (or re-anchored to hub time) can never
+        make an expired lease live again. Heartbeats report it as their ``at``.
+        """
         with self._lock:
             reading = self.clock.read()
-        return reading.trusted, reading.offset_to_hub
+            self._lease_clock = max(self._lease_clock, reading.now)
+            return reading.trusted, reading.offset_to_hub, self._lease_clock * 1000
 
 
 def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons: int) -> dict:

@@ -229,15 +229,15 @@ def quota_uses(events: Iterable[GateEvent]) -> list[QuotaUse]:
 def slot_reports(gate: str, report: HealthReport) -> list[SlotReport]:
     """The leases a heartbeat lists, ``[day, slot_start, slot_end, granted, used, lease_id, expires_ms]`` each.
 
-    The time they were true at is the heartbeat's ``at`` (gate wall clock,
-    read before the leases) plus its ``clock_offset_ms`` (hub time minus
-    wall clock): the clock the gate checks lease expiry with. A heartbeat
-    without ``at`` says nothing usable.
+    The time they were true at is the heartbeat's ``at``: the gate's lease
+    clock (``Validator.clock_status``), the never-decreasing clock it checks
+    lease expiry with, read before the leases. A heartbeat without ``at``
+    says nothing usable.
     """
-    rows, offset = report.fields.get("quota"), report.fields.get("clock_offset_ms")
+    rows = report.fields.get("quota")
     if rows is None or report.at_ms is None:
         return []
-    at_ms = report.at_ms + (offset if type(offset) is int else 0)
+    at_ms = report.at_ms
     reports = []
     for row in rows if isinstance(rows, list) else [rows]:
         fields = row if isinstance(row, list) and len(row) == 7 else [None] * 7

@@ -179,14 +179,15 @@ class HubSync:
     def _health(self, kind: str, bdseq: int) -> bytes:
         fields: dict = {"bdseq": bdseq, "at": int(self._clock() * 1000), "version": software_version()}
         if kind != DEATH:
-            fields.update(self.health_fields())
+            fields.update(self.health_fields())  # its "at" (the lease clock) replaces the wall time
         return encode_health(fields)
 
     def health_fields(self) -> dict:
         """What the hub's gate table shows: lags, backlog, clock, leases, devices, disk, temperature."""
         store = self.validator.store
-        trusted, offset = self.validator.clock_status()
+        trusted, offset, lease_clock_ms = self.validator.clock_status()
         fields = {
+            "at": lease_clock_ms,
             "rev_seq": self.inbox.tracker.last("revocations"),
             "used_seq": self.inbox.tracker.last(USED),
             "backlog": store.backlog(),

@@ -142,3 +142,14 @@ def test_revoked_ticket_is_refused(validator, mint):
     text = mint()
     validator.revocations.ids.add(read_ticket(text).claims.ticket_id)
     assert validator.scan(text).decision.reason is Reason.REVOKED
+
+
+def test_an_expired_lease_stays_expired_when_the_clock_is_set_back(tmp_path, trust, mint):
+    wall = [NOW + 20]
+    validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, GateStore.open(tmp_path / "s"), SetRevocations(), GateClock(0, wall=lambda: wall[0]))
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 10) * 1000)
+    assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
+    validator.sync_clock(NOW)  # hub time says it is earlier
+    wall[0] = NOW + 1
+    assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
+    validator.close()

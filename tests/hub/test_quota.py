@@ -80,7 +80,7 @@ def test_quota_entries_of_events_and_heartbeats_are_read_and_bad_ones_skipped():
     assert [use.persons for use in quota_uses([good, rollback, bad, replace(good, data={})])] == [3, -3]
     fields = {"clock_offset_ms": 250, "quota": [["2026-11-18", 540, 600, 10, 6, 4, 9_000], ["2026-11-18", 540, 4], "junk"]}
     (report,) = slot_reports("g1", HealthReport("heartbeat", 1, 7_000, fields))
-    assert (report.day, report.slot_start, report.report) == ("2026-11-18", 540, GateReport(7_250, 4, 6)), "on the gate's lease clock"
+    assert (report.day, report.slot_start, report.report) == ("2026-11-18", 540, GateReport(7_000, 4, 6)), "at is the gate's lease clock already"
     assert slot_reports("g1", HealthReport("heartbeat", 1, None, fields)) == []
 
 
