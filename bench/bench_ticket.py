@@ -57,7 +57,7 @@ def main(rounds: int = 20_000) -> None:
         validator = open_validator(Path(tmp), rules, trust, clock=GateClock(0))
         _fill_revocations(validator, now)
         validator.hub_online = True
-        view = _View(validator, True)
+        view = _View(validator, now, True)
         results = interleaved(
             {
                 "bare Ed25519 verify": lambda: verify_key.verify(signed, signature),

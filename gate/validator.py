@@ -134,11 +134,19 @@ class Validator:
             listener()
 
     def passage(self, admission: Admission, passed: int) -> UsageMark | None:
-        """Report how many passed; nobody passing undoes the admission. Returns the new usage mark on rollback."""
+        """Report how many passed; nobody passing undoes the admission. Returns the new usage mark on rollback.
+
+        When part of a group passed, the ticket stays used (its entry was
+        taken) but the places of those who did not pass go back to the quota.
+        """
         with self._lock, self.store.transaction() as db:
             now = self.clock.read().now
             data = {"gate": self.rules.gate_id, "admission_seq": admission.event_seq, "passed": passed, "expected": admission.persons, "zone": admission.zone, "day": admission.day}
             if passed > 0:
+                missing = max(0, admission.persons - passed)
+                slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -missing) if missing else None
+                if slot is not None:
+                    data["quota"] = {"day": admission.day, "slot_start": slot, "persons": -missing}
                 self.store.append_event(db, "passage", now * 1000, admission.ticket_id, data)
                 mark = None
             else:

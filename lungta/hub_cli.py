@@ -42,7 +42,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     run = hub.add_parser("run", help="run the hub: collect gate events and health, publish signed updates", description="Run the site hub until SIGINT/SIGTERM.")
     run.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
-    run.set_defaults(run=run_hub)
+    run.set_defaults(run=run_hub, default_log_level="INFO")
 
     revoke = hub.add_parser("revoke", help="revoke tickets at every gate of the site", description="Record the tickets as the next revocation delta; the running hub publishes it.")
     revoke.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
@@ -111,7 +111,7 @@ def run_hub(args: argparse.Namespace) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    log.warning("hub for site %s: broker %s:%d, database %s", config.site, config.broker.host, config.broker.port, config.database)
+    log.info("hub for site %s: broker %s:%d, database %s", config.site, config.broker.host, config.broker.port, config.database)
     service.run(stop)
 
 

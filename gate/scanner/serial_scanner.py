@@ -1,8 +1,9 @@
 """Serial scanner modules: one line per code over a UART, USB CDC-ACM or USB-serial port.
 
-Every port is opened through ``open_serial_port``, which takes a device
-path, a pty path or a pyserial URL alike, so the tests (over a real pty
-pair or ``loop://``) run exactly the code a gate runs.
+Ports are opened by ``gate.serialport.open_serial_port`` (shared with the
+relay boards), which takes a device path, a pty path or a pyserial URL alike
+and locks the port, so the tests (over a real pty pair or ``loop://``) run
+exactly the code a gate runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 
 import serial
 
+from gate.serialport import PORT_ERRORS, SerialPortUnavailable, close_serial_port, open_serial_port
+
 from .backoff import Backoff
 from .base import DeviceScanner, Reading
 from .errors import ScannerUnavailable
@@ -24,18 +27,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # read timeout: how soon a stop request is noticed
 CHUNK_BYTES = 4096  # most read at once, so noise floods cannot grow a read buffer
-
-
-def open_serial_port(port: str, baudrate: int = 9600, timeout: float = POLL_SECONDS) -> serial.SerialBase:
-    """Open ``port`` (device, pty or pyserial URL such as loop://) for exclusive reading.
-
-    Exclusive (flock) so a second daemon or a stray ``screen`` session
-    cannot silently steal half the lines.
-    """
-    try:
-        return serial.serial_for_url(port, baudrate=baudrate, timeout=timeout, exclusive=True)
-    except (serial.SerialException, OSError, ValueError) as error:
-        raise ScannerUnavailable(f"serial:{port}: cannot open: {error}") from error
 
 
 class SerialScanner(DeviceScanner):
@@ -52,17 +43,17 @@ class SerialScanner(DeviceScanner):
         self._lines: LineAssembler | None = None
 
     def _open(self) -> None:
-        self._port = open_serial_port(self.settings.port, self.settings.baudrate)
+        try:
+            self._port = open_serial_port(self.settings.port, self.settings.baudrate, POLL_SECONDS)
+        except SerialPortUnavailable as error:
+            raise ScannerUnavailable(f"{self.source}: cannot open: {error.reason}") from error
         # A fresh assembler per connection: a fragment cut off by an unplug never glues onto the next code.
         self._lines = LineAssembler(TERMINATORS[self.settings.terminator], self.settings.max_line, self.settings.partial_timeout, self.source)
 
     def _release(self) -> None:
         if self._port is not None:
             port, self._port = self._port, None
-            try:
-                port.close()
-            except (serial.SerialException, OSError) as error:
-                log.debug("%s: error while closing: %s", self.source, error)
+            close_serial_port(port, self.settings.port)
 
     def _readings(self, stop: threading.Event) -> Iterator[Reading]:
         port, lines = self._port, self._lines
@@ -70,7 +61,7 @@ class SerialScanner(DeviceScanner):
         while not stop.is_set():
             try:
                 data = port.read(min(max(1, port.in_waiting), CHUNK_BYTES))
-            except (serial.SerialException, OSError) as error:
+            except PORT_ERRORS as error:
                 raise ScannerUnavailable(f"{self.source}: read failed (unplugged?): {error}") from error
             if not data:
                 continue

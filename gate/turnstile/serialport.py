@@ -1,35 +1,31 @@
-"""Opening and using the serial ports that relay boards hang on, the pyserial way.
+"""Using the serial ports that relay boards hang on: frames out, exact answers back.
 
-:func:`open_serial_port` accepts a device path (/dev/ttyUSB0, /dev/serial/by-id/...), a
-pty path, or any pyserial URL (``loop://``, ``spy://...``, ``socket://host:port``), so
-tests and diagnostics drive the same board code as production. Every failure becomes a
-:class:`RelayError` naming the port: an unplugged USB adapter is one clear line.
+Ports are opened by the gate's one :func:`gate.serialport.open_serial_port` (shared with
+the serial scanners): a device path (/dev/ttyUSB0, /dev/serial/by-id/...), a pty path or
+any pyserial URL (``loop://``, ``spy://...``, ``socket://host:port``), locked against a
+second user, so tests and diagnostics drive the same board code as production. Here
+every failure becomes a :class:`RelayError` naming the port: an unplugged USB adapter is
+one clear line.
 """
 
 from __future__ import annotations
 
-import logging
-import termios
-
 import serial
 
+from gate import serialport
+from gate.serialport import PORT_ERRORS, SerialPortUnavailable, close_serial_port
 from gate.turnstile.errors import RelayError
 
-log = logging.getLogger(__name__)
-
-# termios.error is not an OSError: a flush on an unplugged adapter raises it (EIO).
-PORT_ERRORS = (serial.SerialException, OSError, termios.error)
+__all__ = ["PORT_ERRORS", "close_serial_port", "discard_input", "open_serial_port", "read_exact", "write_frame"]
 
 
 def open_serial_port(port: str, baudrate: int = 9600, timeout: float = 0.3) -> serial.SerialBase:
     """Open ``port`` 8N1 with a read timeout of ``timeout`` seconds (and the same write timeout,
-    so a wedged adapter cannot block a relay command forever)."""
+    so a wedged adapter cannot block a relay command forever). Raises :class:`RelayError`."""
     try:
-        handle = serial.serial_for_url(port, baudrate=baudrate, timeout=timeout, write_timeout=timeout)
-    except (*PORT_ERRORS, ValueError) as exc:
-        raise RelayError(f"cannot open serial port {port}: {exc}") from exc
-    log.debug("opened serial port %s at %d baud", port, baudrate)
-    return handle
+        return serialport.open_serial_port(port, baudrate, timeout, write_timeout=timeout)
+    except SerialPortUnavailable as exc:
+        raise RelayError(str(exc)) from exc
 
 
 def write_frame(handle: serial.SerialBase, port: str, frame: bytes) -> None:
@@ -62,10 +58,3 @@ def discard_input(handle: serial.SerialBase, port: str) -> None:
         handle.reset_input_buffer()
     except PORT_ERRORS as exc:
         raise RelayError(f"cannot use serial port {port} (unplugged?): {exc}") from exc
-
-
-def close_serial_port(handle: serial.SerialBase, port: str) -> None:
-    try:
-        handle.close()
-    except PORT_ERRORS as exc:
-        log.warning("closing serial port %s failed: %s", port, exc)

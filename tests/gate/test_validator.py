@@ -153,3 +153,12 @@ def test_an_expired_lease_stays_expired_when_the_clock_is_set_back(tmp_path, tru
     wall[0] = NOW + 1
     assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
     validator.close()
+
+
+def test_the_places_of_group_members_who_did_not_pass_go_back_to_the_quota(validator, mint):
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=5, lease_id=1, expires_ms=(NOW + 3600) * 1000)
+    group = validator.scan(mint(persons=4))
+    validator.passage(group.admission, passed=3)
+    assert validator.store.quota_leases()[0][4] == 3
+    assert validator.store.pending_events()[-1].data["quota"] == {"day": "2026-11-18", "slot_start": 0, "persons": -1}
+    assert validator.scan(mint(persons=2)).decision.granted

@@ -230,4 +230,6 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
     reports = hub.service.stats.reports
     assert hub.service.wait_for(lambda stats: stats.reports >= reports + 4, TIMEOUT), "heartbeats after the last admission"
     rows = {row["gate"]: row for row in map(json.loads, hub_command("quota", "show", "--config", str(hub_config_path), "--date", day, "--slot", format_slot(start, end), "--json").splitlines())}
-    assert {gate: (row["used"], row["confirmed"] == row["lease_id"]) for gate, row in rows.items()} == {"g1": (5, True), "g2": (1, True)}
+    assert {gate: row["used"] for gate, row in rows.items()} == {"g1": 5, "g2": 1}
+    # the gates' heartbeats confirmed a lease (the hub may have sent a newer one since)
+    assert all(1 <= row["confirmed"] <= row["lease_id"] for row in rows.values()), rows

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from gate.scanner import ScannerUnavailable, SerialSettings, SettingsError, open_scanner
-from gate.scanner.serial_scanner import SerialScanner, open_serial_port
+from gate.scanner import SerialSettings, SettingsError, open_scanner
+from gate.scanner.serial_scanner import SerialScanner
+from gate.serialport import open_serial_port
 
 from .conftest import WAIT, ScannerThread
 
@@ -118,13 +119,18 @@ def test_missing_port_keeps_retrying_and_health_names_it(run_scanner, tmp_path: 
     assert health is not None and "cannot open" in health.detail
 
 
-def test_port_is_opened_exclusively(module: FakeScannerModule) -> None:
-    first = open_serial_port(module.device)
+def test_a_port_held_by_another_program_is_reported_busy_and_opened_once_released(run_scanner, module: FakeScannerModule, tickets: list[str]) -> None:
+    holder = open_serial_port(module.device)  # a second daemon or a stray `screen` session
     try:
-        with pytest.raises(ScannerUnavailable, match=module.device):
-            open_serial_port(module.device)
+        scanner = open_scanner(SerialSettings(port=module.device, reopen_backoff=0.02, reopen_backoff_max=0.1))
+        runner = run_scanner(scanner)
+        busy = scanner.wait_for_health(lambda h: not h.ok and "cannot open" in h.detail, WAIT)
+        assert busy is not None and module.device in busy.detail
     finally:
-        first.close()
+        holder.close()
+    assert scanner.wait_for_health(lambda h: h.ok, WAIT)
+    module.send(tickets[0].encode() + b"\r")
+    assert runner.next_text() == tickets[0]
 
 
 def test_pyserial_urls_open_through_the_same_function() -> None:

@@ -107,6 +107,16 @@ def test_a_board_that_is_not_there_fails_start_up_naming_the_port() -> None:
         build_turnstile(lcus_settings(missing), lines=FakeLineFactory())
 
 
+def test_a_board_held_by_another_program_fails_start_up_naming_the_port(board: FakeLcusBoard) -> None:
+    holder = open_serial_port(board.port)  # a second daemon, or a terminal left open on the board
+    try:
+        with pytest.raises(RelayError, match=f"cannot open serial port {board.port}"):
+            build_turnstile(lcus_settings(board.port), lines=FakeLineFactory())
+    finally:
+        holder.close()
+    assert board.frames == []  # not one relay command interleaved with the other program's
+
+
 def test_ports_open_by_pyserial_url_and_silence_names_the_port() -> None:
     port = open_serial_port("loop://", timeout=0.05)
     try:

@@ -1,0 +1,33 @@
+"""`lungta hub run` as systemd runs it: a real process, SIGTERM to stop, one line for a bad config."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from tests.hub.conftest import TIMEOUT
+
+
+def test_hub_run_serves_gates_and_stops_cleanly_on_sigterm(hub_config_path, gate_factory):
+    hub = subprocess.Popen([sys.executable, "-m", "lungta", "hub", "run", "--config", str(hub_config_path)], stderr=subprocess.PIPE, text=True)
+    try:
+        for line in hub.stderr:
+            if "connected to broker" in line:
+                break
+        gate = gate_factory("g1")
+        gate.publish_events(gate.make_events(3))
+        assert gate.wait_for(lambda view: view.acked_seq == 3, TIMEOUT), "the hub process stored and acknowledged the events"
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(TIMEOUT) == 0
+
+
+def test_a_bad_hub_toml_stops_hub_run_with_one_line_per_problem(tmp_path):
+    config = tmp_path / "hub.toml"
+    config.write_text('[hub]\nsite = "potala/x"\nkey = "k"\ndatabase = "hub.db"\n[broker]\nport = 70000\n')
+    result = subprocess.run([sys.executable, "-m", "lungta", "hub", "run", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert any("hub.site" in line for line in lines) and any("broker.port" in line for line in lines)
+    assert all(str(config) in line for line in lines)
