@@ -1,6 +1,6 @@
 """The Mosquitto files a site needs: its ACL and a password file.
 
-One ACL rule set for every deployment (tests, the demo, systemd/acl.example):
+One ACL rule set for every deployment (tests, the demo, deploy/mosquitto/acl.example):
 the hub's user writes only the site's hub topics and reads only its gate
 topics; every other user is a gate whose username is its gate id, and the
 ``%u`` patterns confine it to publishing below ``gate/<its id>/`` and reading
