@@ -248,7 +248,7 @@ def load_gate_config(path: Path) -> GateConfig:
         trust=gate.path_value("trust"),
         clock_jump_threshold_seconds=document.table("rules").number("clock_jump_threshold_seconds", 300, 1, 86400),
         mode=mode,
-        scanners=_scanners(document),
+        scanners=_scanners(document, rules.direction),
         turnstile=_turnstile(document) if mode == "turnstile" else None,
         scan_queue_size=document.table("daemon").integer("scan_queue_size", 16, 1, 1024),
         hub=hub_sync_settings(document.table("hub")) if document.has("hub") else None,
@@ -273,8 +273,13 @@ def _is_relative_file(source: str | int) -> bool:
     return isinstance(source, str) and "://" not in source and not source.isdigit() and not Path(source).is_absolute()
 
 
-def _scanners(document: Section) -> tuple[ScannerConfig, ...]:
-    """The [[scanner]] array: each table has ``kind``, ``direction`` and that kind's settings."""
+def _scanners(document: Section, gate_direction: Direction) -> tuple[ScannerConfig, ...]:
+    """The [[scanner]] array: each table has ``kind``, ``direction`` and that kind's settings.
+
+    A scanner's direction defaults to the gate's (entry when the gate is
+    both ways) and must be one the gate allows: an entry-only gate has no
+    exit reader.
+    """
     document._read.add("scanner")
     entries = document._data.get("scanner", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -283,7 +288,8 @@ def _scanners(document: Section) -> tuple[ScannerConfig, ...]:
     for index, entry in enumerate(entries):
         section = Section(entry, document.file, f"scanner[{index}]")
         kind = section.choice("kind", "camera", SCANNER_KINDS)
-        direction = Direction(section.choice("direction", "entry", [Direction.ENTRY.value, Direction.EXIT.value]))
+        allowed = [Direction.ENTRY.value, Direction.EXIT.value] if gate_direction is Direction.BOTH else [gate_direction.value]
+        direction = Direction(section.choice("direction", allowed[0], allowed))
         settings = build_settings(section, SCANNER_KINDS[kind])
         if isinstance(settings, CameraSettings) and _is_relative_file(settings.source):
             settings = dataclasses.replace(settings, source=str(document.file.parent / settings.source))

@@ -106,3 +106,11 @@ def test_hub_table_mistakes_are_one_line(tmp_path, extra, complaint):
 def test_an_unreadable_password_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="hub.password_file: cannot read"):
         load_gate_config(write(tmp_path, GOOD + HUB))
+
+
+def test_an_entry_only_gate_refuses_an_exit_scanner_and_an_exit_gate_defaults_to_exit(tmp_path):
+    base = GOOD.replace('mode = "handheld"\n', 'mode = "handheld"\n').replace('direction = "both"', 'direction = "entry"')
+    with pytest.raises(ConfigError, match=r"scanner\[0\].direction: 'exit' is not one of entry"):
+        load_gate_config(write(tmp_path, base + '\n[[scanner]]\nkind = "serial"\nport = "/dev/ttyS0"\ndirection = "exit"\n'))
+    exit_gate = GOOD.replace('direction = "both"', 'direction = "exit"') + '\n[[scanner]]\nkind = "serial"\nport = "/dev/ttyS0"\n'
+    assert load_gate_config(write(tmp_path, exit_gate)).scanners[0].direction is Direction.EXIT
