@@ -54,6 +54,10 @@ def _age(now_ms: int, then_ms: int | None) -> str:
     return f"{seconds // 3600}h ago"
 
 
+def _or_dash(value: object) -> object:
+    return "-" if value is None else value
+
+
 def _lag(hub_seq: int, gate_seq: object) -> int | str:
     return hub_seq - gate_seq if type(gate_seq) is int else "-"
 
@@ -69,7 +73,7 @@ def gate_row(health: GateHealth, now_ms: int, stale_after_ms: int, revocation_se
         "backlog": beat.get("backlog", "-"),
         "rev_lag": _lag(revocation_seq, beat.get("rev_seq")),
         "used_lag": _lag(used_seq, beat.get("used_seq")),
-        "clock_offset_ms": beat.get("clock_offset_ms", "-"),
+        "clock_offset_ms": _or_dash(beat.get("clock_offset_ms")),
         "acked_seq": health.acked_seq,
         "bdseq": health.bdseq if health.bdseq is not None else "-",
         "scanner": beat.get("scanner", "-"),

@@ -26,7 +26,7 @@ from protocol.trust import load_trust_store
 from . import gate_run
 from .errors import CommandError
 from .output import emit
-from .timeparse import parse_instant
+from .arguments import parse_instant, parse_ticket_id
 
 DEFAULT_REVOCATION_DAYS = 400
 
@@ -106,19 +106,11 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ticket_id(text: str) -> bytes:
-    try:
-        ticket_id = bytes.fromhex(text)
-    except ValueError:
-        raise CommandError(f"ticket id {text!r} is not hex (use the ticket_id that 'lungta ticket inspect' prints)") from None
-    if not 12 <= len(ticket_id) <= 32:
-        raise CommandError(f"ticket id {text!r} is {len(ticket_id)} bytes; ticket ids are 12..32 bytes")
-    return ticket_id
 
 
 def run_revoke(args: argparse.Namespace) -> int:
     expires = parse_instant(args.expires, "--expires") if args.expires else int(time.time()) + DEFAULT_REVOCATION_DAYS * 86400
-    ids = [_ticket_id(text) for text in args.ticket_ids]
+    ids = [parse_ticket_id(text) for text in args.ticket_ids]
     with RevocationSet.open(args.state / "revocations") as revocations, GateStore.open(args.state) as store:
         revocations.revoke_local([(ticket_id, expires) for ticket_id in ids])
         for ticket_id in ids:

@@ -32,7 +32,7 @@ from protocol.topics import REVOCATIONS, USED, TopicError, check_name
 
 from .errors import CommandError
 from .output import emit
-from .timeparse import parse_instant
+from .arguments import parse_instant, parse_ticket_id
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,6 @@ def run_hub(args: argparse.Namespace) -> None:
     service.run(stop)
 
 
-def _ticket_id(text: str) -> bytes:
-    try:
-        ticket_id = bytes.fromhex(text)
-    except ValueError:
-        raise CommandError(f"ticket id {text!r} is not hex") from None
-    if not 1 <= len(ticket_id) <= 32:
-        raise CommandError(f"ticket id {text!r} is {len(ticket_id)} bytes, expected 1..32")
-    return ticket_id
 
 
 def run_revoke(args: argparse.Namespace) -> None:
@@ -131,7 +123,7 @@ def run_revoke(args: argparse.Namespace) -> None:
     expires = parse_instant(args.expires, "--expires") if args.expires else int(now) + config.revocation_days * 86_400
     if expires <= now:
         raise CommandError("--expires is in the past: gates would drop the revocation at once")
-    entries = [RevocationEntry(_ticket_id(text), expires) for text in args.ticket_ids]
+    entries = [RevocationEntry(parse_ticket_id(text), expires) for text in args.ticket_ids]
     store = _store(config)
     try:
         rows = store.add_revocations(entries, args.reason, int(now * 1000), config.snapshot_chunk)

@@ -16,7 +16,7 @@ from protocol.trust import load_trust_store
 
 from .errors import CommandError
 from .output import emit
-from .timeparse import parse_instant
+from .arguments import parse_instant
 
 DEFAULT_VALIDITY_SECONDS = 24 * 3600
 

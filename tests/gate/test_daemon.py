@@ -262,3 +262,19 @@ def test_bad_config_stops_gate_run_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "gate.toml" in result.stderr and "turnstile.gpio: is required when kind is 'gpio'" in result.stderr
+
+
+def test_a_hub_emergency_command_opens_every_relay_and_shows_in_the_status(tmp_path, validator):
+    from protocol.messages import Command
+
+    turnstile = build_turnstile(_sim(tmp_path))
+    daemon = GateDaemon(validator, [], turnstile, LogDisplay(), load_catalogue())
+    try:
+        daemon.on_hub_command(Command("emergency_open", {"on": True, "reason": "fire drill"}))
+        assert turnstile.state().emergency and all(turnstile.state().relays.values())
+        assert daemon.status()["relay"] == "emergency: command: fire drill"
+        daemon.on_hub_command(Command("emergency_open", {"on": False}))
+        assert not turnstile.state().emergency and daemon.status()["relay"] == "ok"
+        daemon.on_hub_command(Command("self_destruct", {}))  # unknown: logged and ignored
+    finally:
+        turnstile.shutdown()
