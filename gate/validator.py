@@ -108,7 +108,7 @@ class Validator:
         data = {
             "gate": self.rules.gate_id, "decision": "grant" if decision.granted else "deny", "reason": decision.reason.value,
             "detail": decision.detail, "persons": decision.persons, "zone": zone, "day": day, "direction": direction.value,
-            "flagged": decision.flagged, "clock_trusted": clock_trusted,
+            "flagged": decision.flagged, "clock_trusted": clock_trusted, "hub_online": self.hub_online,
         }
         kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
         admission = mark = None
@@ -125,7 +125,8 @@ class Validator:
             if mark is not None and kind == "admission":
                 admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, direction, claims.expires)
             self.store.raise_high_water(db, int(self.clock.high_water))
-        log.info("decision %s %s ticket=%s persons=%d seq=%d", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq)
+        log.info("decision %s %s ticket=%s persons=%d seq=%d%s", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq,
+                 f" FLAGGED (hub online: {self.hub_online}, clock trusted: {clock_trusted})" if decision.flagged else "")
         self._recorded()
         return ScanResult(decision, event, admission, mark)
 

@@ -178,3 +178,20 @@ def test_a_signed_hub_command_reaches_its_gate_only(hub, hub_config_path, gates)
     g1.wait(lambda g: len(g.commands) == 1, "command delivered")
     assert g1.commands[0].name == "emergency_open" and g1.commands[0].args == {"on": True}
     assert g2.commands == []
+
+
+def test_a_gate_briefly_away_gets_what_was_queued_for_it_without_a_snapshot(tmp_path, hub, hub_config_path, broker, trust, hub_trust, issuer_key):
+    gate = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
+    gate.stop()  # a clean stop: the persistent session stays on the broker
+    gate.validator.close()
+    text = ticket(issuer_key)
+    revoke(hub_config_path, read_ticket(text).claims.ticket_id)
+    assert hub.service.wait_for(lambda stats: stats.outbox_published == 1, TIMEOUT), "the broker took it for the absent gate"
+    back = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
+    try:
+        back.wait(lambda g: g.validator.revocations.sequence == 1, "queued revocation delivered on return")
+        assert back.sync.inbox.counters.gaps == 0 and back.sync.inbox.counters.snapshots == 0
+        assert back.validator.scan(text).decision.reason is Reason.REVOKED
+    finally:
+        back.stop()
+        back.validator.close()
