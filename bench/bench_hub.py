@@ -36,7 +36,7 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from hub.config import load_config
+from lungta.config import load_hub_config
 from hub.service import HubService
 from hub.sqlite_store import SqliteHubStore
 from protocol.messages import RevocationEntry
@@ -54,7 +54,7 @@ SITE = "potala"
 
 
 def _hub_process(config_path: str, ready: multiprocessing.Event, done: multiprocessing.Event) -> None:
-    service = HubService.from_config(load_config(Path(config_path)))
+    service = HubService.from_config(load_hub_config(Path(config_path)))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     watcher = threading.Thread(target=lambda: (service.link.subscribed.wait(60), ready.set()), daemon=True)

@@ -36,7 +36,7 @@ from gate.rules import GateRules
 from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
 from gate.validator import open_validator
-from hub.config import load_config
+from lungta.config import load_hub_config
 from hub.local_broker import Broker
 from hub.service import HubService
 from protocol.claims import TicketClaims
@@ -56,7 +56,7 @@ def _hub(root: Path, broker: Broker, key: SigningKey) -> tuple[HubService, threa
     (root / "hub.toml").write_text(
         f'[hub]\nsite = "{SITE}"\nkey = "keys/hub.key"\ndatabase = "hub.db"\n\n'
         f'[broker]\nport = {broker.port}\nusername = "{broker.hub_user}"\npassword = "{broker.password(broker.hub_user)}"\n', encoding="utf-8")
-    service = HubService.from_config(load_config(root / "hub.toml"))
+    service = HubService.from_config(load_hub_config(root / "hub.toml"))
     stop = threading.Event()
     thread = threading.Thread(target=service.run, args=(stop,), name="hub", daemon=True)
     thread.start()

@@ -22,7 +22,9 @@ from gate.rules import ClockPolicy, Direction, GateRules, OfflinePolicy
 from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings
 from gate.sync.settings import SyncSettings
 from gate.turnstile.settings import TurnstileSettings
+from hub.config import DEFAULT_TIMEZONE, HubConfig
 from protocol.mqtt import BrokerConfig
+from protocol.topics import TopicError, check_name
 
 SCANNER_KINDS = {"camera": CameraSettings, "serial": SerialSettings, "hid": HidSettings}
 MODES = ("turnstile", "handheld")
@@ -90,6 +92,22 @@ class Section:
         """A path; relative paths are taken relative to the config file."""
         raw = Path(self.text(key, default))
         return raw if raw.is_absolute() else self.file.parent / raw
+
+    def zone(self, key: str, default: str) -> ZoneInfo:
+        """An IANA time zone name, e.g. Asia/Shanghai."""
+        name = self.text(key, default)
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{self._where(key)}: unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
+
+    def name(self, key: str) -> str:
+        """A site or gate id: one MQTT topic level (see protocol/topics.py)."""
+        value = self.text(key)
+        try:
+            return check_name(value, key)
+        except TopicError as error:
+            raise ConfigError(f"{self._where(key)}: {error}") from None
 
     def table(self, key: str) -> "Section":
         """The sub-table ``key`` (empty if absent); the same object on every call."""
@@ -216,11 +234,7 @@ def gate_rules(section: Section) -> GateRules:
     """The [gate] and [rules] tables as GateRules."""
     gate = section.table("gate")
     rules = section.table("rules")
-    zone_name = gate.text("timezone", "Asia/Shanghai")
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{gate._where('timezone')}: unknown time zone {zone_name!r} (e.g. Asia/Shanghai)") from None
+    zone = gate.zone("timezone", DEFAULT_TIMEZONE)
     return GateRules(
         site=gate.text("site"),
         gate_id=gate.text("id"),
@@ -298,7 +312,7 @@ def _scanners(document: Section, gate_direction: Direction) -> tuple[ScannerConf
     return tuple(scanners)
 
 
-def broker_config(section: Section, default_port: int = 1883) -> BrokerConfig:
+def broker_config(section: Section, default_client_id: str = "") -> BrokerConfig:
     """A broker table: host, port, identity (password or client certificate), TLS files."""
     password = section.optional_text("password")
     if section.has("password_file"):
@@ -314,10 +328,10 @@ def broker_config(section: Section, default_port: int = 1883) -> BrokerConfig:
         raise ConfigError(f"{section._where('certfile')}: certfile and keyfile go together")
     return BrokerConfig(
         host=section.text("host", "127.0.0.1"),
-        port=section.integer("port", default_port, 1, 65535),
+        port=section.integer("port", 1883, 1, 65535),
         username=section.optional_text("username"),
         password=password,
-        client_id=section.optional_text("client_id") or "",
+        client_id=section.optional_text("client_id") or default_client_id,
         session_expiry_s=section.integer("session_expiry_s", 7 * 86_400, 0, 2**32 - 1),
         keepalive_s=section.integer("keepalive_s", 30, 5, 65535),
         **files,
@@ -334,3 +348,31 @@ def hub_sync_settings(hub: Section) -> SyncSettings:
         window_events=hub.integer("window_events", 1000, 1, 100_000),
         resend_after_seconds=hub.number("resend_after_seconds", 30, 1, 3600),
     )
+
+
+def load_hub_config(path: Path) -> HubConfig:
+    """hub.toml: [hub] and [broker]; every key is described in hub/config.py."""
+    document = read_toml(path)
+    hub, broker = document.table("hub"), document.table("broker")
+    if not document.has("hub"):
+        raise ConfigError(f"{path}: [hub]: missing table (site, key, database)")
+    site = hub.name("site")
+    broker_settings = broker_config(broker, f"lungta-hub-{site}")
+    if broker_settings.password is not None and broker_settings.username is None:
+        raise ConfigError(f"{broker._where('username')}: required when a password is given")
+    config = HubConfig(
+        site=site,
+        key=hub.path_value("key"),
+        database=hub.path_value("database"),
+        broker=broker_settings,
+        synchronous=hub.choice("synchronous", "full", ["full", "normal"]),
+        heartbeat_interval_s=hub.integer("heartbeat_interval_s", 10, 1, 3600),
+        snapshot_chunk=hub.integer("snapshot_chunk", 2000, 1, 50_000),
+        revocation_days=hub.integer("revocation_days", 400, 1, 36_500),
+        used_retention_days=hub.integer("used_retention_days", 3, 1, 3650),
+        timezone=hub.zone("timezone", DEFAULT_TIMEZONE),
+        quota_lease_s=hub.integer("quota_lease_s", 120, 1, 86_400),
+        quota_skew_s=hub.integer("quota_skew_s", 30, 0, 3600),
+    )
+    document.finish()
+    return config

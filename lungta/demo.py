@@ -35,7 +35,6 @@ from gate.decision import Decision
 from gate.feedback import VisitorMessage
 from gate.scanner.synthetic import FrameConditions, camera_frame
 from gate.sync.client import HubSync
-from hub.config import load_config
 from hub.local_broker import Broker
 from hub.service import HubService
 from protocol.claims import TicketClaims, TicketType, TimeSlot
@@ -43,7 +42,7 @@ from protocol.keys import write_key_pair
 from protocol.qr import write_ticket_png
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
 
-from .config import load_gate_config
+from .config import load_gate_config, load_hub_config
 from .gate_run import assembled_gate
 
 OUT = Path("demo-out")
@@ -176,7 +175,7 @@ def main() -> None:
     stop = threading.Event()
     with ExitStack() as stack:
         stack.callback(broker.stop)
-        hub = HubService.from_config(load_config(hub_toml))
+        hub = HubService.from_config(load_hub_config(hub_toml))
         hub_thread = threading.Thread(target=hub.run, args=(stop,), name="hub")
         hub_thread.start()
         stack.callback(hub_thread.join)

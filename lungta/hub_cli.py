@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hub.config import ConfigError, HubConfig, load_config
+from hub.config import HubConfig
 from hub.health import gate_row, render_table
 from hub.quota import Quota, QuotaError, check_cap, overlapping, parse_day, parse_slot, slot_row
 from hub.quota import gate_row as lease_row
@@ -30,9 +30,10 @@ from hub.sqlite_store import SqliteHubStore
 from protocol.messages import Command, RevocationEntry
 from protocol.topics import REVOCATIONS, USED, TopicError, check_name
 
+from .arguments import parse_instant, parse_ticket_id
+from .config import load_hub_config
 from .errors import CommandError
 from .output import emit
-from .arguments import parse_instant, parse_ticket_id
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,7 @@ def add_quota_commands(hub: argparse._SubParsersAction) -> None:
 
 
 def _config(path: Path) -> HubConfig:
-    try:
-        return load_config(path)
-    except ConfigError as error:
-        raise CommandError(str(error)) from None
+    return load_hub_config(path)  # a ConfigError is one line on stderr (lungta/cli.py)
 
 
 def _store(config: HubConfig) -> SqliteHubStore:

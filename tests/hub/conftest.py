@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from hub.config import HubConfig, load_config
+from hub.config import HubConfig
+from lungta.config import load_hub_config
 from hub.service import HubService
 from protocol.keys import write_key_pair
 from protocol.trust import TrustedKey, TrustStore
@@ -71,7 +72,7 @@ class RunningHub:
 
 
 def start_hub(config_path: Path) -> RunningHub:
-    config = load_config(config_path)
+    config = load_hub_config(config_path)
     service = HubService.from_config(config)
     stop = threading.Event()
     thread = threading.Thread(target=service.run, args=(stop,), name="hub-worker", daemon=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import ConfigError, load_config
+from lungta.config import ConfigError, load_hub_config
 from hub.quota import GateReport, GateSlot, LeaseGrant, Quota, QuotaUse, SentLease, SlotReport, record_report
 from hub.sqlite_store import RECENT_BUCKET_MS, SqliteHubStore
 from protocol.messages import decode_lease
@@ -68,10 +68,11 @@ def write(tmp_path: Path, extra: str) -> Path:
 
 
 def test_quota_keys_have_defaults_and_are_checked(tmp_path):
-    config = load_config(write(tmp_path, ""))
+    config = load_hub_config(write(tmp_path, ""))
     assert (config.quota_lease_s, config.quota_skew_s, config.timezone.key) == (120, 30, "Asia/Shanghai")
-    config = load_config(write(tmp_path, 'quota_lease_s = 3\nquota_skew_s = 0\ntimezone = "Europe/Paris"\n'))
+    config = load_hub_config(write(tmp_path, 'quota_lease_s = 3\nquota_skew_s = 0\ntimezone = "Europe/Paris"\n'))
     assert (config.quota_lease_s, config.quota_skew_s, config.timezone.key) == (3, 0, "Europe/Paris")
-    with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, 'quota_lease_s = 0\nquota_skew_s = -1\ntimezone = "Mars/Olympus"\n'))
-    assert [line.split(": ")[1] for line in str(caught.value).splitlines()] == ["hub.timezone", "hub.quota_lease_s", "hub.quota_skew_s"]
+    for bad, key in (("quota_lease_s = 0", "hub.quota_lease_s"), ("quota_skew_s = -1", "hub.quota_skew_s"), ('timezone = "Mars/Olympus"', "hub.timezone")):
+        with pytest.raises(ConfigError) as caught:
+            load_hub_config(write(tmp_path, bad + "\n"))
+        assert str(caught.value).split(": ")[1] == key

@@ -17,7 +17,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from gate.decision import Reason
-from hub.config import load_config
+from lungta.config import load_hub_config
 from hub.quota import format_slot
 from hub.service import HubService
 from protocol.keys import kid_for
@@ -57,7 +57,7 @@ def clock() -> HubClock:
 @pytest.fixture
 def quota_hub(tmp_path: Path, broker, hub_key: SigningKey, clock: HubClock) -> Iterator[RunningHub]:
     config_path = write_hub_config(tmp_path / "hub", broker, hub_key, quota_lease_s=LEASE_S, quota_skew_s=SKEW_S)
-    config = load_config(config_path)
+    config = load_hub_config(config_path)
     service = HubService.from_config(config, clock)
     stop = threading.Event()
     thread = threading.Thread(target=service.run, args=(stop,), name="hub-worker", daemon=True)
