@@ -201,7 +201,7 @@ class HubService:
             if uses:
                 self.store.add_quota_uses(uses)
                 self._quota_dirty.update((use.day, use.slot_start) for use in uses)
-            born = []
+            alive = []  # gates that said they are up: each gets an ack, which is also its clock sync
             for gate, report in reports:
                 health = apply_report(self.store.gate_health(gate), gate, report, now_ms)
                 if health is None:
@@ -209,11 +209,10 @@ class HubService:
                     continue
                 self.store.save_health(health, report, now_ms)
                 self._note_quota_report(gate, report)
-                if report.kind == "birth":
-                    born.append(gate)
+                if report.kind != "death":
+                    alive.append(gate)
             acks = dict(stored.contiguous)
-            acks.update({gate: self.store.contiguous_seq(gate) for gate in born})
-            acks = {gate: seq for gate, seq in acks.items() if seq > 0}
+            acks.update({gate: self.store.contiguous_seq(gate) for gate in alive if gate not in acks})
             ack_seqs = {gate: self.store.next_seq(ack_stream(gate)) for gate in acks}
             if self._published_ids:
                 self.store.mark_published(self._published_ids)

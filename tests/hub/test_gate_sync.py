@@ -195,3 +195,9 @@ def test_a_gate_briefly_away_gets_what_was_queued_for_it_without_a_snapshot(tmp_
     finally:
         back.stop()
         back.validator.close()
+
+
+def test_an_idle_gate_takes_hub_time_from_the_ack_to_its_heartbeat(hub, gates):
+    gate = gates("g2")
+    gate.wait(lambda g: g.validator.clock_status()[1] is not None, "hub time received without any event")
+    assert gate.validator.store.backlog() == 0 and gate.validator.clock_status()[0]
