@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import queue
 import signal
 import statistics
 import tempfile
@@ -147,14 +146,17 @@ def bench_drain(root: Path, key: SigningKey, trust: TrustStore, gate_count: int,
         broker.stop()
 
 
-def _fanout_worker(host: str, port: int, names: list[str], passwords: list[str], trust_key: bytes, ready, results, stop) -> None:
+def _fanout_worker(host: str, port: int, names: list[str], passwords: list[str], trust_key: bytes, messages: int, ready, results, stop) -> None:
     from nacl.signing import VerifyKey
 
     trust = TrustStore([TrustedKey("hub", VerifyKey(trust_key))])
     changed = threading.Condition()
     gates = [SimGate(host, port, SITE, name, password, trust, keep_messages=False, subscriptions=[hub_topic(SITE, REVOCATIONS)], changed=changed).connect(timeout=60) for name, password in zip(names, passwords)]
     ready.put(len(gates))
-    stop.wait()
+    received = lambda: sum(stream == REVOCATIONS for gate in gates for stream, *_ in gate.view.receipts)  # noqa: E731
+    with changed:  # every gate has every revocation, or the run was stopped (checked each second)
+        while received() < messages * len(gates) and not stop.is_set():
+            changed.wait_for(lambda: received() >= messages * len(gates), 1.0)
     latencies = [received * 1000 - at_ms for gate in gates for stream, _, at_ms, received in gate.view.receipts if stream == REVOCATIONS]
     refused = sum(len(gate.view.refused) for gate in gates)
     for gate in gates:
@@ -174,7 +176,7 @@ def bench_fanout(root: Path, key: SigningKey, gate_count: int, messages: int, pr
     try:
         for index in range(processes):
             part = names[index::processes]
-            worker = context.Process(target=_fanout_worker, args=(broker.host, broker.port, part, [broker.password(n) for n in part], bytes(key.verify_key), ready, results, stop))
+            worker = context.Process(target=_fanout_worker, args=(broker.host, broker.port, part, [broker.password(n) for n in part], bytes(key.verify_key), messages, ready, results, stop))
             worker.start()
             workers.append(worker)
         connected = sum(ready.get(timeout=120) for _ in workers)
@@ -182,10 +184,8 @@ def bench_fanout(root: Path, key: SigningKey, gate_count: int, messages: int, pr
         store = SqliteHubStore(config.parent / "hub.db")
         for index in range(messages):
             store.add_revocations([RevocationEntry(os.urandom(12), int(time.time()) + 86_400)], "bench", int(time.time() * 1000), 2000)
-            time.sleep(0.2)  # the offered load: five revocations a second
+            time.sleep(0.2)  # pacing, not synchronisation: the offered load is five revocations a second
         store.close()
-        time.sleep(2.0)  # let the last deliveries land before the workers report
-        stop.set()
         latencies, refused = [], 0
         for _ in workers:
             part, bad = results.get(timeout=120)

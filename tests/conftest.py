@@ -53,3 +53,13 @@ def mint(issuer_key: SigningKey) -> Callable[..., str]:
 @pytest.fixture
 def wall_now() -> int:
     return int(time.time())
+
+
+@pytest.fixture
+def hub_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def hub_trust(hub_key: SigningKey) -> TrustStore:
+    return TrustStore([TrustedKey("hub", hub_key.verify_key)])

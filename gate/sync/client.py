@@ -83,6 +83,7 @@ class HubSync:
         self._thread: threading.Thread | None = None
         self._snapshot_asked: dict[str, float] = {}
         self._next_heartbeat = 0.0
+        self._outbox_dirty = True  # the outbox may hold events not yet sent; cleared when a read comes back short
         self.progress = threading.Condition()
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -128,7 +129,9 @@ class HubSync:
             try:
                 if isinstance(item, Connected):
                     self.uploader.on_reconnect()
-                    self._next_heartbeat = 0.0
+                    self._outbox_dirty, self._next_heartbeat = True, 0.0
+                elif item is WAKE:
+                    self._outbox_dirty = True
                 elif isinstance(item, Inbound):
                     self._receive(item)
                 self.validator.hub_online = self.link.connected.is_set()
@@ -158,9 +161,21 @@ class HubSync:
         self.link.publish(gate_topic(self.site, self.gate, REQUEST), encode_snapshot_request(request))
 
     def _upload(self) -> None:
-        """Publish outbox batches until the window is full or nothing is left."""
-        while (window := self.uploader.next_batch(self._monotonic())) is not None:
+        """Publish outbox batches until the window is full or nothing is left.
+
+        The outbox is read only when it may hold unsent events (a new event,
+        a reconnect, or the uploader rewinding to resend), not at every poll.
+        """
+        while True:
+            sent = self.uploader.sent
+            window = self.uploader.next_batch(self._monotonic())
+            if window is None:
+                return
+            self._outbox_dirty |= window[0] < sent  # rewound: send the unacknowledged events again
+            if not self._outbox_dirty:
+                return
             events = self.validator.store.pending_events(*window)
+            self._outbox_dirty = len(events) == window[1]
             if not events:
                 return
             payload = encode_events([GateEvent(e.event_id, self.gate, e.seq, e.kind, e.at_ms, e.ticket_id, e.data) for e in events])

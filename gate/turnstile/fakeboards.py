@@ -13,6 +13,7 @@ stand where the hardware would, on the other side of a real serial port.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 import select
 import threading
 import tty
@@ -31,7 +32,7 @@ def crc16_modbus_bitwise(data: bytes) -> int:
     return crc
 
 
-class PtyBoard:
+class PtyBoard(ABC):
     """A device thread behind a pty. Subclasses implement :meth:`_receive` (called with
     each chunk read, in the board thread, under the board's condition)."""
 
@@ -99,8 +100,9 @@ class PtyBoard:
                 self._receive(data)
                 self._cond.notify_all()
 
+    @abstractmethod
     def _receive(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Take bytes the driver wrote; each board speaks its own protocol."""
 
 
 class FakeLcusBoard(PtyBoard):

@@ -22,7 +22,6 @@ import pytest
 
 from gate.clock import GateClock
 from gate.daemon import GateDaemon
-from gate.decision import Reason
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
 from gate.rules import Direction, GateRules

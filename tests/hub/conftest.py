@@ -10,25 +10,23 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
+from gate.clock import GateClock
+from gate.rules import GateRules
+from gate.sync.client import HubSync
+from gate.sync.settings import SyncSettings
+from gate.validator import Validator, open_validator
 from hub.config import HubConfig
-from lungta.config import load_hub_config
 from hub.service import HubService
+from lungta.config import load_hub_config
 from protocol.keys import write_key_pair
-from protocol.trust import TrustedKey, TrustStore
+from protocol.mqtt import BrokerConfig
+from protocol.trust import TrustStore
 from tests.broker import SITE, Broker, broker, make_broker  # noqa: F401 (fixtures)
 from tests.hub.sim_gate import SimGate
 
 TIMEOUT = 10.0
 
 
-@pytest.fixture
-def hub_key() -> SigningKey:
-    return SigningKey.generate()
-
-
-@pytest.fixture
-def hub_trust(hub_key: SigningKey) -> TrustStore:
-    return TrustStore([TrustedKey("hub", hub_key.verify_key)])
 
 
 def write_hub_config(directory: Path, broker: Broker, key: SigningKey, **hub_options: object) -> Path:
@@ -103,3 +101,39 @@ def gate_factory(broker: Broker, hub_trust: TrustStore) -> Iterator[Callable[...
     for gate in made:
         gate.client.disconnect()
         gate.client.loop_stop()
+
+
+class Gate:
+    """One gate as `lungta gate run` builds it, minus scanners and turnstile."""
+
+    def __init__(self, tmp_path: Path, broker, name: str, ticket_trust: TrustStore, hub_trust: TrustStore) -> None:
+        self.validator: Validator = open_validator(tmp_path / name, GateRules(broker.site, gate_id=name), ticket_trust, clock=GateClock(0))
+        settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=0.2, resend_after_seconds=2)
+        self.commands: list = []
+        self.sync = HubSync(settings, self.validator, self.validator.revocations, hub_trust, self.commands.append)
+
+    def start(self) -> "Gate":
+        self.sync.start()
+        assert self.sync.link.subscribed.wait(TIMEOUT), "gate did not connect and subscribe"
+        return self
+
+    def stop(self) -> None:
+        self.sync.stop()
+
+    def wait(self, predicate, what: str) -> None:
+        assert self.sync.wait_for(lambda sync: predicate(self), TIMEOUT), what
+
+
+@pytest.fixture
+def gates(tmp_path, broker, hub_trust, trust):
+    made: list[Gate] = []
+
+    def make(name: str, start: bool = True) -> Gate:
+        gate = Gate(tmp_path / "gates", broker, name, trust, hub_trust)
+        made.append(gate)
+        return gate.start() if start else gate
+
+    yield make
+    for gate in made:
+        gate.stop()
+        gate.validator.close()

@@ -6,64 +6,19 @@ import json
 import logging
 import time
 from datetime import date, datetime
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 from nacl.signing import SigningKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gate.clock import GateClock
 from gate.decision import Reason
-from gate.rules import GateRules
-from gate.sync.client import HubSync
-from gate.sync.settings import SyncSettings
-from gate.validator import Validator, open_validator
 from hub.sqlite_store import SqliteHubStore
 from protocol.messages import revocations_body, sign_message
-from protocol.mqtt import BrokerConfig
 from protocol.ticket import issue_ticket, read_ticket
 from protocol.topics import hub_topic
-from protocol.trust import TrustStore
 from tests.conftest import make_claims
-from tests.hub.conftest import TIMEOUT, start_hub, write_hub_config
+from tests.hub.conftest import TIMEOUT, Gate, start_hub, write_hub_config
 from tests.hub.test_sync import hub_command, revoke
-
-
-class Gate:
-    """One gate as `lungta gate run` builds it, minus scanners and turnstile."""
-
-    def __init__(self, tmp_path: Path, broker, name: str, ticket_trust: TrustStore, hub_trust: TrustStore) -> None:
-        self.validator: Validator = open_validator(tmp_path / name, GateRules(broker.site, gate_id=name), ticket_trust, clock=GateClock(0))
-        settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=0.2, resend_after_seconds=2)
-        self.commands: list = []
-        self.sync = HubSync(settings, self.validator, self.validator.revocations, hub_trust, self.commands.append)
-
-    def start(self) -> "Gate":
-        self.sync.start()
-        assert self.sync.link.subscribed.wait(TIMEOUT), "gate did not connect and subscribe"
-        return self
-
-    def stop(self) -> None:
-        self.sync.stop()
-
-    def wait(self, predicate, what: str) -> None:
-        assert self.sync.wait_for(lambda sync: predicate(self), TIMEOUT), what
-
-
-@pytest.fixture
-def gates(tmp_path, broker, hub_trust, trust):
-    made: list[Gate] = []
-
-    def make(name: str, start: bool = True) -> Gate:
-        gate = Gate(tmp_path / "gates", broker, name, trust, hub_trust)
-        made.append(gate)
-        return gate.start() if start else gate
-
-    yield make
-    for gate in made:
-        gate.stop()
-        gate.validator.close()
 
 
 def ticket(issuer_key: SigningKey, **claims) -> str:

@@ -25,7 +25,7 @@ from protocol.messages import QuotaLease, lease_body, sign_message
 from protocol.topics import hub_topic
 from tests.hub.conftest import TIMEOUT, RunningHub, write_hub_config
 from tests.hub.sim_gate import SimGate, hub_impostor
-from tests.hub.test_gate_sync import gates, ticket  # noqa: F401 (fixture)
+from tests.hub.test_gate_sync import ticket
 from tests.hub.test_sync import hub_command
 
 DAY, SLOT, START = "2026-11-18", "09:00-10:00", 540

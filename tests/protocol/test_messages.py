@@ -43,18 +43,9 @@ from protocol.messages import (
     used_body,
 )
 from protocol.topics import TopicError, ack_stream, gate_topic, hub_topic, parse_gate_topic, stream_of_hub_topic
-from protocol.trust import TrustedKey, TrustStore
 from tests.conftest import NOW, SITE
 
 
-@pytest.fixture
-def hub_key() -> SigningKey:
-    return SigningKey.generate()
-
-
-@pytest.fixture
-def hub_trust(hub_key: SigningKey) -> TrustStore:
-    return TrustStore([TrustedKey("hub", hub_key.verify_key)])
 
 
 def test_signed_message_opens_with_the_hub_key(hub_key, hub_trust):
