@@ -35,6 +35,10 @@ class Reason(str, enum.Enum):
     QUOTA_EXHAUSTED = "quota_exhausted"
     OFFLINE_REFUSED = "offline_refused"
     CLOCK_UNTRUSTED = "clock_untrusted"
+    HOLDER_CHECK_REQUIRED = "holder_check_required"
+    HOLDER_MISMATCH = "holder_mismatch"
+    STORAGE_ERROR = "storage_error"
+    INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True)

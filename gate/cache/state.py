@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
 
 
+INCARNATION_KEY = "incarnation"
+INCARNATION_BYTES = 16
+
+
 class StateError(Exception):
     """The state file cannot be opened or is not a Lungta gate state; names the file."""
 
@@ -104,7 +108,22 @@ class GateStore:
             connection.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: cannot open gate state: {exc}") from None
-        return cls(connection, path)
+        store = cls(connection, path)
+        if store.get_meta(INCARNATION_KEY) is None:
+            store.set_meta(INCARNATION_KEY, os.urandom(INCARNATION_BYTES))
+        return store
+
+    @property
+    def incarnation(self) -> bytes:
+        """A random id made with this state: a wiped, replaced or quarantined state is a new incarnation.
+
+        The hub keys a gate's event sequence by (gate, incarnation), so a
+        state that starts again at seq 1 is never mistaken for the old one.
+        """
+        value = self.get_meta(INCARNATION_KEY)
+        if not isinstance(value, bytes) or len(value) != INCARNATION_BYTES:
+            raise StateError(f"{self.path}: incarnation id missing or damaged")
+        return value
 
     def close(self) -> None:
         with self._lock:
