@@ -10,7 +10,7 @@ hub) get plain dataclasses and never see TOML.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import logging
 import types
 import typing
 from collections.abc import Iterable
@@ -23,8 +23,11 @@ from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings
 from gate.sync.settings import SyncSettings
 from gate.turnstile.settings import TurnstileSettings
 from hub.config import DEFAULT_TIMEZONE, HubConfig
+from protocol.files import UnreadableFile, read_text_file, read_toml_file
 from protocol.mqtt import BrokerConfig
 from protocol.topics import TopicError, check_name
+
+log = logging.getLogger(__name__)
 
 SCANNER_KINDS = {"camera": CameraSettings, "serial": SerialSettings, "hid": HidSettings}
 MODES = ("turnstile", "handheld")
@@ -196,14 +199,11 @@ def _describe(option: object) -> str:
 
 
 def read_toml(path: Path) -> Section:
+    """A config file as a Section: a bounded regular file, UTF-8, valid TOML (protocol/files.py)."""
     try:
-        return Section(tomllib.loads(path.read_text(encoding="utf-8")), path, "")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        return Section(read_toml_file(path), path, "")
+    except UnreadableFile as error:
+        raise ConfigError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,8 @@ def gate_rules(section: Section) -> GateRules:
     rules = section.table("rules")
     zone = gate.zone("timezone", DEFAULT_TIMEZONE)
     return GateRules(
-        site=gate.text("site"),
-        gate_id=gate.text("id"),
+        site=gate.name("site"),
+        gate_id=gate.name("id"),
         direction=Direction(gate.choice("direction", "entry", [d.value for d in Direction])),
         zone=gate.optional_text("zone"),
         timezone=zone,
@@ -320,9 +320,9 @@ def broker_config(section: Section, default_client_id: str = "") -> BrokerConfig
             raise ConfigError(f"{section._where('password_file')}: give password or password_file, not both")
         path = section.path_value("password_file")
         try:
-            password = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{section._where('password_file')}: cannot read {path}: {exc.strerror}") from None
+            password = read_text_file(path, 4096).strip()
+        except UnreadableFile as error:
+            raise ConfigError(f"{section._where('password_file')}: cannot read {path}: {error.reason}") from None
     files = {key: section.path_value(key) if section.has(key) else None for key in ("cafile", "certfile", "keyfile")}
     if (files["certfile"] is None) != (files["keyfile"] is None):
         raise ConfigError(f"{section._where('certfile')}: certfile and keyfile go together")
@@ -357,6 +357,8 @@ def load_hub_config(path: Path) -> HubConfig:
     if not document.has("hub"):
         raise ConfigError(f"{path}: [hub]: missing table (site, key, database)")
     site = hub.name("site")
+    if not document.has("broker"):
+        log.warning("%s: no [broker] table: connecting to the broker on 127.0.0.1:1883 without TLS or login (systemd/hub.toml shows a site set-up)", path)
     broker_settings = broker_config(broker, f"lungta-hub-{site}")
     if broker_settings.password is not None and broker_settings.username is None:
         raise ConfigError(f"{broker._where('username')}: required when a password is given")

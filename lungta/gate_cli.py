@@ -1,38 +1,35 @@
-"""``lungta gate ...``: validating tickets at a gate and inspecting its local state.
+"""``lungta gate ...``: validating tickets at a gate, inspecting, testing and running it.
 
 Handheld validators used offline run exactly these commands on their own
 state directory, so what they decide and record is what a gate would.
+The gate's parts are imported inside each command, so ``lungta gate
+validate`` never loads the camera, MQTT or turnstile code.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gate.cache.revocations import RevocationSet
-from gate.cache.state import GateStore
-from gate.clock import GateClock
-from gate.decision import Decision
-from gate.rules import GateRules
-from gate.validator import Validator, open_validator
-from protocol.claims import describe_claims
-from protocol.trust import load_trust_store
-
-from . import gate_run
+from .arguments import TIME_HELP, add_timezone_option, parse_instant, parse_ticket_id, timezone_of
 from .errors import CommandError
 from .output import emit
-from .arguments import parse_instant, parse_ticket_id
+from .paths import check_writable_dir
+
+if TYPE_CHECKING:
+    from gate.decision import Decision
+    from gate.validator import Validator
 
 DEFAULT_REVOCATION_DAYS = 400
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    gate = commands.add_parser("gate", help="validate tickets, inspect and run a gate").add_subparsers(dest="gate_command", required=True, metavar="ACTION")
+    gate = commands.add_parser("gate", help="validate tickets, inspect, test and run a gate").add_subparsers(dest="gate_command", required=True, metavar="ACTION")
     validate = gate.add_parser(
         "validate",
         help="decide on ticket texts offline, one JSON line each",
@@ -45,21 +42,47 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     validate.add_argument("--gate-id", default="handheld", help="this gate's id in events and 'already used' messages (default handheld)")
     validate.add_argument("--zone", metavar="ZONE", help="inner zone this gate guards (default: the main entrance)")
     validate.add_argument("--state", type=Path, metavar="DIR", help="gate state directory (revocations, used tickets, outbox)")
-    validate.add_argument("--at", metavar="ISO8601", help="decide as if at this time (default: now, from the gate's trusted clock)")
+    validate.add_argument("--at", metavar="ISO8601", help=f"decide as if at this time (default: now, from the gate's trusted clock; {TIME_HELP})")
+    add_timezone_option(validate)
     validate.add_argument("texts", nargs="*", metavar="TEXT", help="ticket QR texts; read from stdin when none are given")
     validate.set_defaults(run=run_validate)
 
     revoke = gate.add_parser("revoke", help="revoke tickets in a gate's local state", description="Add ticket ids (hex, as 'lungta ticket inspect' prints them) to the local revocation set.")
     revoke.add_argument("--state", required=True, type=Path, metavar="DIR", help="gate state directory")
-    revoke.add_argument("--expires", metavar="ISO8601", help=f"when the entries may be dropped (default: {DEFAULT_REVOCATION_DAYS} days from now)")
+    revoke.add_argument("--expires", metavar="ISO8601", help=f"when the entries may be dropped (default: {DEFAULT_REVOCATION_DAYS} days from now; {TIME_HELP})")
+    add_timezone_option(revoke)
     revoke.add_argument("ticket_ids", nargs="+", metavar="TICKET_ID")
     revoke.set_defaults(run=run_revoke)
 
-    state = gate.add_parser("state", help="print a gate's local state as JSON (counts, sequences, backlog, clock)")
+    state = gate.add_parser(
+        "state",
+        help="print a gate's local state as JSON (counts, sequences, backlog, clock)",
+        description="Read-only: safe beside a running gate (the revocation set, held by the running daemon, is then reported as such).",
+    )
     state.add_argument("--state", required=True, type=Path, metavar="DIR", help="gate state directory")
     state.set_defaults(run=run_state)
 
-    gate_run.add_command(gate)
+    run = gate.add_parser("run", help="run the gate daemon (scanner -> decision -> turnstile)", description="Run the gate daemon until SIGTERM; systemd Type=notify aware.")
+    run.add_argument("--config", required=True, type=Path, metavar="FILE", help="gate.toml")
+    run.add_argument("--check", action="store_true", help="only check the config and the files it names, print one line and exit (0: good, 2: the problem)")
+    run.set_defaults(run=run_gate, default_log_level="INFO")
+
+    from . import gate_test_cli
+
+    gate_test_cli.add_command(gate)
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    """``gate run``: check what a user can get wrong first (one line each), then hand over to lungta/gate_run.py."""
+    from .checks import check_gate_config
+
+    summary = check_gate_config(args.config)
+    if args.check:
+        emit({"config": str(args.config), "ok": True, **summary})
+        return 0
+    from . import gate_run
+
+    return gate_run.run_gate(args)
 
 
 def _texts(args: argparse.Namespace) -> Iterator[str]:
@@ -71,7 +94,9 @@ def _texts(args: argparse.Namespace) -> Iterator[str]:
             yield line.strip()
 
 
-def decision_record(decision: Decision) -> dict[str, object]:
+def decision_record(decision: "Decision") -> dict[str, object]:
+    from protocol.claims import describe_claims
+
     return {
         "decision": "grant" if decision.granted else "deny",
         "reason": decision.reason.value,
@@ -82,14 +107,34 @@ def decision_record(decision: Decision) -> dict[str, object]:
     }
 
 
-def _open(args: argparse.Namespace, stack: ExitStack) -> Validator:
+def _name(value: str, option: str) -> str:
+    from protocol.topics import TopicError, check_name
+
+    try:
+        return check_name(value, option)
+    except TopicError as error:
+        raise CommandError(str(error)) from None
+
+
+def _open(args: argparse.Namespace, stack: ExitStack) -> "Validator":
+    import tempfile
+
+    from gate.clock import GateClock
+    from gate.rules import GateRules
+    from gate.validator import open_validator
+    from protocol.trust import load_trust_store
+
+    if args.state:
+        check_writable_dir(args.state, "--state")
     state_dir = args.state if args.state else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lungta-validate-")))
-    rules = GateRules(site=args.site, gate_id=args.gate_id, zone=args.zone)
+    zone = timezone_of(args)
+    rules = GateRules(site=_name(args.site, "--site"), gate_id=_name(args.gate_id, "--gate-id"), zone=args.zone, timezone=zone)
     clock = None
     if args.at:
-        pinned = float(parse_instant(args.at, "--at"))
+        pinned = float(parse_instant(args.at, "--at", zone))
         clock = GateClock(high_water=0, wall=lambda: pinned, monotonic=lambda: 0.0)
-    validator = open_validator(state_dir, rules, load_trust_store(args.trust), clock=clock)
+    trust = load_trust_store(args.trust)
+    validator = open_validator(state_dir, rules, trust, clock=clock)
     stack.callback(validator.close)
     return validator
 
@@ -106,11 +151,13 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def run_revoke(args: argparse.Namespace) -> int:
-    expires = parse_instant(args.expires, "--expires") if args.expires else int(time.time()) + DEFAULT_REVOCATION_DAYS * 86400
+    from gate.cache.revocations import RevocationSet
+    from gate.cache.state import GateStore
+
+    expires = parse_instant(args.expires, "--expires", timezone_of(args)) if args.expires else int(time.time()) + DEFAULT_REVOCATION_DAYS * 86400
     ids = [parse_ticket_id(text) for text in args.ticket_ids]
+    check_writable_dir(args.state, "--state")
     with RevocationSet.open(args.state / "revocations") as revocations, GateStore.open(args.state) as store:
         revocations.revoke_local([(ticket_id, expires) for ticket_id in ids])
         for ticket_id in ids:
@@ -119,14 +166,29 @@ def run_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revocations_summary(directory: Path) -> dict[str, object]:
+    """Count and sequence of the revocation set, or why they cannot be read now."""
+    from gate.cache.revocation_files import StoreLocked
+    from gate.cache.revocations import RevocationSet
+
+    if not directory.is_dir():
+        return {"entries": 0, "sequence": 0}
+    try:
+        with RevocationSet.open(directory, auto_compact=False) as revocations:
+            return {"entries": len(revocations), "sequence": revocations.sequence}
+    except StoreLocked:
+        return {"held_by_running_gate": True}
+
+
 def run_state(args: argparse.Namespace) -> int:
-    if not (args.state / "state.sqlite3").exists():
-        raise CommandError(f"{args.state}: no gate state here (expected state.sqlite3)")
-    with RevocationSet.open(args.state / "revocations") as revocations, GateStore.open(args.state) as store:
+    from gate.cache.state import GateStore
+
+    if args.state.exists() and not args.state.is_dir():
+        raise CommandError(f"--state: {args.state} is a file, not a directory")
+    with GateStore.open_read_only(args.state) as store:
         high_water = int(store.get_meta("clock_high_water", 0))
-        emit({
+        record = {
             "state_dir": str(args.state),
-            "revocations": {"entries": len(revocations), "sequence": revocations.sequence},
             "events": store.counts(),
             "hub_streams": store.stream_seqs(),
             "quota_leases": [
@@ -134,5 +196,6 @@ def run_state(args: argparse.Namespace) -> int:
                 for day, start, end, granted, used, lease, expires in store.quota_leases()
             ],
             "clock": {"high_water": high_water, "wall": int(time.time()), "trusted": time.time() >= high_water - 300},
-        })
+        }
+    emit({"state_dir": record.pop("state_dir"), "revocations": _revocations_summary(args.state / "revocations"), **record})
     return 0

@@ -13,27 +13,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hub.config import HubConfig
-from hub.health import gate_row, render_table
-from hub.quota import Quota, QuotaError, check_cap, overlapping, parse_day, parse_slot, slot_row
-from hub.quota import gate_row as lease_row
-from hub.service import HubService, gate_slots, online_gates
-from hub.sqlite_store import SqliteHubStore
-from protocol.messages import Command, RevocationEntry
-from protocol.topics import REVOCATIONS, USED, TopicError, check_name
-
-from .arguments import parse_instant, parse_ticket_id
-from .config import load_hub_config
+from .arguments import TIME_HELP, parse_instant, parse_ticket_id
 from .errors import CommandError
 from .output import emit
+from .paths import check_database
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
+    from hub.sqlite_store import SqliteHubStore
+
+# The commands a gate acts on (gate/daemon.py on_hub_command) and the arguments each takes:
+# anything else would be queued, signed and published only to be ignored at the gate.
+GATE_COMMANDS: dict[str, dict[str, type]] = {"emergency_open": {"on": bool, "reason": str}}
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +42,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     run = hub.add_parser("run", help="run the hub: collect gate events and health, publish signed updates", description="Run the site hub until SIGINT/SIGTERM.")
     run.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    run.add_argument("--check", action="store_true", help="only check the config and the files it names, print one line and exit (0: good, 2: the problem)")
     run.set_defaults(run=run_hub, default_log_level="INFO")
 
     revoke = hub.add_parser("revoke", help="revoke tickets at every gate of the site", description="Record the tickets as the next revocation delta; the running hub publishes it.")
     revoke.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
     revoke.add_argument("ticket_ids", nargs="+", metavar="TICKET_ID_HEX", help="ticket ids (the cti, hex) to revoke")
     revoke.add_argument("--reason", metavar="TEXT", help="why (kept in the hub database, not sent to gates)")
-    revoke.add_argument("--expires", metavar="ISO8601", help="when gates may forget the revocation: the ticket's expiry (default: revocation_days from now)")
+    revoke.add_argument("--expires", metavar="ISO8601", help=f"when gates may forget the revocation: the ticket's expiry (default: revocation_days from now; {TIME_HELP}, the timezone of hub.toml)")
     revoke.set_defaults(run=run_revoke)
 
     gates = hub.add_parser("gates", help="show every gate's health", description="One row per gate: status, last seen, backlog, lags, clock offset.")
@@ -60,11 +60,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command = hub.add_parser("command", help="send a signed command to one gate", description="e.g. lungta hub command --config hub.toml gate-3 emergency_open on=true")
     command.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
     command.add_argument("gate", metavar="GATE")
-    command.add_argument("name", metavar="NAME", help="command name, e.g. emergency_open")
+    command.add_argument("name", metavar="NAME", help=f"command name: {', '.join(GATE_COMMANDS)}")
     command.add_argument("args", nargs="*", metavar="KEY=VALUE", help="arguments; VALUE is read as JSON when it parses (true, 3, \"x\"), else as text")
     command.set_defaults(run=run_command)
 
     add_quota_commands(hub)
+    # Further hub subcommands (the operator console, lungta/console_cli.py) register here.
 
 
 def add_quota_commands(hub: argparse._SubParsersAction) -> None:
@@ -93,18 +94,39 @@ def add_quota_commands(hub: argparse._SubParsersAction) -> None:
     qshow.set_defaults(run=run_quota_show)
 
 
-def _config(path: Path) -> HubConfig:
+def _config(path: Path) -> "HubConfig":
+    from .config import load_hub_config
+
     return load_hub_config(path)  # a ConfigError is one line on stderr (lungta/cli.py)
 
 
-def _store(config: HubConfig) -> SqliteHubStore:
-    return SqliteHubStore(config.database, config.synchronous)
+def _store(config: "HubConfig", source: Path, must_exist: bool = False) -> "SqliteHubStore":
+    """The hub database, checked first: a folder, a non-SQLite file or (for reading commands) a missing file is one line."""
+    import sqlite3
+
+    from hub.sqlite_store import SqliteHubStore
+
+    where = f"{source}: hub.database"
+    check_database(config.database, where, must_exist)
+    try:
+        return SqliteHubStore(config.database, config.synchronous)
+    except sqlite3.Error as exc:
+        raise CommandError(f"{where}: {config.database}: {exc}") from None
 
 
 def run_hub(args: argparse.Namespace) -> None:
+    import signal
+    import threading
+
+    from hub.service import HubService
+
+    from .checks import check_hub_config
+
+    summary = check_hub_config(args.config)
+    if args.check:
+        emit({"config": str(args.config), "ok": True, **summary})
+        return
     config = _config(args.config)
-    if not config.key.exists():
-        raise CommandError(f"{args.config}: hub.key: {config.key} does not exist (create it with: lungta keygen --kid hub --out DIR)")
     service = HubService.from_config(config)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -116,13 +138,16 @@ def run_hub(args: argparse.Namespace) -> None:
 
 
 def run_revoke(args: argparse.Namespace) -> None:
+    from protocol.messages import RevocationEntry
+    from protocol.topics import REVOCATIONS
+
     config = _config(args.config)
     now = time.time()
-    expires = parse_instant(args.expires, "--expires") if args.expires else int(now) + config.revocation_days * 86_400
+    expires = parse_instant(args.expires, "--expires", config.timezone) if args.expires else int(now) + config.revocation_days * 86_400
     if expires <= now:
         raise CommandError("--expires is in the past: gates would drop the revocation at once")
     entries = [RevocationEntry(parse_ticket_id(text), expires) for text in args.ticket_ids]
-    store = _store(config)
+    store = _store(config, args.config)
     try:
         rows = store.add_revocations(entries, args.reason, int(now * 1000), config.snapshot_chunk)
     finally:
@@ -131,8 +156,11 @@ def run_revoke(args: argparse.Namespace) -> None:
 
 
 def run_gates(args: argparse.Namespace) -> None:
+    from hub.health import gate_row
+    from protocol.topics import REVOCATIONS, USED
+
     config = _config(args.config)
-    store = _store(config)
+    store = _store(config, args.config, must_exist=True)
     try:
         now_ms = int(time.time() * 1000)
         revocation_seq, used_seq = store.last_seq(REVOCATIONS), store.last_seq(USED)
@@ -152,15 +180,35 @@ def _argument(text: str) -> tuple[str, object]:
         return key, value
 
 
+def _command_args(name: str, texts: list[str]) -> dict[str, object]:
+    """The KEY=VALUE arguments of a command the gates know, each of the type they expect."""
+    if name not in GATE_COMMANDS:
+        raise CommandError(f"unknown command {name!r}; gates act on: {', '.join(GATE_COMMANDS)}")
+    expected = GATE_COMMANDS[name]
+    values = dict(_argument(text) for text in texts)
+    for key, value in values.items():
+        if key not in expected:
+            raise CommandError(f"{name}: unknown argument {key!r} (expected {', '.join(expected)})")
+        if not isinstance(value, expected[key]):
+            raise CommandError(f"{name}: {key}={value!r} must be {'true or false' if expected[key] is bool else 'text'}")
+    return values
+
+
 def run_command(args: argparse.Namespace) -> None:
+    from protocol.messages import Command
+    from protocol.topics import TopicError, check_name
+
     config = _config(args.config)
     try:
         check_name(args.gate, "gate")
     except TopicError as error:
         raise CommandError(str(error)) from None
-    command = Command(args.name, dict(_argument(text) for text in args.args))
-    store = _store(config)
+    command = Command(args.name, _command_args(args.name, args.args))
+    store = _store(config, args.config, must_exist=True)
     try:
+        known = [health.gate for health in store.gates()]
+        if args.gate not in known:
+            raise CommandError(f"gate {args.gate!r} is not known to this hub ({'gates: ' + ', '.join(known) if known else 'no gate has reported yet'})")
         row = store.add_command(args.gate, command, int(time.time() * 1000))
     finally:
         store.close()
@@ -170,6 +218,8 @@ def run_command(args: argparse.Namespace) -> None:
 @contextmanager
 def _quota_input() -> Iterator[None]:
     """What the operator typed for a quota, wrong: one line, as every CommandError."""
+    from hub.quota import QuotaError
+
     try:
         yield
     except QuotaError as error:
@@ -177,6 +227,8 @@ def _quota_input() -> Iterator[None]:
 
 
 def _cap(text: str) -> int:
+    from hub.quota import QuotaError, check_cap
+
     try:
         cap = int(text)
     except ValueError:
@@ -186,6 +238,8 @@ def _cap(text: str) -> int:
 
 def _emit_rows(rows: list[dict[str, object]], as_json: bool, empty: str) -> None:
     """A table for people (``empty`` when there is no row), or one JSON object per row."""
+    from hub.health import render_table
+
     if as_json:
         for row in rows:
             emit(row)
@@ -194,12 +248,17 @@ def _emit_rows(rows: list[dict[str, object]], as_json: bool, empty: str) -> None
 
 
 def run_quota_set(args: argparse.Namespace) -> None:
+    from hub.quota import Quota, overlapping, parse_day, parse_slot, slot_row
+
     config = _config(args.config)
     if args.site != config.site:
         raise CommandError(f"--site {args.site!r} is not the site of {args.config} ({config.site!r})")
     with _quota_input():
         quota = Quota(parse_day(args.date), *parse_slot(args.slot), _cap(args.cap))
-    store = _store(config)
+    today = datetime.now(config.timezone).date().isoformat()
+    if str(quota.day) < today:
+        raise CommandError(f"--date {args.date} is in the past (today is {today} in {config.timezone.key}); no gate admits on that day any more")
+    store = _store(config, args.config)
     try:
         with store.transaction():
             clash = overlapping(quota, store.quotas(quota.day, quota.day))
@@ -215,10 +274,12 @@ def run_quota_set(args: argparse.Namespace) -> None:
 
 
 def run_quota_list(args: argparse.Namespace) -> None:
+    from hub.quota import parse_day, slot_row
+
     config = _config(args.config)
     with _quota_input():
         day = parse_day(args.date) if args.date else None
-    store = _store(config)
+    store = _store(config, args.config, must_exist=True)
     try:
         rows = [slot_row(quota, store.quota_ledger(quota.day, quota.slot_start, 0), config.quota_skew_s * 1000) for quota in store.quotas(day, day)]
     finally:
@@ -227,10 +288,14 @@ def run_quota_list(args: argparse.Namespace) -> None:
 
 
 def run_quota_show(args: argparse.Namespace) -> None:
+    from hub.quota import gate_row as lease_row
+    from hub.quota import parse_day, parse_slot
+    from hub.service import gate_slots, online_gates
+
     config = _config(args.config)
     with _quota_input():
         day, (start, end) = parse_day(args.date), parse_slot(args.slot)
-    store = _store(config)
+    store = _store(config, args.config, must_exist=True)
     try:
         now_ms = int(time.time() * 1000)
         quota = next((quota for quota in store.quotas(day, day) if (quota.slot_start, quota.slot_end) == (start, end)), None)

@@ -1,4 +1,9 @@
-"""``lungta keygen`` and ``lungta ticket issue|inspect``: the issuer's side."""
+"""``lungta keygen`` and ``lungta ticket issue|batch|inspect``: the issuer's side.
+
+Only protocol/ (PyNaCl, cbor2) is imported to mint a ticket; the QR
+renderer (segno) is imported when a PNG or a printed sheet is asked for,
+so a sales script calling ``lungta ticket issue`` once per sale stays fast.
+"""
 
 from __future__ import annotations
 
@@ -7,53 +12,72 @@ import re
 import time
 from pathlib import Path
 
-from protocol.claims import TicketClaims, TicketType, TimeSlot, describe_claims, holder_id_hash
-from protocol.errors import TicketError
-from protocol.keys import generate_signing_key, kid_for, load_signing_key, write_key_pair
-from protocol.qr import write_ticket_png
-from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
-from protocol.trust import load_trust_store
+from protocol.claims import MAX_LABEL, TicketType
 
+from .arguments import TIME_HELP, add_timezone_option, parse_instant, timezone_of
 from .errors import CommandError
 from .output import emit
-from .arguments import parse_instant
 
 DEFAULT_VALIDITY_SECONDS = 24 * 3600
+TICKET_TYPES = ", ".join(t.label for t in TicketType)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    keygen = commands.add_parser("keygen", help="create an Ed25519 signing key pair (PEM)", description="Write DIR/NAME.key (PKCS#8, mode 0600) and DIR/NAME.pub (SubjectPublicKeyInfo).")
+    keygen = commands.add_parser("keygen", help="create an Ed25519 signing key pair (PEM)", description="Write DIR/NAME.key (PKCS#8, mode 0600) and DIR/NAME.pub (SubjectPublicKeyInfo), both created new.")
     keygen.add_argument("--kid", required=True, metavar="NAME", help="name of the key files; the kid itself is derived from the public key")
-    keygen.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write the key pair into")
+    keygen.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write the key pair into (created 0700 when missing)")
     keygen.set_defaults(run=run_keygen)
 
-    ticket = commands.add_parser("ticket", help="mint or inspect tickets").add_subparsers(dest="ticket_command", required=True, metavar="ACTION")
-    issue = ticket.add_parser("issue", help="mint a signed ticket and print its QR text", description="Mint a ticket signed with KEY; prints the QR text on stdout.")
-    issue.add_argument("--key", required=True, type=Path, metavar="FILE", help="issuer private key (PEM)")
-    issue.add_argument("--site", required=True, help="site the ticket admits to")
-    issue.add_argument("--valid-from", metavar="ISO8601", help="start of validity (default: now)")
-    issue.add_argument("--valid-until", metavar="ISO8601", help="end of validity (default: 24 h after the start)")
-    issue.add_argument("--type", default="adult", help=f"ticket type: {', '.join(t.label for t in TicketType)} (default adult)")
-    issue.add_argument("--persons", type=int, default=1, metavar="N", help="people admitted per entry (group size, default 1)")
-    issue.add_argument("--entries", type=int, default=1, metavar="N", help="entries allowed in total; 0 = unlimited (default 1)")
-    issue.add_argument("--entries-per-day", type=int, metavar="N", help="entries allowed per day, for multi-day passes")
-    issue.add_argument("--slot", metavar="HH:MM-HH:MM", help="entry time slot, site local time")
-    issue.add_argument("--zone", action="append", default=[], metavar="ZONE", help="zone the ticket admits to (repeatable; none = all zones)")
+    ticket = commands.add_parser("ticket", help="mint, batch-print or inspect tickets").add_subparsers(dest="ticket_command", required=True, metavar="ACTION")
+    issue = ticket.add_parser("issue", help="mint a signed ticket and print its QR text", description="Mint a ticket signed with KEY; prints the QR text on stdout (with --json: ticket id and text).")
+    _claim_options(issue)
     issue.add_argument("--holder", metavar="ID", help="real-name ticket: holder's ID number (only its salted hash is stored)")
-    issue.add_argument("--holder-name", metavar="NAME", help="holder's name, masked before it is stored (e.g. 扎*次仁)")
-    issue.add_argument("--issuer", metavar="ISS", help="iss claim (optional; the kid already names the key)")
-    issue.add_argument("--reentry", action="store_true", help="an exit re-arms the ticket for another entry")
+    issue.add_argument("--holder-name", metavar="NAME", help=f"holder's name, masked before it is stored (e.g. 扎*次仁); at most {MAX_LABEL} characters")
     issue.add_argument("--png", type=Path, metavar="FILE", help="also write the QR code as a PNG image")
+    issue.add_argument("--json", action="store_true", help="print one JSON object: ticket_id, text, kid")
     issue.set_defaults(run=run_issue)
+
+    batch = ticket.add_parser(
+        "batch",
+        help="mint many tickets at once for the ticket office's backup stock",
+        description="Mint COUNT tickets alike into DIR: tickets.csv (ticket_id,text, one line each), batch.json "
+        "(what was minted, by which key, when, and a SHA-256 of tickets.csv, for the operator's records) and, "
+        "unless --no-sheets, printable HTML sheets of QR codes (sheet-0001.html ...). DIR must be new or empty.",
+    )
+    _claim_options(batch)
+    batch.add_argument("--count", required=True, type=int, metavar="N", help="how many tickets (1..1000000)")
+    batch.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the batch (created)")
+    batch.add_argument("--no-sheets", action="store_true", help="write only tickets.csv and batch.json (fastest; print later)")
+    batch.set_defaults(run=run_batch)
 
     inspect = ticket.add_parser("inspect", help="decode a ticket and print its claims as JSON")
     inspect.add_argument("text", metavar="TEXT", help="ticket QR text (LT1:...)")
     inspect.add_argument("--trust", type=Path, metavar="PATH", help="trust store (trust.toml or a .pub) to check the signature")
-    inspect.add_argument("--at", metavar="ISO8601", help="time to check key validity at (default: now)")
+    inspect.add_argument("--at", metavar="ISO8601", help=f"time to check key validity at (default: now; {TIME_HELP})")
+    add_timezone_option(inspect)
     inspect.set_defaults(run=run_inspect)
 
 
+def _claim_options(parser: argparse.ArgumentParser) -> None:
+    """The claims ``issue`` and ``batch`` share."""
+    parser.add_argument("--key", required=True, type=Path, metavar="FILE", help="issuer private key (PEM)")
+    parser.add_argument("--site", required=True, help="site the ticket admits to")
+    parser.add_argument("--valid-from", metavar="ISO8601", help=f"start of validity (default: now; {TIME_HELP})")
+    parser.add_argument("--valid-until", metavar="ISO8601", help=f"end of validity (default: 24 h after the start; {TIME_HELP})")
+    add_timezone_option(parser)
+    parser.add_argument("--type", default="adult", help=f"ticket type: {TICKET_TYPES} (default adult)")
+    parser.add_argument("--persons", type=int, default=1, metavar="N", help="people admitted per entry (group size, default 1)")
+    parser.add_argument("--entries", type=int, default=1, metavar="N", help="entries allowed in total; 0 = unlimited (default 1)")
+    parser.add_argument("--entries-per-day", type=int, metavar="N", help="entries allowed per day, for multi-day passes")
+    parser.add_argument("--slot", metavar="HH:MM-HH:MM", help="entry time slot, site local time")
+    parser.add_argument("--zone", action="append", default=[], metavar="ZONE", help="zone the ticket admits to (repeatable; none = all zones)")
+    parser.add_argument("--issuer", metavar="ISS", help="iss claim (optional; the kid already names the key)")
+    parser.add_argument("--reentry", action="store_true", help="an exit re-arms the ticket for another entry")
+
+
 def run_keygen(args: argparse.Namespace) -> None:
+    from protocol.keys import generate_signing_key, kid_for, write_key_pair
+
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", args.kid):
         raise CommandError(f"--kid: {args.kid!r} must be 1-64 letters, digits, '.', '_' or '-'")
     key = generate_signing_key()
@@ -70,11 +94,20 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def run_issue(args: argparse.Namespace) -> None:
-    key = load_signing_key(args.key)
-    now = int(time.time())
-    start = parse_instant(args.valid_from, "--valid-from") if args.valid_from else now
-    end = parse_instant(args.valid_until, "--valid-until") if args.valid_until else start + DEFAULT_VALIDITY_SECONDS
+def _label(value: str, option: str) -> str:
+    """A text claim as every gate accepts it (protocol/claims.py): 1..64 characters."""
+    if not 1 <= len(value) <= MAX_LABEL:
+        raise CommandError(f"{option}: {value!r} must be 1..{MAX_LABEL} characters (a gate refuses anything else as malformed)")
+    return value
+
+
+def claims_template(args: argparse.Namespace, now: int) -> dict[str, object]:
+    """Every claim except the ticket id and holder, checked as a gate would check it."""
+    from protocol.claims import TimeSlot
+
+    zone = timezone_of(args)
+    start = parse_instant(args.valid_from, "--valid-from", zone) if args.valid_from else now
+    end = parse_instant(args.valid_until, "--valid-until", zone) if args.valid_until else start + DEFAULT_VALIDITY_SECONDS
     if end <= start:
         raise CommandError("--valid-until must be after --valid-from")
     try:
@@ -84,31 +117,80 @@ def run_issue(args: argparse.Namespace) -> None:
         raise CommandError(f"--type/--slot: {error}") from None
     if not 1 <= args.persons <= 999 or not 0 <= args.entries <= 65535:
         raise CommandError("--persons must be 1..999 and --entries 0..65535")
+    if args.entries_per_day is not None and not 1 <= args.entries_per_day <= 65535:
+        raise CommandError("--entries-per-day must be 1..65535")
+    return {
+        "site": _label(args.site, "--site"),
+        "not_before": start,
+        "expires": end,
+        "issued_at": now,
+        "issuer": _label(args.issuer, "--issuer") if args.issuer else None,
+        "zones": tuple(_label(zone_name, "--zone") for zone_name in args.zone),
+        "ticket_type": ticket_type,
+        "persons": args.persons,
+        "entries": args.entries,
+        "entries_per_day": args.entries_per_day,
+        "slot": slot,
+        "reentry": args.reentry,
+    }
+
+
+def run_issue(args: argparse.Namespace) -> None:
+    from protocol.claims import TicketClaims, holder_id_hash
+    from protocol.errors import TicketError
+    from protocol.keys import kid_for, load_signing_key
+    from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
+
+    key = load_signing_key(args.key)
+    template = claims_template(args, int(time.time()))
+    holder_name = mask_name(_label(args.holder_name, "--holder-name")) if args.holder_name else None
     ticket_id = new_ticket_id()
-    claims = TicketClaims(
-        ticket_id=ticket_id,
-        site=args.site,
-        not_before=start,
-        expires=end,
-        issued_at=now,
-        issuer=args.issuer,
-        zones=tuple(args.zone),
-        ticket_type=ticket_type,
-        persons=args.persons,
-        entries=args.entries,
-        entries_per_day=args.entries_per_day,
-        slot=slot,
-        holder_hash=holder_id_hash(ticket_id, args.holder) if args.holder else None,
-        holder_name=mask_name(args.holder_name) if args.holder_name else None,
-        reentry=args.reentry,
-    )
-    text = issue_ticket(claims, key)
+    holder_hash = holder_id_hash(ticket_id, args.holder) if args.holder else None
+    text = issue_ticket(TicketClaims(ticket_id=ticket_id, holder_hash=holder_hash, holder_name=holder_name, **template), key)
+    try:
+        read_ticket(text)  # the gate's own parser: what it would refuse is never handed out
+    except TicketError as error:
+        raise CommandError(f"the ticket would be refused at a gate: {error}") from None
     if args.png:
-        write_ticket_png(text, args.png)
-    print(text)
+        write_png(text, args.png)
+    if args.json:
+        emit({"ticket_id": ticket_id.hex(), "text": text, "kid": kid_for(key.verify_key).hex()})
+    else:
+        print(text)
+
+
+def write_png(text: str, path: Path) -> None:
+    """The QR as PNG at ``path``; a missing folder or a folder in the way is one line."""
+    from protocol.qr import write_ticket_png
+
+    if path.is_dir():
+        raise CommandError(f"--png {path}: is a directory; give a file name, e.g. {path / 'ticket.png'}")
+    if not path.parent.is_dir():
+        raise CommandError(f"--png {path}: folder {path.parent} does not exist")
+    try:
+        write_ticket_png(text, path)
+    except OSError as exc:
+        raise CommandError(f"--png {path}: cannot write: {exc.strerror}") from None
+
+
+def run_batch(args: argparse.Namespace) -> None:
+    from .batch import mint_batch
+
+    if not 1 <= args.count <= 1_000_000:
+        raise CommandError("--count must be 1..1000000")
+    from protocol.keys import load_signing_key
+
+    key = load_signing_key(args.key)
+    record = mint_batch(key, claims_template(args, int(time.time())), args.count, args.out, sheets=not args.no_sheets)
+    emit(record)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from protocol.claims import describe_claims
+    from protocol.errors import TicketError
+    from protocol.ticket import read_ticket
+    from protocol.trust import load_trust_store
+
     try:
         ticket = read_ticket(args.text)
     except TicketError as error:
@@ -117,7 +199,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     record = {"ticket_id": ticket.claims.ticket_id_hex, "kid": ticket.kid.hex(), "claims": describe_claims(ticket.claims)}
     if args.trust:
         trust = load_trust_store(args.trust)
-        at = parse_instant(args.at, "--at") if args.at else int(time.time())
+        at = parse_instant(args.at, "--at", timezone_of(args)) if args.at else int(time.time())
         try:
             key = trust.key_for(ticket.kid, at)
             ticket.sign1.verify(key.verify_key)

@@ -9,7 +9,6 @@ so an issuer key can be rotated or retired by editing this one file.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from nacl.signing import VerifyKey
 
 from .errors import KeyFileError, KeyNotValid, UnknownKey
+from .files import UnreadableFile, read_toml_file
 from .keys import kid_for, load_verify_key, parse_verify_key
 
 
@@ -66,11 +66,9 @@ def load_trust_store(path: Path) -> TrustStore:
     if path.suffix == ".pub":
         return TrustStore([TrustedKey(path.stem, load_verify_key(path))])
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read trust store: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise KeyFileError(f"{path}: not valid TOML: {exc}") from None
+        document = read_toml_file(path)
+    except UnreadableFile as error:
+        raise KeyFileError(f"{error.path}: {error.reason.replace('cannot read', 'cannot read trust store', 1)}") from None
     entries = document.get("key", [])
     if not isinstance(entries, list):
         raise KeyFileError(f"{path}: 'key' must be an array of tables ([[key]])")

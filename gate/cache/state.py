@@ -343,3 +343,21 @@ class GateStore:
     def integrity_ok(self) -> bool:
         with self._lock:
             return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    @classmethod
+    def open_read_only(cls, directory: Path) -> "GateStore":
+        """The state of a gate that may be running, for diagnostics (``lungta gate state``).
+
+        SQLite's read-only mode: nothing is created, migrated or written, so a
+        technician looking never disturbs the daemon; WAL lets the read see
+        the daemon's last commit while it keeps writing.
+        """
+        path = directory / cls.FILENAME
+        if not path.is_file():
+            raise StateError(f"{directory}: no gate state here (expected {cls.FILENAME})")
+        try:
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+            connection.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return cls(connection, path)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: cannot read gate state: {exc}") from None

@@ -15,7 +15,7 @@ from hub.sqlite_store import SqliteHubStore
 from lungta import hub_cli
 from lungta.errors import CommandError
 
-DAY = "2026-11-18"
+DAY = "2099-11-18"
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_set_then_list_shows_the_slot(config_path):
     table = run("quota", "list", "--config", str(config_path))[0].splitlines()
     assert table[0].split() == ["DATE", "SLOT", "CAP", "ADMITTED", "ALLOCATED", "GATES"]
     assert [line.split()[:3] for line in table[1:]] == [[DAY, "09:00-10:00", "500"], [DAY, "10:00-11:00", "300"]]
-    assert run("quota", "list", "--config", str(config_path), "--date", "2026-11-19")[0] == "no quota is set for 2026-11-19\n"
+    assert run("quota", "list", "--config", str(config_path), "--date", "2099-11-19")[0] == "no quota is set for 2099-11-19\n"
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_set_then_list_shows_the_slot(config_path):
         ({"slot": "9-10"}, "slot '9-10' is not HH:MM-HH:MM"),
         ({"cap": "-1"}, "cap -1 must be a number of persons"),
         ({"cap": "many"}, "cap 'many' is not a whole number of persons"),
-        ({"slot": "09:30-10:30"}, "slot 09:30-10:30 overlaps slot 09:00-10:00 of 2026-11-18"),
+        ({"slot": "09:30-10:30"}, "slot 09:30-10:30 overlaps slot 09:00-10:00 of 2099-11-18"),
     ],
 )
 def test_bad_input_is_one_line_naming_it(config_path, options, message):
@@ -96,5 +96,5 @@ def test_show_lists_every_known_gate_and_refuses_an_unknown_slot(config_path):
     assert [(row["gate"], row["granted"], row["held"], row["used"], row["online"]) for row in rows] == [("g1", 40, 40, 0, False), ("g2", 0, 0, 0, False)]
     table = run("quota", "show", "--config", str(config_path), "--date", DAY, "--slot", "09:00-10:00")[0].splitlines()
     assert table[0].split() == ["GATE", "GRANTED", "HELD", "USED", "EXPIRES", "LEASE_ID", "CONFIRMED", "ONLINE"]
-    with pytest.raises(CommandError, match="no quota is set for 2026-11-18 10:00-11:00"):
+    with pytest.raises(CommandError, match="no quota is set for 2099-11-18 10:00-11:00"):
         run("quota", "show", "--config", str(config_path), "--date", DAY, "--slot", "10:00-11:00")

@@ -1,0 +1,70 @@
+"""Folders and databases the commands are given, checked before anything opens them.
+
+A state directory that is a file, a database path that is a folder or not
+SQLite, a place the service user cannot write: each is one line naming the
+path and the option or key it came from, before SQLite or the revocation
+store would answer with a traceback (or, for a mistyped database path,
+silently create an empty database).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import CommandError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path("/")
+
+
+def check_writable_dir(path: Path, where: str) -> None:
+    """``path`` is a writable directory, or one that can be created; ``where`` names its option or key."""
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        raise CommandError(f"{where}: {existing} is a file, not a directory" if existing == path else f"{where}: {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"{where}: {path}: not writable" if existing == path else f"{where}: {path}: cannot be created ({existing} is not writable)")
+
+
+def make_dir(path: Path, where: str) -> None:
+    """Create ``path`` (0700) when missing; every refusal is one line naming ``where``."""
+    check_writable_dir(path, where)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"{where}: {path}: cannot create: {exc.strerror}") from None
+
+
+def check_database(path: Path, where: str, must_exist: bool) -> None:
+    """A hub database path: a SQLite file (or, when it may be created, a free name in a writable folder).
+
+    ``must_exist`` is for commands that only read (``hub gates``, ``quota
+    list``): a mistyped path is an error there, never a new empty database
+    that makes a site look as if no gate ever reported.
+    """
+    if path.is_dir():
+        raise CommandError(f"{where}: {path} is a directory, not a database file")
+    if not path.exists():
+        if must_exist:
+            raise CommandError(f"{where}: {path} does not exist (the hub creates it when it first runs; check the path)")
+        if not path.parent.is_dir():
+            raise CommandError(f"{where}: {path}: folder {path.parent} does not exist")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise CommandError(f"{where}: {path}: cannot be created ({path.parent} is not writable)")
+        return
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise CommandError(f"{where}: {path}: cannot read: {exc.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise CommandError(f"{where}: {path} is not a SQLite database")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise CommandError(f"{where}: {path}: not writable (SQLite also writes beside it, in {path.parent})")
