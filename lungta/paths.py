@@ -10,6 +10,7 @@ silently create an empty database).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import CommandError
@@ -24,13 +25,23 @@ def _nearest_existing(path: Path) -> Path:
     return Path("/")
 
 
+def _probe(directory: Path) -> str | None:
+    """Why nothing can be created in ``directory`` (tried for real: permissions, read-only mounts, root), or None."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".lungta-probe-", dir=directory))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def check_writable_dir(path: Path, where: str) -> None:
     """``path`` is a writable directory, or one that can be created; ``where`` names its option or key."""
     existing = _nearest_existing(path)
     if not existing.is_dir():
         raise CommandError(f"{where}: {existing} is a file, not a directory" if existing == path else f"{where}: {path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise CommandError(f"{where}: {path}: not writable" if existing == path else f"{where}: {path}: cannot be created ({existing} is not writable)")
+    problem = _probe(existing)
+    if problem is not None:
+        raise CommandError(f"{where}: {path}: not writable ({problem})" if existing == path else f"{where}: {path}: cannot be created in {existing} ({problem})")
 
 
 def make_dir(path: Path, where: str) -> None:
@@ -56,8 +67,9 @@ def check_database(path: Path, where: str, must_exist: bool) -> None:
             raise CommandError(f"{where}: {path} does not exist (the hub creates it when it first runs; check the path)")
         if not path.parent.is_dir():
             raise CommandError(f"{where}: {path}: folder {path.parent} does not exist")
-        if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise CommandError(f"{where}: {path}: cannot be created ({path.parent} is not writable)")
+        problem = _probe(path.parent)
+        if problem is not None:
+            raise CommandError(f"{where}: {path}: cannot be created in {path.parent} ({problem})")
         return
     try:
         with open(path, "rb") as handle:
@@ -66,5 +78,6 @@ def check_database(path: Path, where: str, must_exist: bool) -> None:
         raise CommandError(f"{where}: {path}: cannot read: {exc.strerror}") from None
     if header and header != SQLITE_HEADER:
         raise CommandError(f"{where}: {path} is not a SQLite database")
-    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
-        raise CommandError(f"{where}: {path}: not writable (SQLite also writes beside it, in {path.parent})")
+    problem = _probe(path.parent) or (None if os.access(path, os.W_OK) else "permission denied")
+    if problem is not None:
+        raise CommandError(f"{where}: {path}: not writable ({problem}; SQLite also writes beside it, in {path.parent})")

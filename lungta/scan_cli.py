@@ -3,7 +3,7 @@
 For operators checking a camera set-up (point it at a ticket, record a few
 seconds, see what the gate would read and how long decoding takes) and for
 tests. It runs exactly the gate's code: FramePipeline for stills, the
-CameraScanner (with its dedupe) for video.
+CameraScanner (with its dedupe) for video; OpenCV is loaded only to decode.
 """
 
 from __future__ import annotations
@@ -12,13 +12,8 @@ import argparse
 import threading
 from pathlib import Path
 
-import cv2
-
-from gate.scanner import CameraSettings, ScannerError
-from gate.scanner.camera import CameraScanner
-from gate.scanner.decoders import make_decoder
-from gate.scanner.frames import FramePipeline, open_frame_source
-from gate.scanner.settings import DECODERS, DEFAULT_DECODER, DEFAULT_DEDUPE_SECONDS
+from gate.scanner.errors import ScannerError
+from gate.scanner.settings import DECODERS, DEFAULT_DECODER, DEFAULT_DEDUPE_SECONDS, CameraSettings
 
 from .errors import CommandError
 from .output import emit
@@ -73,6 +68,10 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def scan_images(paths: list[Path], settings: CameraSettings) -> int:
     """Every code in every image, in order; each image is decoded on its own (no dedupe)."""
+    import cv2
+
+    from gate.scanner.decoders import make_decoder
+    from gate.scanner.frames import FramePipeline
     pipeline = FramePipeline(make_decoder(settings.decoder), settings.roi, settings.downscale)
     found = 0
     for path in paths:
@@ -88,6 +87,8 @@ def scan_images(paths: list[Path], settings: CameraSettings) -> int:
 
 def scan_video(settings: CameraSettings) -> int:
     """Each code once (the gate's dedupe), with its position in the video."""
+    from gate.scanner.camera import CameraScanner
+    from gate.scanner.frames import open_frame_source
     open_frame_source(settings).release()  # fail now with a clear message rather than retry a typo forever
     scanner = CameraScanner(settings)
     found = 0
