@@ -68,6 +68,7 @@ def test_example_gate_toml_loads_as_shipped(tmp_path: Path) -> None:
     shutil.copy(SYSTEMD / "gate.toml", config_path)
     _, public = write_key_pair(SigningKey.generate(), tmp_path / "keys", "potala-sales")
     (tmp_path / "trust.toml").write_text(f'[[key]]\nname = "potala-sales"\npublic_key_file = "{public}"\n', encoding="utf-8")
+    _site_files(tmp_path)
     config = load_gate_config(config_path)
     assert config.trust == tmp_path / "trust.toml"  # relative to the config, as installed: /etc/lungta/trust.toml
     assert len(load_trust_store(config.trust)) == 1
@@ -113,3 +114,46 @@ def _field_names(cls: type) -> set[str]:
         else:
             names.add(spec.name)
     return names
+
+
+HUB_KEYS = {
+    "hub": ("site", "key", "database", "synchronous", "heartbeat_interval_s", "snapshot_chunk", "revocation_days", "used_retention_days", "timezone", "quota_lease_s", "quota_skew_s"),
+    "broker": ("host", "port", "username", "password_file", "password", "client_id", "session_expiry_s", "keepalive_s", "cafile", "certfile", "keyfile"),
+}
+GATE_HUB_KEYS = ("trust", "heartbeat_seconds", "batch_events", "window_events", "resend_after_seconds", *HUB_KEYS["broker"])
+
+
+def _site_files(directory: Path) -> None:
+    """The files the examples name beside them, as `lungta site init` / `hub add-gate` write them."""
+    (directory / "broker-password").write_text("s3cret\n", encoding="utf-8")
+    (directory / "ca.crt").write_text("not checked at load\n", encoding="utf-8")
+
+
+def test_example_gate_toml_has_a_hub_table_that_loads(tmp_path: Path) -> None:
+    shutil.copy(SYSTEMD / "gate.toml", tmp_path / "gate.toml")
+    _site_files(tmp_path)
+    (tmp_path / "trust.toml").write_text("", encoding="utf-8")
+    hub = load_gate_config(tmp_path / "gate.toml").hub
+    assert hub is not None and hub.trust == tmp_path / "hub.pub"
+    assert (hub.broker.host, hub.broker.port, hub.broker.username, hub.broker.password, hub.broker.tls) == ("hub.potala.lan", 8883, "east-1", "s3cret", True)
+    text = (SYSTEMD / "gate.toml").read_text(encoding="utf-8")
+    hub_part = text[text.index("\n[hub]\n"):]
+    missing = [key for key in GATE_HUB_KEYS if not re.search(rf"^(# ?)?{key} = ", hub_part, re.MULTILINE)]
+    assert not missing, f"the [hub] table of systemd/gate.toml does not show: {', '.join(missing)}"
+
+
+def test_example_hub_toml_loads_as_shipped_and_shows_every_key(tmp_path: Path) -> None:
+    from lungta.config import load_hub_config
+
+    shutil.copy(SYSTEMD / "hub.toml", tmp_path / "hub.toml")
+    _site_files(tmp_path)
+    config = load_hub_config(tmp_path / "hub.toml")
+    assert config.key == tmp_path / "hub.key" and config.database == Path("/var/lib/lungta/hub/hub.db")  # the unit's StateDirectory
+    assert (config.broker.username, config.broker.password, config.broker.tls, config.site) == ("hub-potala", "s3cret", True, "potala")
+    text = (SYSTEMD / "hub.toml").read_text(encoding="utf-8")
+    for table, keys in HUB_KEYS.items():
+        part = text[text.index(f"\n[{table}]\n"):]
+        missing = [key for key in keys if not re.search(rf"^(# ?)?{key} = ", part, re.MULTILINE)]
+        assert not missing, f"[{table}] of systemd/hub.toml does not show: {', '.join(missing)}"
+    hub_fields = {spec.name for spec in dataclasses.fields(__import__("hub.config", fromlist=["HubConfig"]).HubConfig)} - {"broker"}
+    assert hub_fields <= set(HUB_KEYS["hub"]), hub_fields - set(HUB_KEYS["hub"])
