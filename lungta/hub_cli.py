@@ -65,6 +65,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command.set_defaults(run=run_command)
 
     add_quota_commands(hub)
+    from . import site_cli  # light: its work is imported when add-gate runs
+
+    site_cli.add_gate_command(hub)
     # Further hub subcommands (the operator console, lungta/console_cli.py) register here.
 
 

@@ -157,3 +157,27 @@ def test_example_hub_toml_loads_as_shipped_and_shows_every_key(tmp_path: Path) -
         assert not missing, f"[{table}] of systemd/hub.toml does not show: {', '.join(missing)}"
     hub_fields = {spec.name for spec in dataclasses.fields(__import__("hub.config", fromlist=["HubConfig"]).HubConfig)} - {"broker"}
     assert hub_fields <= set(HUB_KEYS["hub"]), hub_fields - set(HUB_KEYS["hub"])
+
+
+def _offline_security_supported() -> bool:
+    if shutil.which("systemd-analyze") is None:
+        return False
+    result = subprocess.run(["systemd-analyze", "security", "--help"], capture_output=True, text=True, timeout=30)
+    return "--offline" in result.stdout
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_units_create_private_files_and_filter_system_calls(unit: Path) -> None:
+    text = unit.read_text(encoding="utf-8")
+    assert re.search(r"^UMask=0077$", text, re.MULTILINE) and re.search(r"^SystemCallFilter=@system-service$", text, re.MULTILINE)
+
+
+@pytest.mark.skipif(not _offline_security_supported(), reason="this systemd-analyze has no 'security --offline' (systemd < 250)")
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_units_exposure_stays_as_recorded_in_docs(tmp_path: Path, unit: Path) -> None:
+    """docs/install.md records each unit's score; a change to the unit that weakens it fails here."""
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text(encoding="utf-8"), encoding="utf-8")
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(copy)], capture_output=True, text=True, timeout=60)
+    score = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout + result.stderr).group(1))
+    assert score <= 2.0, result.stdout[-2000:]
