@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sysdeps venv test demo bench clean
+.PHONY: all sysdeps venv test demo bench install clean
 
 all: test
 
@@ -37,6 +37,10 @@ demo: venv
 
 bench: venv
 	$(PY) -m bench
+
+# Put Lungta on this box as a gate and hub (docs/install.md): ROLE=gate or ROLE=hub for one.
+install:
+	$(SUDO) deploy/install.sh install $(or $(ROLE),both)
 
 clean:
 	rm -rf $(VENV) demo-out *.egg-info .pytest_cache .hypothesis

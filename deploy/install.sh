@@ -11,6 +11,7 @@
 #   SYSCONFDIR=/etc/lungta       gate.toml / hub.toml (examples beside them as *.example)
 #   STATEDIR=/var/lib/lungta     gate/ and hub/ state, owned by the service user
 #   UNITDIR=/etc/systemd/system  lungta-gate.service / lungta-hub.service
+#   BINDIR=/usr/local/bin        a `lungta` link to $PREFIX/bin/lungta, so it is on PATH
 #   LUNGTA_USER=lungta           the system user the units run as
 #   SOURCE=<this checkout>       what pip installs: this source tree or a wheel file
 #   SYSTEM_SITE_PACKAGES=1       the venv sees Debian's python3-nacl, python3-numpy,
@@ -26,6 +27,7 @@ PREFIX=${PREFIX:-/opt/lungta}
 SYSCONFDIR=${SYSCONFDIR:-/etc/lungta}
 STATEDIR=${STATEDIR:-/var/lib/lungta}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
+BINDIR=${BINDIR:-/usr/local/bin}
 LUNGTA_USER=${LUNGTA_USER:-lungta}
 SOURCE=${SOURCE:-$HERE}
 SYSTEM_SITE_PACKAGES=${SYSTEM_SITE_PACKAGES:-0}
@@ -116,6 +118,11 @@ install_units() {
     if use_systemctl; then systemctl daemon-reload; fi
 }
 
+link_command() {
+    install -d -m 0755 "$BINDIR"
+    ln -sfn "$PREFIX/bin/lungta" "$BINDIR/lungta"
+}
+
 check_installed() {
     version=$("$PREFIX/bin/lungta" --version) || die "$PREFIX/bin/lungta does not run"
     say "installed: $version in $PREFIX"
@@ -129,6 +136,7 @@ case $ACTION in
         install_configs
         install_state
         install_units
+        link_command
         check_installed
         say "next: edit $SYSCONFDIR/*.toml, check with: $PREFIX/bin/lungta gate run --config $SYSCONFDIR/gate.toml --check"
         say "then: systemctl enable --now $UNITS"
@@ -151,6 +159,7 @@ case $ACTION in
             rm -f "$UNITDIR/$unit.service"
         done
         if use_systemctl; then systemctl daemon-reload; fi
+        if [ "$(readlink "$BINDIR/lungta" 2>/dev/null)" = "$PREFIX/bin/lungta" ]; then rm -f "$BINDIR/lungta"; fi
         rm -rf "$PREFIX"
         if [ "$PURGE" = 1 ]; then
             rm -rf "$SYSCONFDIR" "$STATEDIR"

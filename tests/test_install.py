@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not _system_python_can_build(), reason="needs De
 def install(action: str, root: Path, role: str = "both", **extra: str) -> subprocess.CompletedProcess:
     env = os.environ | {
         "PREFIX": str(root / "opt/lungta"), "SYSCONFDIR": str(root / "etc/lungta"), "STATEDIR": str(root / "var/lib/lungta"),
-        "UNITDIR": str(root / "units"), "PYTHON": str(SYSTEM_PYTHON), "SYSTEM_SITE_PACKAGES": "1",
+        "UNITDIR": str(root / "units"), "BINDIR": str(root / "bin"), "PYTHON": str(SYSTEM_PYTHON), "SYSTEM_SITE_PACKAGES": "1",
         "PIP_ARGS": "--no-deps --no-build-isolation --no-index", "LUNGTA_USER": "nobody", **extra,
     }
     env.pop("PYTHONPATH", None)  # the installed lungta must run from its own venv, not this checkout
@@ -42,7 +42,8 @@ def test_install_upgrade_uninstall_in_a_scratch_prefix(tmp_path: Path) -> None:
     result = install("install", tmp_path)
     assert result.returncode == 0, result.stderr
     lungta = tmp_path / "opt/lungta/bin/lungta"
-    version = subprocess.run([str(lungta), "--version"], capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert (tmp_path / "bin/lungta").resolve() == lungta.resolve()
+    version = subprocess.run([str(tmp_path / "bin/lungta"), "--version"], capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert version.returncode == 0 and version.stdout.startswith("lungta "), version.stderr
     # the units run the installed command on the installed config, and point at installed docs
     unit = (tmp_path / "units/lungta-gate.service").read_text()
@@ -61,7 +62,7 @@ def test_install_upgrade_uninstall_in_a_scratch_prefix(tmp_path: Path) -> None:
 
     result = install("uninstall", tmp_path)
     assert result.returncode == 0, result.stderr
-    assert not lungta.exists() and not (tmp_path / "units/lungta-gate.service").exists()
+    assert not lungta.exists() and not (tmp_path / "units/lungta-gate.service").exists() and not os.path.lexists(tmp_path / "bin/lungta")
     assert (tmp_path / "etc/lungta/gate.toml").exists() and (tmp_path / "var/lib/lungta/gate").is_dir(), "configs and state are kept"
 
     result = install("uninstall", tmp_path, PURGE="1")
