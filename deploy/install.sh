@@ -53,6 +53,9 @@ make_user() {
     if ! is_root; then say "not root: no system user made (the units run as $LUNGTA_USER)"; return; fi
     if id "$LUNGTA_USER" >/dev/null 2>&1; then return; fi
     useradd --system --home-dir "$STATEDIR" --no-create-home --shell /usr/sbin/nologin "$LUNGTA_USER"
+    # Remembered, so that PURGE=1 removes only a user this script made, never one that was there.
+    install -d -m 0750 "$SYSCONFDIR"
+    printf '%s\n' "$LUNGTA_USER" > "$SYSCONFDIR/.user-made-by-install"
     say "system user $LUNGTA_USER made"
     for group in dialout input video gpio; do
         getent group "$group" >/dev/null || groupadd --system "$group"
@@ -162,9 +165,13 @@ case $ACTION in
         if [ "$(readlink "$BINDIR/lungta" 2>/dev/null)" = "$PREFIX/bin/lungta" ]; then rm -f "$BINDIR/lungta"; fi
         rm -rf "$PREFIX"
         if [ "$PURGE" = 1 ]; then
+            made_user=$(cat "$SYSCONFDIR/.user-made-by-install" 2>/dev/null || true)
             rm -rf "$SYSCONFDIR" "$STATEDIR"
-            if is_root && id "$LUNGTA_USER" >/dev/null 2>&1; then userdel "$LUNGTA_USER"; fi
-            say "removed $PREFIX, $SYSCONFDIR, $STATEDIR and the user"
+            if [ "$made_user" = "$LUNGTA_USER" ] && is_root && id "$LUNGTA_USER" >/dev/null 2>&1; then
+                userdel "$LUNGTA_USER"
+                say "removed user $LUNGTA_USER"
+            fi
+            say "removed $PREFIX, $SYSCONFDIR and $STATEDIR"
         else
             say "removed $PREFIX and the units; kept $SYSCONFDIR and $STATEDIR (PURGE=1 removes them)"
         fi

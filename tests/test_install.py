@@ -65,8 +65,11 @@ def test_install_upgrade_uninstall_in_a_scratch_prefix(tmp_path: Path) -> None:
     assert not lungta.exists() and not (tmp_path / "units/lungta-gate.service").exists() and not os.path.lexists(tmp_path / "bin/lungta")
     assert (tmp_path / "etc/lungta/gate.toml").exists() and (tmp_path / "var/lib/lungta/gate").is_dir(), "configs and state are kept"
 
+    users_before = Path("/etc/passwd").read_text()
     result = install("uninstall", tmp_path, PURGE="1")
-    assert result.returncode == 0 and not (tmp_path / "etc/lungta").exists() and not (tmp_path / "var/lib/lungta").exists()
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "etc/lungta").exists() and not (tmp_path / "var/lib/lungta").exists()
+    assert Path("/etc/passwd").read_text() == users_before, "a user the script did not make is never removed"
 
 
 def test_upgrade_without_an_install_and_a_wrong_role_are_one_line(tmp_path: Path) -> None:
