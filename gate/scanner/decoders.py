@@ -88,9 +88,23 @@ class PyzbarDecoder:
 
 
 def make_decoder(name: str) -> Decoder:
-    """The decoder called ``name``; DecoderUnavailable says which library is missing."""
+    """The decoder called ``name``; DecoderUnavailable says which library is missing.
+
+    zxing (the default) falls back to pyzbar when zxing-cpp cannot be
+    imported: boards without a zxing-cpp wheel (32-bit ARM) run the default
+    config, slower but reading, with one warning saying so. pyzbar asked for
+    by name has no fallback: the operator chose it.
+    """
     if name == "zxing":
-        return ZxingDecoder()
+        try:
+            return ZxingDecoder()
+        except DecoderUnavailable as zxing_missing:
+            try:
+                decoder = PyzbarDecoder()
+            except DecoderUnavailable as pyzbar_missing:
+                raise DecoderUnavailable(f"{zxing_missing}; and the fallback: {pyzbar_missing}") from None
+            log.warning("decoder zxing unavailable (%s): using pyzbar", zxing_missing)
+            return decoder
     if name == "pyzbar":
         return PyzbarDecoder()
     raise SettingsError(f"unknown decoder {name!r} (expected 'zxing' or 'pyzbar')")

@@ -118,7 +118,7 @@ class _Builder:
             return relays, None
         assert hw.kind == "modbus" and hw.modbus is not None
         mb = hw.modbus
-        module = ModbusRelayModule(mb.port, mb.slave, mb.baudrate, mb.response_timeout_seconds, mb.retries)
+        module = ModbusRelayModule(mb.port, mb.slave, mb.baudrate, mb.response_timeout_seconds, mb.retries, mb.parity, mb.stop_bits)
         self.resources.append(module)
         for direction, coil in (("entry", mb.entry_coil), ("exit", mb.exit_coil)):
             if coil is not None:

@@ -6,6 +6,11 @@ is checked: CRC-16/Modbus, slave address, function, echo. A mismatch is a
 :class:`BoardProtocolError`, an exception response a :class:`ModbusExceptionResponse`,
 silence a :class:`RelayError`; each message names the slave and the port.
 
+Character format: 8 data bits with parity and stop bits as the module is set up
+(``parity`` "none", "even" or "odd"; ``stop_bits`` 1 or 2). The Modbus serial line
+specification asks for 11-bit characters, 8E1 by default or 8N2; many cheap relay
+modules ship as 8N1, which is why that is the default here.
+
 Thread guarantees: a module serialises its transactions with a lock, so relay commands
 from the turnstile and input polls from the passage sensor can share one bus.
 """
@@ -18,9 +23,13 @@ from typing import Callable
 
 from gate.turnstile.errors import BoardProtocolError, ModbusExceptionResponse, RelayError
 from gate.turnstile.relays import Relay
-from gate.turnstile.serialport import close_serial_port, discard_input, open_serial_port, read_exact, write_frame
+from gate.turnstile.serialport import PORT_ERRORS, close_serial_port, discard_input, open_serial_port, read_exact, write_frame
 
 log = logging.getLogger(__name__)
+
+# Parity names as in the config, and pyserial's values for them.
+PARITIES = {"none": "N", "even": "E", "odd": "O"}
+STOP_BITS = (1, 2)
 
 WRITE_SINGLE_COIL = 0x05
 READ_DISCRETE_INPUTS = 0x02
@@ -78,13 +87,28 @@ def read_discrete_inputs_request(slave: int, address: int, count: int) -> bytes:
 class ModbusRelayModule:
     """One slave on an RS-485 bus (the port is opened here and owned by the module)."""
 
-    def __init__(self, port: str, slave: int = 1, baudrate: int = 9600, timeout: float = 0.3, retries: int = 1) -> None:
+    def __init__(self, port: str, slave: int = 1, baudrate: int = 9600, timeout: float = 0.3, retries: int = 1,
+                 parity: str = "none", stop_bits: int = 1) -> None:
+        if parity not in PARITIES or stop_bits not in STOP_BITS:
+            raise ValueError(f"parity must be one of {', '.join(PARITIES)} and stop_bits 1 or 2, got {parity!r}, {stop_bits!r}")
         self.port = port
         self.slave = slave
         self.retries = retries
         self._what = f"modbus slave {slave}"
         self._handle = open_serial_port(port, baudrate, timeout)
+        try:
+            # pyserial reconfigures an open port on assignment (termios on a tty or pty).
+            self._handle.parity = PARITIES[parity]
+            self._handle.stopbits = stop_bits
+        except (*PORT_ERRORS, ValueError) as exc:
+            close_serial_port(self._handle, port)
+            raise RelayError(f"serial port {port}: cannot set 8{PARITIES[parity]}{stop_bits}: {exc}") from exc
         self._lock = threading.Lock()
+
+    @property
+    def character_format(self) -> str:
+        """The port's character format as set, e.g. "8E1" (for logs and the technician's tests)."""
+        return f"{self._handle.bytesize}{self._handle.parity}{self._handle.stopbits}"
 
     def write_coil(self, address: int, on: bool) -> None:
         """Switch coil ``address``; returns once the slave echoed the command."""

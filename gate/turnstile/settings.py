@@ -97,10 +97,14 @@ class ModbusSettings:
     response_timeout_seconds: float = 0.3
     retries: int = 1
     input_poll_seconds: float = 0.02
+    parity: str = "none"
+    stop_bits: int = 1
 
     def __post_init__(self) -> None:
         _require(isinstance(self.port, str) and bool(self.port), "modbus.port", "must name a serial port or URL")
         _positive(self.baudrate, "modbus.baudrate")
+        _require(self.parity in ("none", "even", "odd"), "modbus.parity", f'must be "none", "even" or "odd", got {self.parity!r}')
+        _require(self.stop_bits in (1, 2) and not isinstance(self.stop_bits, bool), "modbus.stop_bits", f"must be 1 or 2, got {self.stop_bits!r}")
         _require(isinstance(self.slave, int) and 1 <= self.slave <= 247, "modbus.slave", f"must be 1..247, got {self.slave!r}")
         for path, address in (("modbus.entry_coil", self.entry_coil), ("modbus.exit_coil", self.exit_coil),
                               ("modbus.passage_input", self.passage_input)):

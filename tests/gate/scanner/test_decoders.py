@@ -96,12 +96,39 @@ def test_roi_outside_the_frame_is_a_settings_error_naming_it() -> None:
         pipeline("zxing", roi=(700, 0, 10, 10)).decode(np.zeros((480, 640), np.uint8))
 
 
-def test_missing_decoder_library_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_decoder_libraries_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "zxingcpp", None)  # as on a board with no zxing-cpp wheel
-    with pytest.raises(DecoderUnavailable, match="zxing-cpp"):
+    monkeypatch.setitem(sys.modules, "pyzbar", None)  # ... nor pyzbar
+    with pytest.raises(DecoderUnavailable, match="zxing-cpp.*fallback.*pyzbar"):
         make_decoder("zxing")
     with pytest.raises(SettingsError, match="opencv"):
         make_decoder("opencv")
+
+
+# Hides zxingcpp from every import in the process, as on a board with no zxing-cpp wheel.
+_NO_ZXING = """
+import sys
+class _NoZxing:
+    def find_spec(self, name, path=None, target=None):
+        if name == "zxingcpp" or name.startswith("zxingcpp."):
+            raise ImportError("No module named 'zxingcpp' (hidden by the test)")
+        return None
+sys.meta_path.insert(0, _NoZxing())
+"""
+
+
+def test_without_zxing_cpp_the_default_decoder_falls_back_to_pyzbar_in_one_log_line(tmp_path: Path, tickets: list[str]) -> None:
+    import os
+    import subprocess
+
+    (tmp_path / "sitecustomize.py").write_text(_NO_ZXING, encoding="utf-8")
+    write_ticket_png(tickets[0], tmp_path / "ticket.png")
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "lungta", "scan", "--image", str(tmp_path / "ticket.png")], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["text"] == tickets[0]
+    warnings = [line for line in result.stderr.splitlines() if "decoder zxing unavailable" in line]
+    assert len(warnings) == 1 and "using pyzbar" in warnings[0] and result.stderr.count("\n") == 1
 
 
 def corpus_entries() -> list[dict]:

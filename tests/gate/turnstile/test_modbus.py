@@ -164,3 +164,48 @@ def test_an_unplugged_module_is_reported_naming_its_port(board: FakeModbusBoard,
     board.unplug()
     with pytest.raises(RelayError, match=board.port):
         module.write_coil(0, True)
+
+
+def test_two_stop_bits_are_set_on_the_port_and_the_module_still_answers(board: FakeModbusBoard) -> None:
+    import os
+    import termios
+
+    module = ModbusRelayModule(board.port, slave=7, timeout=0.1, retries=1, stop_bits=2)
+    try:
+        fd = os.open(board.port, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            cflag = termios.tcgetattr(fd)[2]  # the tty's own settings, as the module applied them
+        finally:
+            os.close(fd)
+        assert cflag & termios.CSTOPB and not cflag & termios.PARENB
+        assert module.character_format == "8N2"
+        module.write_coil(3, True)
+        assert board.coils[3] is True
+    finally:
+        module.close()
+
+
+@pytest.mark.parametrize("parity, stop_bits, shown", [("even", 1, "8E1"), ("odd", 2, "8O2"), ("none", 1, "8N1")])
+def test_parity_is_set_on_the_port(parity: str, stop_bits: int, shown: str) -> None:
+    # A Linux pty refuses parity (EINVAL), so this runs on pyserial's loop:// port.
+    module = ModbusRelayModule("loop://", parity=parity, stop_bits=stop_bits)
+    try:
+        assert module.character_format == shown
+    finally:
+        module.close()
+
+
+def test_a_port_that_cannot_take_the_parity_is_one_error_naming_it(board: FakeModbusBoard) -> None:
+    with pytest.raises(RelayError, match=rf"serial port {board.port}: cannot set 8E1"):
+        ModbusRelayModule(board.port, slave=7, parity="even")
+
+
+def test_modbus_parity_and_stop_bits_settings_are_checked() -> None:
+    from gate.turnstile.errors import TurnstileError
+    from gate.turnstile.settings import ModbusSettings
+
+    assert (ModbusSettings(port="/dev/x", parity="even", stop_bits=2).parity, ModbusSettings(port="/dev/x").stop_bits) == ("even", 1)
+    with pytest.raises((TurnstileError, ValueError), match="modbus.parity"):
+        ModbusSettings(port="/dev/x", parity="mark")
+    with pytest.raises((TurnstileError, ValueError), match="modbus.stop_bits"):
+        ModbusSettings(port="/dev/x", stop_bits=3)
