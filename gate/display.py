@@ -5,6 +5,11 @@ shown here is the message: ``LogDisplay`` writes it to the journal (every
 gate), ``TerminalDisplay`` is the handheld validator's full screen: a large
 green or red field, the reason in Tibetan, Chinese and English, the number
 of persons, the masked holder name of a real-name ticket, and a bell.
+
+A flagged admission (granted while the gate could not check with the hub,
+or on a clock it does not trust: gate/engine.py) is shown amber, with
+"CHECK" beside ENTER, so staff look twice at the ticket and the person;
+the daemon's log says which of the two it was.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from .feedback import VisitorMessage
 
 log = logging.getLogger("gate.visitor")
 
-GREEN, RED, RESET, BOLD, CLEAR = "\x1b[42;30m", "\x1b[41;97m", "\x1b[0m", "\x1b[1m", "\x1b[2J\x1b[H"
+GREEN, AMBER, RED, RESET, BOLD, CLEAR = "\x1b[42;30m", "\x1b[43;30m", "\x1b[41;97m", "\x1b[0m", "\x1b[1m", "\x1b[2J\x1b[H"
+FLAGGED_NOTE = "CHECK: admitted without the hub or on an untrusted clock; look at ticket and holder  /  请人工核验"
 BELL = "\a"
 
 
@@ -46,9 +52,13 @@ class TerminalDisplay:
 
     def render(self, decision: Decision, message: VisitorMessage, width: int | None = None) -> str:
         width = width or shutil.get_terminal_size((60, 20)).columns
-        colour = GREEN if decision.granted else RED
-        verdict = ("✔ ENTER  通行  ཕེབས།" if decision.granted else "✘ STOP  禁止  འགོག").center(width)
+        flagged = decision.granted and decision.flagged
+        colour = AMBER if flagged else GREEN if decision.granted else RED
+        verdict = "✔ ENTER  通行  ཕེབས།" if decision.granted else "✘ STOP  禁止  འགོག"
+        verdict = (verdict + "  · CHECK 核验" if flagged else verdict).center(width)
         lines = [CLEAR, colour + BOLD + " " * width, verdict, " " * width + RESET, ""]
+        if flagged:
+            lines.append(f"  {BOLD}{FLAGGED_NOTE}{RESET}")
         lines += [f"  {text}" for text in message.lines()]
         if decision.granted and decision.persons > 1:
             lines.append(f"  {decision.persons} persons / {decision.persons} 人 / མི་ {decision.persons}")
