@@ -103,8 +103,11 @@ def _config(path: Path) -> "HubConfig":
     return load_hub_config(path)  # a ConfigError is one line on stderr (lungta/cli.py)
 
 
-def _store(config: "HubConfig", source: Path, must_exist: bool = False) -> "SqliteHubStore":
-    """The hub database, checked first: a folder, a non-SQLite file or (for reading commands) a missing file is one line."""
+@contextmanager
+def _store(config: "HubConfig", source: Path, must_exist: bool = False) -> Iterator["SqliteHubStore"]:
+    """The hub database, checked first (a folder, a non-SQLite file or, for reading commands,
+    a missing file is one line), closed after; a SQLite failure while using it (locked,
+    read-only, damaged) is one line naming it too."""
     import sqlite3
 
     from hub.sqlite_store import SqliteHubStore
@@ -112,9 +115,15 @@ def _store(config: "HubConfig", source: Path, must_exist: bool = False) -> "Sqli
     where = f"{source}: hub.database"
     check_database(config.database, where, must_exist)
     try:
-        return SqliteHubStore(config.database, config.synchronous)
+        store = SqliteHubStore(config.database, config.synchronous)
     except sqlite3.Error as exc:
         raise CommandError(f"{where}: {config.database}: {exc}") from None
+    try:
+        yield store
+    except sqlite3.Error as exc:
+        raise CommandError(f"{where}: {config.database}: {exc}") from None
+    finally:
+        store.close()
 
 
 def run_hub(args: argparse.Namespace) -> None:
@@ -150,11 +159,8 @@ def run_revoke(args: argparse.Namespace) -> None:
     if expires <= now:
         raise CommandError("--expires is in the past: gates would drop the revocation at once")
     entries = [RevocationEntry(parse_ticket_id(text), expires) for text in args.ticket_ids]
-    store = _store(config, args.config)
-    try:
+    with _store(config, args.config) as store:
         rows = store.add_revocations(entries, args.reason, int(now * 1000), config.snapshot_chunk)
-    finally:
-        store.close()
     emit({"revoked": len(entries), "stream": REVOCATIONS, "seqs": [row.seq for row in rows], "expires": expires})
 
 
@@ -163,13 +169,10 @@ def run_gates(args: argparse.Namespace) -> None:
     from protocol.topics import REVOCATIONS, USED
 
     config = _config(args.config)
-    store = _store(config, args.config, must_exist=True)
-    try:
+    with _store(config, args.config, must_exist=True) as store:
         now_ms = int(time.time() * 1000)
         revocation_seq, used_seq = store.last_seq(REVOCATIONS), store.last_seq(USED)
         rows = [gate_row(health, now_ms, 3 * config.heartbeat_interval_s * 1000, revocation_seq, used_seq) for health in store.gates()]
-    finally:
-        store.close()
     _emit_rows(rows, args.json, "no gate has reported yet")
 
 
@@ -207,14 +210,11 @@ def run_command(args: argparse.Namespace) -> None:
     except TopicError as error:
         raise CommandError(str(error)) from None
     command = Command(args.name, _command_args(args.name, args.args))
-    store = _store(config, args.config, must_exist=True)
-    try:
+    with _store(config, args.config, must_exist=True) as store:
         known = [health.gate for health in store.gates()]
         if args.gate not in known:
             raise CommandError(f"gate {args.gate!r} is not known to this hub ({'gates: ' + ', '.join(known) if known else 'no gate has reported yet'})")
         row = store.add_command(args.gate, command, int(time.time() * 1000))
-    finally:
-        store.close()
     emit({"gate": args.gate, "stream": row.stream, "seq": row.seq, "command": command.name, "args": command.args})
 
 
@@ -261,16 +261,13 @@ def run_quota_set(args: argparse.Namespace) -> None:
     today = datetime.now(config.timezone).date().isoformat()
     if str(quota.day) < today:
         raise CommandError(f"--date {args.date} is in the past (today is {today} in {config.timezone.key}); no gate admits on that day any more")
-    store = _store(config, args.config)
-    try:
+    with _store(config, args.config) as store:
         with store.transaction():
             clash = overlapping(quota, store.quotas(quota.day, quota.day))
             if clash is not None:
                 raise CommandError(f"slot {quota.slot} overlaps slot {clash.slot} of {quota.day}; a gate counts an admission against one slot only")
             store.set_quota(quota, int(time.time() * 1000))
             row = slot_row(quota, store.quota_ledger(quota.day, quota.slot_start, 0), config.quota_skew_s * 1000)
-    finally:
-        store.close()
     if quota.cap < max(row["admitted"], row["allocated"]):  # type: ignore[type-var]
         sys.stderr.write(f"lungta: warning: cap {quota.cap} is below what is already admitted ({row['admitted']}) or out at gates ({row['allocated']}): no gate gets more places until the figures are under it\n")
     emit({"site": config.site, **row})
@@ -282,11 +279,8 @@ def run_quota_list(args: argparse.Namespace) -> None:
     config = _config(args.config)
     with _quota_input():
         day = parse_day(args.date) if args.date else None
-    store = _store(config, args.config, must_exist=True)
-    try:
+    with _store(config, args.config, must_exist=True) as store:
         rows = [slot_row(quota, store.quota_ledger(quota.day, quota.slot_start, 0), config.quota_skew_s * 1000) for quota in store.quotas(day, day)]
-    finally:
-        store.close()
     _emit_rows(rows, args.json, "no quota is set" + (f" for {day}" if day else ""))
 
 
@@ -298,14 +292,11 @@ def run_quota_show(args: argparse.Namespace) -> None:
     config = _config(args.config)
     with _quota_input():
         day, (start, end) = parse_day(args.date), parse_slot(args.slot)
-    store = _store(config, args.config, must_exist=True)
-    try:
+    with _store(config, args.config, must_exist=True) as store:
         now_ms = int(time.time() * 1000)
         quota = next((quota for quota in store.quotas(day, day) if (quota.slot_start, quota.slot_end) == (start, end)), None)
         if quota is None:
             raise CommandError(f"no quota is set for {day} {args.slot} (see: lungta hub quota list --config {args.config})")
         online = online_gates(store, now_ms, config.heartbeat_interval_s)
         rows = [lease_row(gate, now_ms, config.quota_skew_s * 1000) for gate in gate_slots(store, quota, online, 0)]
-    finally:
-        store.close()
     _emit_rows(rows, args.json, "no gate has reported yet")

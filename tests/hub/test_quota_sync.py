@@ -28,7 +28,7 @@ from tests.hub.sim_gate import SimGate, hub_impostor
 from tests.hub.test_gate_sync import ticket
 from tests.hub.test_sync import hub_command
 
-DAY, SLOT, START = "2026-11-18", "09:00-10:00", 540
+DAY, SLOT, START = "2099-11-18", "09:00-10:00", 540
 LEASE_S, SKEW_S = 60, 10
 
 
@@ -51,7 +51,7 @@ class HubClock:
 
 @pytest.fixture
 def clock() -> HubClock:
-    return HubClock(datetime(2026, 11, 18, 9, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
+    return HubClock(datetime(2099, 11, 18, 9, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
 
 
 @pytest.fixture
