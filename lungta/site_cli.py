@@ -29,6 +29,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from .arguments import timezone_of
 from .errors import CommandError
 from .output import emit
 
@@ -42,7 +43,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--site", required=True, help="the site name (1-64 letters, digits, '_' or '-'), as in every gate.toml")
     init.add_argument("--broker-host", required=True, action="append", metavar="HOST", help="host name or address the gates reach the broker by (repeatable; all go into its certificate, the first into the configs)")
     init.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the broker's TLS port (default {DEFAULT_PORT})")
-    init.add_argument("--timezone", default="Asia/Shanghai", metavar="ZONE", help="the site's IANA time zone (default Asia/Shanghai)")
+    init.add_argument("--timezone", metavar="ZONE", help="the site's IANA time zone (default: the gate's, Asia/Shanghai)")
     init.add_argument("--out", required=True, type=Path, metavar="DIR", help="the site folder to make (must not exist)")
     init.set_defaults(run=run_init)
 
@@ -109,7 +110,6 @@ def _set_login(passwd: Path, user: str, password: str) -> None:
 
 def run_init(args: argparse.Namespace) -> None:
     from protocol.keys import generate_signing_key, public_key_pem, write_key_pair
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from hub.broker_files import acl_text
 
@@ -118,10 +118,7 @@ def run_init(args: argparse.Namespace) -> None:
     site = _check_name(args.site, "--site")
     if not 1 <= args.port <= 65535:
         raise CommandError("--port must be 1..65535")
-    try:
-        ZoneInfo(args.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CommandError(f"--timezone: unknown time zone {args.timezone!r} (e.g. Asia/Shanghai)") from None
+    timezone = timezone_of(args).key
     if args.out.exists():
         raise CommandError(f"--out {args.out}: already exists; a site is made once (add gates with: lungta hub add-gate NAME --site-dir {args.out})")
     hub_template, conf = shared_file("systemd/hub.toml").read_text(encoding="utf-8"), shared_file("deploy/mosquitto/mosquitto.conf")
@@ -150,10 +147,10 @@ def run_init(args: argparse.Namespace) -> None:
         'host = "hub.potala.lan"': f'host = "{host}"',
         "port = 8883": f"port = {args.port}",
         'username = "hub-potala"': f'username = "{hub_user}"',
-        'timezone = "Asia/Shanghai"': f'timezone = "{args.timezone}"',
+        'timezone = "Asia/Shanghai"': f'timezone = "{timezone}"',
     }, "systemd/hub.toml")
     _write(root / "hub/hub.toml", hub_toml, 0o640)
-    record = {"site": site, "broker_hosts": args.broker_host, "port": args.port, "timezone": args.timezone, "hub_user": hub_user}
+    record = {"site": site, "broker_hosts": args.broker_host, "port": args.port, "timezone": timezone, "hub_user": hub_user}
     _write(root / SITE_FILE, json.dumps(record, indent=2) + "\n")
     emit({**record, "site_dir": str(root), "next": f"lungta hub add-gate NAME --site-dir {root}"})
 
@@ -176,10 +173,10 @@ def run_add_gate(args: argparse.Namespace) -> None:
     if name == record["hub_user"]:
         raise CommandError(f"gate {name!r}: that is the hub's login")
     folder, bundle = args.site_dir / "gates" / name, args.site_dir / "gates" / f"{name}.tar.gz"
-    replaced = folder.exists()
-    if replaced:
-        shutil.rmtree(folder)
-    folder.mkdir(mode=0o700, parents=True)
+    staging = args.site_dir / "gates" / f".{name}.new"  # made whole, then put in place: a failure leaves the old gate as it was
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(mode=0o700, parents=True)
     template = shared_file("systemd/gate.toml").read_text(encoding="utf-8")
     gate_toml = _fill(template, {
         'site = "potala"': f'site = "{record["site"]}"',
@@ -190,13 +187,24 @@ def run_add_gate(args: argparse.Namespace) -> None:
         "port = 8883": f"port = {record['port']}",
         'username = "east-1"': f'username = "{name}"',
     }, "systemd/gate.toml")
+    # the example camera reads in the gate's direction (an exit gate has no entry reader)
+    scanner_direction = "exit" if args.direction == "exit" else "entry"
+    gate_toml = _fill(gate_toml, {'\ndirection = "entry"': f'\ndirection = "{scanner_direction}"'}, "systemd/gate.toml")
     password = secrets.token_urlsafe(24)
-    _write(folder / "gate.toml", gate_toml, 0o640)
-    _write(folder / "broker-password", password + "\n", 0o600)
+    _write(staging / "gate.toml", gate_toml, 0o640)
+    _write(staging / "broker-password", password + "\n", 0o600)
     for source, target in (("hub/hub.pub", "hub.pub"), ("hub/ca.crt", "ca.crt"), ("trust.toml", "trust.toml")):
-        shutil.copyfile(args.site_dir / source, folder / target)
-    load_gate_config(folder / "gate.toml")  # what is handed out loads: a template drift is found here, not at the gate
+        shutil.copyfile(args.site_dir / source, staging / target)
+    try:
+        load_gate_config(staging / "gate.toml")  # what is handed out loads: a template drift is found here, not at the gate
+    except BaseException:  # cleaned up, then re-raised as it was
+        shutil.rmtree(staging)
+        raise
     _set_login(args.site_dir / "broker/lungta/passwd", name, password)
+    replaced = folder.exists()
+    if replaced:
+        shutil.rmtree(folder)
+    staging.rename(folder)
     with tarfile.open(bundle.with_suffix(".tmp"), "w:gz") as tar:
         tar.add(folder, arcname=name)
     bundle.with_suffix(".tmp").replace(bundle)

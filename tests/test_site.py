@@ -116,3 +116,15 @@ def test_secrets_are_owner_only_and_the_site_is_made_once(site):
     result = lungta("hub", "add-gate", "east/1", "--site-dir", str(site))
     assert result.returncode == 2 and "east/1" in result.stderr and result.stderr.count("\n") == 1
     assert set(os.listdir(site / "gates")) == {"east-1", "east-1.tar.gz"}
+
+
+def test_an_exit_gate_bundle_loads_with_its_reader_facing_out(site, tmp_path):
+    from lungta.config import load_gate_config
+    from gate.rules import Direction
+
+    record = add_gate(site, "exit-1") | {}
+    result = lungta("hub", "add-gate", "exit-2", "--direction", "exit", "--site-dir", str(site))
+    assert result.returncode == 0, result.stderr
+    config = load_gate_config(Path(json.loads(result.stdout)["folder"]) / "gate.toml")
+    assert config.rules.direction is Direction.EXIT and {scanner.direction for scanner in config.scanners} == {Direction.EXIT}
+    assert Path(record["folder"]).is_dir() and not any(name.startswith(".") for name in os.listdir(site / "gates"))
