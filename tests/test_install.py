@@ -28,8 +28,21 @@ def _system_python_can_build() -> bool:
 pytestmark = pytest.mark.skipif(not _system_python_can_build(), reason="needs Debian's python3 (3.11+) with python3-setuptools and python3-wheel")
 
 
+def source_copy(root: Path) -> Path:
+    """What pip builds from: a copy of the package, so its build/ and egg-info land there, not in the checkout."""
+    copy = root / "source"
+    if not copy.exists():
+        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+        for name in ("setup.cfg", "pyproject.toml", "README.md"):
+            copy.mkdir(exist_ok=True)
+            shutil.copy(ROOT / name, copy / name)
+        for package in ("lungta", "protocol", "gate", "hub"):
+            shutil.copytree(ROOT / package, copy / package, ignore=ignore)
+    return copy
+
+
 def install(action: str, root: Path, role: str = "both", **extra: str) -> subprocess.CompletedProcess:
-    env = os.environ | {
+    env = os.environ | {"SOURCE": str(source_copy(root)),
         "PREFIX": str(root / "opt/lungta"), "SYSCONFDIR": str(root / "etc/lungta"), "STATEDIR": str(root / "var/lib/lungta"),
         "UNITDIR": str(root / "units"), "BINDIR": str(root / "bin"), "PYTHON": str(SYSTEM_PYTHON), "SYSTEM_SITE_PACKAGES": "1",
         "PIP_ARGS": "--no-deps --no-build-isolation --no-index", "LUNGTA_USER": "nobody", **extra,
