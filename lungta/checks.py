@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from protocol.errors import KeyFileError
 from protocol.files import UnreadableFile, read_regular_file
@@ -18,6 +19,9 @@ from protocol.mqtt import BrokerConfig
 
 from .errors import CommandError
 from .paths import check_database, check_writable_dir
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +76,10 @@ def check_gate_config(path: Path) -> dict[str, object]:
     return summary
 
 
-def check_hub_config(path: Path) -> dict[str, object]:
-    """Load hub.toml and check what it names: the signing key, the database, the broker's files."""
+def check_hub_config(path: Path) -> tuple["HubConfig", dict[str, object]]:
+    """Load hub.toml and check what it names: the signing key, the database, the broker's files.
+
+    Returns the config (so it is read, and its warnings logged, once) and a summary."""
     from protocol.keys import load_signing_key
 
     from .config import load_hub_config
@@ -86,7 +92,7 @@ def check_hub_config(path: Path) -> dict[str, object]:
         raise CommandError(f"{_where(path, 'hub.key')}: {error}{hint}") from None
     check_database(config.database, _where(path, "hub.database"), must_exist=False)
     check_broker_files(path, "broker", config.broker)
-    return {
+    return config, {
         "site": config.site,
         "database": str(config.database),
         "broker": f"{config.broker.host}:{config.broker.port}" + (" tls" if config.broker.tls else " plaintext"),

@@ -134,11 +134,10 @@ def run_hub(args: argparse.Namespace) -> None:
 
     from .checks import check_hub_config
 
-    summary = check_hub_config(args.config)
+    config, summary = check_hub_config(args.config)
     if args.check:
         emit({"config": str(args.config), "ok": True, **summary})
         return
-    config = _config(args.config)
     service = HubService.from_config(config)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
