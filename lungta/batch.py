@@ -88,20 +88,31 @@ def mint_batch(key: SigningKey, template: dict[str, object], count: int, out: Pa
 
 
 def write_sheets(tickets: list[tuple[str, str]], claims: dict[str, object], out: Path) -> list[str]:
-    """One HTML page per PER_SHEET tickets, each code as inline SVG with its id and validity under it."""
-    from protocol.qr import ticket_qr
+    """One HTML page per PER_SHEET tickets, each code as inline SVG with its id and validity under it.
+
+    Encoding QR codes is the slow part (pure Python), so pages are rendered
+    in parallel, one process per core; each page is one file, written whole.
+    """
+    from concurrent.futures import ProcessPoolExecutor
 
     caption = html.escape(f"{claims.get('type')} · {claims.get('persons')} pers. · {claims.get('valid_from')} → {claims.get('valid_until')}")
-    names = []
-    for number, first in enumerate(range(0, len(tickets), PER_SHEET), start=1):
-        cells = []
-        for ticket_id, text in tickets[first : first + PER_SHEET]:
-            svg = ticket_qr(text).svg_inline(scale=3, border=4)
-            cells.append(f'<figure>{svg}<figcaption><b>{ticket_id}</b><br>{caption}</figcaption></figure>')
-        name = f"sheet-{number:04d}.html"
-        (out / name).write_text(_SHEET.format(title=html.escape(f"{out.name} {name}"), cells="\n".join(cells), columns=PER_ROW), encoding="utf-8")
-        names.append(name)
-    return names
+    pages = [(out / f"sheet-{number:04d}.html", tickets[first : first + PER_SHEET], caption)
+             for number, first in enumerate(range(0, len(tickets), PER_SHEET), start=1)]
+    if len(pages) == 1:
+        _write_sheet(pages[0])
+    else:
+        with ProcessPoolExecutor(max_workers=min(len(pages), os.cpu_count() or 1)) as pool:
+            list(pool.map(_write_sheet, pages))
+    return [path.name for path, _, _ in pages]
+
+
+def _write_sheet(page: tuple[Path, list[tuple[str, str]], str]) -> None:
+    from protocol.qr import ticket_qr
+
+    path, tickets, caption = page
+    cells = [f'<figure>{ticket_qr(text).svg_inline(scale=3, border=4)}<figcaption><b>{ticket_id}</b><br>{caption}</figcaption></figure>'
+             for ticket_id, text in tickets]
+    path.write_text(_SHEET.format(title=html.escape(f"{path.parent.name} {path.name}"), cells="\n".join(cells), columns=PER_ROW), encoding="utf-8")
 
 
 _SHEET = """<!doctype html>
