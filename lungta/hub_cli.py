@@ -22,16 +22,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hub.config import HubConfig
+from hub.console.actions import Revoke, SendCommand, SetQuota
+from hub.console.server import start_for_service
 from hub.health import gate_row, render_table
-from hub.quota import Quota, QuotaError, check_cap, overlapping, parse_day, parse_slot, slot_row
+from hub.quota import Quota, QuotaError, check_cap, parse_day, parse_slot, slot_row
 from hub.quota import gate_row as lease_row
 from hub.service import HubService, gate_slots, online_gates
 from hub.sqlite_store import SqliteHubStore
-from protocol.messages import Command, RevocationEntry
+from protocol.messages import Command
 from protocol.topics import REVOCATIONS, USED, TopicError, check_name
 
 from .arguments import parse_instant, parse_ticket_id
 from .config import load_hub_config
+from .console_cli import add_console_commands, cli_perform
 from .errors import CommandError
 from .output import emit
 
@@ -65,6 +68,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command.set_defaults(run=run_command)
 
     add_quota_commands(hub)
+    add_console_commands(hub)  # token, user, audit (lungta/console_cli.py)
 
 
 def add_quota_commands(hub: argparse._SubParsersAction) -> None:
@@ -110,7 +114,12 @@ def run_hub(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     log.info("hub for site %s: broker %s:%d, database %s", config.site, config.broker.host, config.broker.port, config.database)
-    service.run(stop)
+    console = start_for_service(config, service)  # hub.toml [http]: the operator console, in threads of this process
+    try:
+        service.run(stop)
+    finally:
+        if console is not None:
+            console.stop()
 
 
 
@@ -121,13 +130,9 @@ def run_revoke(args: argparse.Namespace) -> None:
     expires = parse_instant(args.expires, "--expires") if args.expires else int(now) + config.revocation_days * 86_400
     if expires <= now:
         raise CommandError("--expires is in the past: gates would drop the revocation at once")
-    entries = [RevocationEntry(parse_ticket_id(text), expires) for text in args.ticket_ids]
-    store = _store(config)
-    try:
-        rows = store.add_revocations(entries, args.reason, int(now * 1000), config.snapshot_chunk)
-    finally:
-        store.close()
-    emit({"revoked": len(entries), "stream": REVOCATIONS, "seqs": [row.seq for row in rows], "expires": expires})
+    ticket_ids = tuple(dict.fromkeys(parse_ticket_id(text) for text in args.ticket_ids))
+    outcome = cli_perform(config, Revoke(ticket_ids, args.reason or "", expires))  # audited as the OS user
+    emit({key: outcome.body[key] for key in ("revoked", "stream", "seqs", "expires")})
 
 
 def run_gates(args: argparse.Namespace) -> None:
@@ -159,12 +164,9 @@ def run_command(args: argparse.Namespace) -> None:
     except TopicError as error:
         raise CommandError(str(error)) from None
     command = Command(args.name, dict(_argument(text) for text in args.args))
-    store = _store(config)
-    try:
-        row = store.add_command(args.gate, command, int(time.time() * 1000))
-    finally:
-        store.close()
-    emit({"gate": args.gate, "stream": row.stream, "seq": row.seq, "command": command.name, "args": command.args})
+    outcome = cli_perform(config, SendCommand((args.gate,), command))  # audited as the OS user
+    sent = outcome.body["sent"][0]
+    emit({"gate": args.gate, "stream": sent["stream"], "seq": sent["seq"], "command": command.name, "args": command.args})
 
 
 @contextmanager
@@ -199,19 +201,10 @@ def run_quota_set(args: argparse.Namespace) -> None:
         raise CommandError(f"--site {args.site!r} is not the site of {args.config} ({config.site!r})")
     with _quota_input():
         quota = Quota(parse_day(args.date), *parse_slot(args.slot), _cap(args.cap))
-    store = _store(config)
-    try:
-        with store.transaction():
-            clash = overlapping(quota, store.quotas(quota.day, quota.day))
-            if clash is not None:
-                raise CommandError(f"slot {quota.slot} overlaps slot {clash.slot} of {quota.day}; a gate counts an admission against one slot only")
-            store.set_quota(quota, int(time.time() * 1000))
-            row = slot_row(quota, store.quota_ledger(quota.day, quota.slot_start, 0), config.quota_skew_s * 1000)
-    finally:
-        store.close()
+    row = cli_perform(config, SetQuota(quota)).body  # checks overlaps; audited as the OS user
     if quota.cap < max(row["admitted"], row["allocated"]):  # type: ignore[type-var]
         sys.stderr.write(f"lungta: warning: cap {quota.cap} is below what is already admitted ({row['admitted']}) or out at gates ({row['allocated']}): no gate gets more places until the figures are under it\n")
-    emit({"site": config.site, **row})
+    emit({key: value for key, value in row.items() if key != "audit_seq"})
 
 
 def run_quota_list(args: argparse.Namespace) -> None:

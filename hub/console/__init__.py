@@ -1,0 +1,9 @@
+"""The operator console: HTTP API, roles and audit, live dashboard, metrics and alerts (docs/console.md).
+
+One module per idea: ``settings`` (hub.toml [http]), ``roles``, ``passwords``
+(KDF, tokens, login throttle), ``audit`` (the hash chain), ``store`` (the
+console's tables beside the hub's), ``actions`` (the one dispatcher of
+state-changing actions, for HTTP and CLI), ``queries`` (read-only views),
+``alerts``, ``live`` (the feed the dashboard and /metrics read), ``metrics``,
+``api`` (routes), ``openapi``, ``server`` (HTTP, SSE, static assets).
+"""
