@@ -6,6 +6,10 @@ dashboard and /metrics show); everything else is a query on a pooled store.
 
 from __future__ import annotations
 
+import functools
+import tomllib
+from importlib import resources
+
 
 from ..quota import QuotaError, gate_row as lease_row, parse_day, parse_slot, slot_row
 from ..service import gate_slots, online_gates
@@ -22,6 +26,17 @@ LIST = {"type": "object", "properties": {"items": {"type": "array"}}, "required"
 def me(console: Console, request: Request, who: Principal | None) -> Response:
     assert who is not None
     return json_response({"name": who.name, "role": who.role.value, "via": who.kind, "permissions": sorted(p.value for p in PERMISSIONS[who.role])})
+
+
+def catalogue(console: Console, request: Request, who: Principal | None) -> Response:
+    """The gates' visitor messages per reason (bo, zh, en): the dashboard's reason texts, in the gates' own words."""
+    return json_response(reason_texts())
+
+
+@functools.cache
+def reason_texts() -> dict:
+    # a data file shipped with the gate package (package_data), read as data: no gate code is imported
+    return tomllib.loads(resources.files("gate").joinpath("messages.toml").read_text(encoding="utf-8"))
 
 
 def snapshot(console: Console, request: Request, who: Principal | None) -> Response:
@@ -170,6 +185,7 @@ def accounts(console: Console, request: Request, who: Principal | None) -> Respo
 READ = Permission.READ
 ROUTES = [
     Route("GET", "/api/v1/me", READ, me, "who the credentials belong to, and what they may do"),
+    Route("GET", "/api/v1/catalogue", READ, catalogue, "reason texts in Tibetan, Chinese and English (the gates' catalogue)"),
     Route("GET", "/api/v1/snapshot", READ, snapshot, "the live view: gates, site totals, quotas, alerts (what /api/v1/live pushes)"),
     Route("GET", "/api/v1/gates", READ, gates, "every gate: status, last seen, today's decisions, lags, backlog, clock, devices", result=LIST),
     Route("GET", "/api/v1/gates/{gate}", READ, gate, "one gate, with its last 20 health reports", path_schemas={"gate": GATE_ID}, statuses=(200, 404)),

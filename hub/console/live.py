@@ -219,7 +219,7 @@ def _cause(state: str, health, now_ms: int) -> str:
     if state == "unknown":
         return "hub cannot reach the broker"
     if state == "offline":
-        return "death message (clean stop, or the broker saw its connection drop)" if health.died_ms else "never connected"
+        return "its connection ended: a clean stop, or the broker saw it drop" if health.died_ms else "never connected"
     if state == "stale":
         return f"silent for {(now_ms - health.last_seen_ms) // 1000} s while connected"
     return "birth" if health.born_ms else "heartbeat"
