@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
@@ -33,6 +34,7 @@ from .store import ConsoleStore
 log = logging.getLogger("hub.gates")  # the transitions, filterable apart from the rest of the hub's log
 
 POLL_S = 0.1
+MIN_REFRESH_S = 0.4  # a busy hub commits every batch; recomputing 300 gates more often would cost the worker's GIL
 REFRESH_S = 1.0
 RATE_WINDOW_MS = 60_000
 
@@ -112,15 +114,25 @@ class LiveFeed:
     def run(self, stop: threading.Event, database: Path) -> None:
         self._store = ConsoleStore(database, self.config.synchronous)
         try:
-            last_full = 0.0
+            last_full, changed = 0.0, True
             while not stop.is_set():
-                if self._store.changed_elsewhere() or time.monotonic() - last_full >= REFRESH_S or not self.ready.is_set():
-                    last_full = time.monotonic()
-                    self._refresh()
+                changed = self._store.changed_elsewhere() or changed
+                since = time.monotonic() - last_full
+                if (changed and since >= MIN_REFRESH_S) or since >= REFRESH_S or not self.ready.is_set():
+                    last_full, changed = time.monotonic(), False
+                    self._refresh_guarded()
                     self.ready.set()
                 stop.wait(POLL_S)
         finally:
             self._store.close()
+
+    def _refresh_guarded(self) -> None:
+        """Last guard of the feed's thread: a failed refresh (database locked past busy_timeout, disk error)
+        is logged and retried at the next tick; the dashboard keeps the last snapshot meanwhile."""
+        try:
+            self._refresh()
+        except sqlite3.Error as error:
+            log.error("console feed could not read the hub database: %s", error)
 
     def _refresh(self) -> None:
         store = self._store
