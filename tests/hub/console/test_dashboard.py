@@ -116,3 +116,89 @@ def test_a_killed_gate_goes_offline_with_an_alert_and_a_ui_revocation_makes_a_ga
     _login(phone, url)
     phone.wait_for_selector('.tile[data-gate="g1"]', timeout=10_000)
     _shot(phone, tmp_path, "console-phone")
+
+
+def test_a_wall_of_24_gates_fits_the_control_room_screen_and_a_phone(tmp_path, make_broker, hub_key, gate_factory_for, browser) -> None:
+    """Every tile visible at 1366x768 without scrolling sideways; one column on a phone; faults shown on their tiles."""
+    from hub.console.roles import Role
+    from hub.console.server import start_for_service
+    from tests.hub.conftest import start_hub
+    from tests.hub.console.conftest import console_config
+
+    names = [f"{side}-{number}" for side in ("east", "west", "north") for number in range(1, 9)]
+    broker = make_broker(names)
+    path = console_config(tmp_path / "hub", broker, hub_key)
+    hub = start_hub(path)
+    server = start_for_service(hub.config, hub.service)
+    try:
+        gates = gate_factory_for(broker)
+        day = time.strftime("%Y-%m-%d")
+        for index, name in enumerate(names):
+            gate = gates(name)
+            relay = "emergency: fire drill" if name == "north-8" else "ok"
+            scanner = "camera: no frames for 30 s" if name == "west-3" else "ok"
+            gate.heartbeat(backlog=index % 3, rev_seq=0, used_seq=0, clock_offset_ms=40, scanner=scanner, relay=relay, disk_free_mb=20_000, temperature_c=45.0)
+            admissions = gate.make_events(5 + index % 7, "admission", data={"decision": "grant", "reason": "valid", "persons": 1, "usage": {"zone": "main", "day": day, "entries": 1, "exits": 0}})
+            gate.publish_events(admissions + gate.make_events(index % 3, "deny", data={"decision": "deny", "reason": "already_used", "persons": 0}))
+        gates("east-5").disconnect(with_will=True)
+        feed = server.console.feed
+        from tests.hub.console.conftest import Client
+        admin = Client(server.url, _token(hub.config, Role.OPERATOR))
+        assert admin.post("/api/v1/quotas", {"date": day, "slot": "00:00-12:00", "cap": 400}).status == 200
+        assert admin.post("/api/v1/quotas", {"date": day, "slot": "12:00-24:00", "cap": 600}).status == 200
+        deadline = time.monotonic() + 20
+        while not any(g["gate"] == "east-5" and g["status"] == "offline" for g in feed.snapshot.data.get("gates", [])):
+            assert feed.wait_newer(feed.snapshot.version, deadline - time.monotonic()), "east-5 never went offline"
+        _add_account(hub.config)
+        wall = browser.new_page(viewport={"width": 1366, "height": 768})
+        _login(wall, server.url)
+        wall.wait_for_selector('.tile[data-gate="east-5"][data-status="offline"]', timeout=10_000)
+        wall.wait_for_selector('.tile[data-gate="north-8"][data-emergency="true"]', timeout=10_000)
+        assert "camera" in wall.inner_text('.tile[data-gate="west-3"] .faults')
+        assert wall.evaluate("() => document.documentElement.scrollWidth") <= 1366
+        bottoms = wall.evaluate("() => [...document.querySelectorAll('.tile')].map((t) => t.getBoundingClientRect().bottom)")
+        assert len(bottoms) == 24 and max(bottoms) <= 768, f"every tile on the control-room screen: {max(bottoms)}"
+        _shot(wall, tmp_path, "console")
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+        _login(phone, server.url)
+        phone.wait_for_selector('.tile[data-gate="east-1"]', timeout=10_000)
+        assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390, "nothing sticks out sideways on a phone"
+        _shot(phone, tmp_path, "console-phone-wall")
+    finally:
+        server.stop()
+        hub.stop()
+
+
+def _token(config, role) -> str:
+    from hub.console.actions import AddToken
+    from lungta.console_cli import cli_perform
+    return cli_perform(config, AddToken(f"wall-{role.value}", role)).body["token"]
+
+
+def _add_account(config) -> None:
+    from hub.console.actions import AddAccount
+    from hub.console.roles import Role
+    from lungta.console_cli import cli_perform
+    cli_perform(config, AddAccount("dolma", Role.OPERATOR, PASSWORD))
+
+
+@pytest.fixture
+def gate_factory_for(hub_trust):
+    """gate_factory_for(broker)(name): SimGates on a broker of the test's own making; disconnected at teardown."""
+    from tests.hub.sim_gate import SimGate
+    made = []
+
+    def for_broker(broker):
+        def make(name):
+            existing = next((gate for gate in made if gate.gate == name), None)
+            if existing is not None:
+                return existing
+            gate = SimGate(broker.host, broker.port, broker.site, name, broker.password(name), hub_trust).connect()
+            made.append(gate)
+            return gate
+        return make
+
+    yield for_broker
+    for gate in made:
+        gate.client.disconnect()
+        gate.client.loop_stop()
