@@ -13,6 +13,7 @@ the hub log's record of who dropped when.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -51,15 +52,18 @@ class Tally:
     flagged: int = 0
     last_scan_ms: int | None = None
     recent: deque = field(default_factory=deque)  # (at_ms, persons) of admissions in the last minute
+    recent_persons: int = 0  # the sum over ``recent``, kept as it changes
 
     def add(self, event: queries.EventRow) -> None:
         self.reasons[event.reason] += 1
-        self.last_scan_ms = max(self.last_scan_ms or 0, event.at_ms)
+        if self.last_scan_ms is None or event.at_ms > self.last_scan_ms:
+            self.last_scan_ms = event.at_ms
         if event.kind == "admission":
             persons = int(event.data.get("persons", 1) or 1)
             self.admissions += 1
             self.persons += persons
             self.recent.append((event.at_ms, persons))
+            self.recent_persons += persons
             self.flagged += bool(event.data.get("flagged"))
         elif event.kind == "deny":
             self.refusals += 1
@@ -68,8 +72,8 @@ class Tally:
 
     def per_minute(self, now_ms: int) -> int:
         while self.recent and self.recent[0][0] <= now_ms - RATE_WINDOW_MS:
-            self.recent.popleft()
-        return sum(persons for _, persons in self.recent)
+            self.recent_persons -= self.recent.popleft()[1]
+        return self.recent_persons
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ class Snapshot:
     at_ms: int
     data: dict  # site, day, broker_up, gates, totals, quotas, alerts, hub
 
+    @functools.cached_property
     def json(self) -> str:
+        """Encoded once, however many dashboards are open."""
         return json.dumps({"version": self.version, "at_ms": self.at_ms, **self.data}, separators=(",", ":"))
 
 
@@ -96,6 +102,8 @@ class LiveFeed:
         self._incarnations: dict[str, object] = {}
         self._reset_gates: set[str] = set()
         self._store: ConsoleStore | None = None
+        self._progress: dict[str, int] = {}
+        self._blobs: dict[bytes, dict] = {}  # decoded birth/heartbeat maps by their bytes: most do not change between refreshes
         self.ready = threading.Event()
 
     # ---- readers (any thread) ----
@@ -170,7 +178,8 @@ class LiveFeed:
 
     def _read_new_events(self, store: ConsoleStore) -> None:
         start, end = queries.day_bounds_ms(self._day, self.config.timezone)
-        for gate, contiguous in queries.progress(store.db).items():
+        self._progress = queries.progress(store.db)
+        for gate, contiguous in self._progress.items():
             after = self._cursor.get(gate, 0)
             if contiguous <= after:
                 continue
@@ -185,7 +194,8 @@ class LiveFeed:
         broker_up = self._broker_up()
         stale_ms = 3 * self.config.heartbeat_interval_s * 1000
         views = []
-        for health in store.gates():
+        blobs: dict[bytes, dict] = {}
+        for health in queries.gate_healths(store.db, self._progress, self._blobs, blobs):
             fields = queries.health_of(health)
             state = status(health, now_ms, stale_ms) if broker_up else "unknown"
             cause = _cause(state, health, now_ms)
@@ -204,6 +214,7 @@ class LiveFeed:
                 "emergency": isinstance(relay, str) and relay.startswith("emergency"),
                 "state_reset": health.gate in self._reset_gates, "acked_seq": health.acked_seq, **fields,
             })
+        self._blobs = blobs
         return views
 
     def _note_transition(self, gate: str, state: str, cause: str) -> None:

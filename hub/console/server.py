@@ -191,7 +191,7 @@ def handler_for(console: Console, stop: threading.Event) -> type[BaseHTTPRequest
                         self.wfile.write(b": keepalive\n\n")
                     else:
                         version = snap.version
-                        self.wfile.write(f"id: {snap.version}\nevent: snapshot\ndata: {snap.json()}\n\n".encode())
+                        self.wfile.write(f"id: {snap.version}\nevent: snapshot\ndata: {snap.json}\n\n".encode())
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 return
