@@ -19,7 +19,9 @@ from hub.config import HubConfig
 from hub.console.actions import Action, ActionError, AddAccount, AddToken, Dispatcher, Outcome
 from hub.console.audit import verify_chain
 from hub.console.roles import Principal, Role, RoleError, parse_role
+from hub.console.server import ConsoleServer, ConsoleStartError, start_for_service
 from hub.console.store import ConsoleStore
+from hub.service import HubService
 
 from .config import load_hub_config
 from .errors import CommandError
@@ -48,6 +50,14 @@ def add_console_commands(hub: argparse._SubParsersAction) -> None:
     verify = audit_actions.add_parser("verify", help="check the hash chain of the audit log; exit 1 if it was tampered with")
     verify.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
     verify.set_defaults(run=run_audit_verify)
+
+
+def start_console(config: HubConfig, service: HubService) -> ConsoleServer | None:
+    """The console of ``lungta hub run`` (None without [http]); a port taken or a bad certificate is one line."""
+    try:
+        return start_for_service(config, service)
+    except ConsoleStartError as error:
+        raise CommandError(f"{error} (in the hub.toml of site {config.site})") from None
 
 
 def cli_principal() -> Principal:

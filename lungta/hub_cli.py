@@ -23,7 +23,6 @@ from pathlib import Path
 
 from hub.config import HubConfig
 from hub.console.actions import Revoke, SendCommand, SetQuota
-from hub.console.server import start_for_service
 from hub.health import gate_row, render_table
 from hub.quota import Quota, QuotaError, check_cap, parse_day, parse_slot, slot_row
 from hub.quota import gate_row as lease_row
@@ -34,7 +33,7 @@ from protocol.topics import REVOCATIONS, USED, TopicError, check_name
 
 from .arguments import parse_instant, parse_ticket_id
 from .config import load_hub_config
-from .console_cli import add_console_commands, cli_perform
+from .console_cli import add_console_commands, cli_perform, start_console
 from .errors import CommandError
 from .output import emit
 
@@ -114,7 +113,7 @@ def run_hub(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     log.info("hub for site %s: broker %s:%d, database %s", config.site, config.broker.host, config.broker.port, config.database)
-    console = start_for_service(config, service)  # hub.toml [http]: the operator console, in threads of this process
+    console = start_console(config, service)  # hub.toml [http]: the operator console, in threads of this process
     try:
         service.run(stop)
     finally:

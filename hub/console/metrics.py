@@ -66,8 +66,7 @@ class FeedCollector(Collector):
             if key in hub:
                 yield CounterMetricFamily(f"lungta_hub_{key}", help_text, value=hub[key])
         for key, name, help_text in (("outbox_depth", "lungta_hub_outbox_depth", "outbox rows not yet published"),
-                                     ("store_bytes", "lungta_hub_store_bytes", "hub database and WAL size"),
-                                     ("batch_seconds", "lungta_hub_batch_seconds", "duration of the last ingest batch")):
+                                     ("store_bytes", "lungta_hub_store_bytes", "hub database and WAL size")):
             if key in hub:
                 yield GaugeMetricFamily(name, help_text, value=hub[key])
         yield GaugeMetricFamily("lungta_hub_broker_up", "1 while the hub is connected to the broker", value=float(bool(data.get("broker_up"))))

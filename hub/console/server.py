@@ -42,6 +42,10 @@ SECURITY_HEADERS = (
 )
 
 
+class ConsoleStartError(Exception):
+    """The console cannot start as configured (port taken, certificate unreadable); the message names the key."""
+
+
 class ConsoleServer:
     """The listener and the live feed, each on a thread this object owns and stops."""
 
@@ -64,11 +68,20 @@ class ConsoleServer:
         console = Console(config, settings, pool, feed, clock)
         console.metrics = metrics_renderer(feed)
         console.routes = routes(console)
-        httpd = ThreadingHTTPServer(settings.address, handler_for(console, stop))
+        try:
+            httpd = ThreadingHTTPServer(settings.address, handler_for(console, stop))
+        except OSError as error:
+            pool.close()
+            raise ConsoleStartError(f"[http] listen = {settings.listen!r}: {error.strerror}") from None
         httpd.daemon_threads = True
         if settings.tls_cert and settings.tls_key:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+            try:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(settings.tls_cert, settings.tls_key)
+            except (OSError, ssl.SSLError) as error:
+                httpd.server_close()
+                pool.close()
+                raise ConsoleStartError(f"[http] tls_cert / tls_key ({settings.tls_cert}, {settings.tls_key}): {getattr(error, 'strerror', None) or error}") from None
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
         threads = [
             threading.Thread(target=feed.run, args=(stop, config.database), name="console-feed", daemon=True),

@@ -114,6 +114,28 @@
     }));
   }
 
+  // Tiles are rebuilt only for gates whose figures changed: 300 gates redrawn twice a second would cost the screen's CPU.
+  const tiles = new Map();
+  function drawWall(gates) {
+    if (!gates.length) {
+      tiles.clear();
+      const p = document.createElement("p"); p.className = "empty"; p.textContent = t("no_gates");
+      $("wall").replaceChildren(p);
+      return;
+    }
+    const nodes = gates.map((gate) => {
+      const key = JSON.stringify(gate) + state.lang + Math.floor(Date.now() / 5000);  // "seen 5s ago" ages too
+      const held = tiles.get(gate.gate);
+      if (held && held.key === key) return held.node;
+      const node = tile(gate);
+      tiles.set(gate.gate, { key, node });
+      return node;
+    });
+    const wall = $("wall");
+    if (wall.children.length !== nodes.length || !wall.firstElementChild.classList.contains("tile")) wall.replaceChildren(...nodes);
+    else nodes.forEach((node, index) => { if (wall.children[index] !== node) wall.replaceChild(node, wall.children[index]); });
+  }
+
   function draw(snap) {
     state.snap = snap;
     $("site").textContent = snap.site;
@@ -123,8 +145,7 @@
     drawTotals(snap);
     const gates = snap.gates || [];
     $("gate-count").textContent = `(${gates.length})`;
-    if (gates.length) $("wall").replaceChildren(...gates.map(tile));
-    else { const p = document.createElement("p"); p.className = "empty"; p.textContent = t("no_gates"); $("wall").replaceChildren(p); }
+    drawWall(gates);
     drawAlerts(snap);
     drawQuotas(snap);
     const target = $("emergency-target"), chosen = target.value;

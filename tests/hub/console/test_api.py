@@ -108,3 +108,19 @@ def test_logins_are_rate_limited(console) -> None:
     statuses = [anonymous.post("/api/v1/login", {"name": "ana", "password": "wrong password"}).status for _ in range(6)]
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
     assert anonymous.post("/api/v1/login", {"name": "ana", "password": "correct horse battery"}).status == 429, "locked out even with the right password"
+
+
+def test_hub_run_with_the_console_port_taken_stops_with_one_line(tmp_path, broker, hub_key) -> None:
+    import socket
+
+    from tests.hub.console.conftest import console_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = console_config(tmp_path / "hub", broker, hub_key)
+        path.write_text(path.read_text(encoding="utf-8").replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"'), encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "lungta", "hub", "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode == 2 and len(errors) == 1 and "[http] listen" in errors[0] and "Traceback" not in result.stderr, result.stderr
