@@ -36,6 +36,7 @@ log = logging.getLogger("hub.gates")  # the transitions, filterable apart from t
 
 POLL_S = 0.1
 MIN_REFRESH_S = 0.4  # a busy hub commits every batch; recomputing 300 gates more often would cost the worker's GIL
+MAX_SHARE = 0.1      # ...and when a refresh is slow (a loaded machine), refresh less often: at most this share of the time
 REFRESH_S = 1.0
 RATE_WINDOW_MS = 60_000
 
@@ -122,13 +123,14 @@ class LiveFeed:
     def run(self, stop: threading.Event, database: Path) -> None:
         self._store = ConsoleStore(database, self.config.synchronous)
         try:
-            last_full, changed = 0.0, True
+            last_full, changed, spacing = 0.0, True, MIN_REFRESH_S
             while not stop.is_set():
                 changed = self._store.changed_elsewhere() or changed
                 since = time.monotonic() - last_full
-                if (changed and since >= MIN_REFRESH_S) or since >= REFRESH_S or not self.ready.is_set():
+                if (changed and since >= spacing) or since >= REFRESH_S or not self.ready.is_set():
                     last_full, changed = time.monotonic(), False
                     self._refresh_guarded()
+                    spacing = min(REFRESH_S, max(MIN_REFRESH_S, (time.monotonic() - last_full) / MAX_SHARE))
                     self.ready.set()
                 stop.wait(POLL_S)
         finally:
