@@ -257,7 +257,7 @@ def cost_round(root: Path, key: SigningKey, gates: int, seconds: float, console:
         broker.stop()
 
 
-def browser_latency(root: Path, key: SigningKey, gates: int, seconds: float) -> dict:
+def browser_latency(root: Path, key: SigningKey, gates: int, seconds: float, scan_interval: float) -> dict:
     from playwright.sync_api import sync_playwright
 
     names = [f"g{index:03d}" for index in range(gates)] + ["probe"]
@@ -265,7 +265,7 @@ def browser_latency(root: Path, key: SigningKey, gates: int, seconds: float) -> 
     assert url is not None
     try:
         with HubProcess(config), sync_playwright() as playwright:
-            load = GateLoad(broker, names[:gates], key, 1.0)
+            load = GateLoad(broker, names[:gates], key, scan_interval)
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1366, "height": 768})
             page.goto(url)
@@ -300,7 +300,7 @@ def browser_latency(root: Path, key: SigningKey, gates: int, seconds: float) -> 
             load.close()
         # each admission is on screen from the first frame showing it or a later one of the same gate
         latencies = [(next(screen for last, screen in shown if last >= at) - at) / 1000 for at in sent]
-        return {"gates": gates, "tiles": tiles, "samples": len(latencies), "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95), "max_s": max(latencies)}
+        return {"gates": gates, "scan_interval_s": scan_interval, "load_average": os.getloadavg()[0], "tiles": tiles, "samples": len(latencies), "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95), "max_s": max(latencies)}
     finally:
         broker.stop()
 
@@ -310,16 +310,18 @@ def main() -> None:
     parser.add_argument("--gates", type=int, default=300, help="gates for the browser latency")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of (console off, on, on + 5 dashboards), interleaved")
     parser.add_argument("--seconds", type=float, default=15.0, help="measuring time per round and condition")
+    parser.add_argument("--scan-interval", type=float, default=1.0, help="seconds between two scans of one gate in the browser run")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--skip-cost", action="store_true")
     args = parser.parse_args()
     key = SigningKey.generate()
     print(f"# {machine()}")
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         root = Path(tmp)
         if not args.skip_browser:
-            result = browser_latency(root / "browser", key, args.gates, args.seconds * 2)
+            result = browser_latency(root / "browser", key, args.gates, args.seconds * 2, args.scan_interval)
             print(f"browser: {json.dumps(result)}")
-        for index in range(args.rounds):
+        for index in range(0 if args.skip_cost else args.rounds):
             for console, dashboards in ((False, 0), (True, 0), (True, 5)):
                 result = cost_round(root / f"cost-{index}-{console}-{dashboards}", key, args.gates, args.seconds, console, dashboards)
                 print(f"cost: {json.dumps(result)}", flush=True)

@@ -184,7 +184,7 @@ def accounts(console: Console, request: Request, who: Principal | None) -> Respo
 
 READ = Permission.READ
 ROUTES = [
-    Route("GET", "/api/v1/me", READ, me, "who the credentials belong to, and what they may do"),
+    Route("GET", "/api/v1/me", Permission.SESSION, me, "who the credentials belong to, and what they may do"),
     Route("GET", "/api/v1/catalogue", READ, catalogue, "reason texts in Tibetan, Chinese and English (the gates' catalogue)"),
     Route("GET", "/api/v1/snapshot", READ, snapshot, "the live view: gates, site totals, quotas, alerts (what /api/v1/live pushes)"),
     Route("GET", "/api/v1/gates", READ, gates, "every gate: status, last seen, today's decisions, lags, backlog, clock, devices", result=LIST),

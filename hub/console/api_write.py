@@ -160,7 +160,7 @@ WRITE = (200, 201, 409, 422)
 ROUTES = [
     Route("POST", "/api/v1/login", None, login, "log in with name and password: a session token (also set as a cookie)",
           body=_obj({"name": {"type": "string", "minLength": 1, "maxLength": 64}, "password": {"type": "string", "maxLength": 1024}}, ["name", "password"]), statuses=(200, 401, 422, 429)),
-    Route("POST", "/api/v1/logout", Permission.READ, logout, "end this session"),
+    Route("POST", "/api/v1/logout", Permission.SESSION, logout, "end this session"),
     Route("POST", "/api/v1/revocations", Permission.REVOKE, revoke, "revoke up to 10,000 tickets at every gate; Idempotency-Key makes a retry safe",
           body=_obj({"ticket_ids": TICKETS, "reason": REASON, "expires": {"type": "integer", "minimum": 1, "maximum": 9007199254740}}, ["ticket_ids", "reason"]),
           statuses=(201, 409, 422), idempotency=True),

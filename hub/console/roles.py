@@ -19,6 +19,7 @@ class Role(enum.StrEnum):
 
 
 class Permission(enum.StrEnum):
+    SESSION = "session"  # who am I, log out: every role
     READ = "read"
     REVOCATIONS_READ = "revocations_read"
     REVOKE = "revoke"
@@ -29,14 +30,14 @@ class Permission(enum.StrEnum):
     ACCOUNTS = "accounts"
 
 
-_READER = {Permission.READ, Permission.REVOCATIONS_READ}
+_READER = {Permission.SESSION, Permission.READ, Permission.REVOCATIONS_READ}
 _OPERATOR = _READER | {Permission.REVOKE, Permission.QUOTA, Permission.COMMAND, Permission.ALERT_ACK, Permission.AUDIT_READ}
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_READER),
     Role.OPERATOR: frozenset(_OPERATOR),
     Role.ADMIN: frozenset(_OPERATOR | {Permission.ACCOUNTS}),
-    Role.SALES: frozenset({Permission.REVOCATIONS_READ, Permission.REVOKE}),
+    Role.SALES: frozenset({Permission.SESSION, Permission.REVOCATIONS_READ, Permission.REVOKE}),
 }
 
 

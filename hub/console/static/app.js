@@ -178,7 +178,9 @@
     const catalogue = await api("GET", "/api/v1/catalogue");
     if (catalogue.status === 200) state.catalogue = catalogue.data;
     showActions();
-    if (me.data.permissions.includes("read")) listen();
+    const reads = me.data.permissions.includes("read");
+    document.body.dataset.read = String(reads);
+    if (reads) listen();
   }
 
   function report(answer) {

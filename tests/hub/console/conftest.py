@@ -20,6 +20,8 @@ from lungta.console_cli import cli_perform
 from tests.hub.conftest import RunningHub, start_hub, write_hub_config
 
 TIMEOUT = 10.0
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,23 @@ def console(tmp_path: Path, broker, hub_key) -> Iterator[RunningConsole]:
     yield RunningConsole(hub, server, path)
     server.stop()
     hub.stop()
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium driven by Playwright (no ``playwright install``: the system browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the console tests drive the system chromium)")
+    if not CHROMIUM.exists():
+        pytest.skip("apt-get install chromium (make sysdeps)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def browser_page(browser):
+    """A control-room sized page."""
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    yield page
+    page.close()

@@ -21,10 +21,6 @@ from tests.conftest import make_claims
 from tests.hub.conftest import write_hub_config
 from tests.hub.console.processes import GateProcess, Watched, lungta
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test drives the system chromium)")
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium (make sysdeps)")
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 PASSWORD = "control room 24h"
 
 
@@ -63,14 +59,6 @@ def site(tmp_path: Path, broker, hub_key, issuer_key):
         for gate in gates.values():
             gate.close()
         hub.stop()
-
-
-@pytest.fixture
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
 
 
 def _login(page, url: str) -> None:

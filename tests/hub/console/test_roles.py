@@ -48,3 +48,17 @@ def test_the_live_stream_needs_credentials(console) -> None:
     from tests.hub.console.conftest import Client
     assert Client(console.url).get("/api/v1/live").status == 401
     assert console.client(Role.SALES).get("/api/v1/live").status == 403
+
+
+def test_a_sales_login_sees_only_the_revocation_form(console, browser_page) -> None:
+    """The ticket office logs in to the same dashboard: no gate wall (it may not read it), the revoke form."""
+    from hub.console.actions import AddAccount
+    from lungta.console_cli import cli_perform
+    cli_perform(console.hub.config, AddAccount("office", Role.SALES, "ticket office 1"))
+    page = browser_page
+    page.goto(console.url)
+    page.fill("#login-form input[name=name]", "office")
+    page.fill("#login-form input[name=password]", "ticket office 1")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#revoke-box", state="visible", timeout=10_000)
+    assert page.is_hidden("#login") and page.is_hidden('details[data-needs="command"]') and page.query_selector(".tile") is None
