@@ -103,15 +103,21 @@ class AlertBook:
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings
         self._since: dict[tuple[AlertKind, str | None], int] = {}
+        self._found: dict[str, tuple[dict, list[tuple[AlertKind, str]]]] = {}  # per gate: the view last looked at, and what it showed
 
     def update(self, gates: list[dict], broker_up: bool, now_ms: int, acks: dict[str, tuple[str, int]]) -> list[Alert]:
         holding: dict[tuple[AlertKind, str | None], str] = {}
         if not broker_up:
             holding[AlertKind.BROKER_UNREACHABLE, None] = "the hub cannot reach the MQTT broker: gate states are unknown (gates keep deciding offline)"
         else:
+            found = {}
             for gate in gates:
-                for kind, message in conditions(gate, self.settings):
+                held = self._found.get(gate["gate"])
+                shown = held[1] if held is not None and held[0] is gate else conditions(gate, self.settings)  # the feed reuses unchanged views
+                found[gate["gate"]] = (gate, shown)
+                for kind, message in shown:
                     holding[kind, gate["gate"]] = message
+            self._found = found
         self._since = {key: self._since.get(key, now_ms) for key in holding}
         grace_ms = int(self.settings.offline_alert_s * 1000)
         raised = []

@@ -54,8 +54,10 @@ class Tally:
     last_scan_ms: int | None = None
     recent: deque = field(default_factory=deque)  # (at_ms, persons) of admissions in the last minute
     recent_persons: int = 0  # the sum over ``recent``, kept as it changes
+    version: int = 0  # counts changes, so an unchanged gate's view is reused
 
     def add(self, event: queries.EventRow) -> None:
+        self.version += 1
         self.reasons[event.reason] += 1
         if self.last_scan_ms is None or event.at_ms > self.last_scan_ms:
             self.last_scan_ms = event.at_ms
@@ -105,6 +107,7 @@ class LiveFeed:
         self._store: ConsoleStore | None = None
         self._progress: dict[str, int] = {}
         self._blobs: dict[bytes, dict] = {}  # decoded birth/heartbeat maps by their bytes: most do not change between refreshes
+        self._views: dict[str, tuple[tuple, dict]] = {}  # each gate's last view and what it was made from
         self.ready = threading.Event()
 
     # ---- readers (any thread) ----
@@ -192,32 +195,43 @@ class LiveFeed:
             self._cursor[gate] = contiguous
 
     def _gate_views(self, store: ConsoleStore, now_ms: int) -> list[dict]:
-        rev_head, used_head = queries.stream_heads(store.db)
+        """One dict per gate; a gate whose row, tally and status are as before keeps its dict (and its alerts)."""
+        heads = queries.stream_heads(store.db)
         broker_up = self._broker_up()
         stale_ms = 3 * self.config.heartbeat_interval_s * 1000
-        views = []
         blobs: dict[bytes, dict] = {}
-        for health in queries.gate_healths(store.db, self._progress, self._blobs, blobs):
-            fields = queries.health_of(health)
+        views, made = [], {}
+        for row, health in queries.gate_healths(store.db, self._progress, self._blobs, blobs):
             state = status(health, now_ms, stale_ms) if broker_up else "unknown"
-            cause = _cause(state, health, now_ms)
-            self._note_transition(health.gate, state, cause)
-            self._note_incarnation(health.gate, fields.pop("incarnation"))
             tally = self._tallies.get(health.gate) or Tally()
-            relay = fields.get("relay")
-            views.append({
-                "gate": health.gate, "status": state, "cause": cause, "last_seen_ms": health.last_seen_ms,
-                "online_since_ms": health.born_ms if health.online else None, "offline_since_ms": health.died_ms if not health.online else None,
-                "last_scan_ms": tally.last_scan_ms, "admissions_today": tally.admissions, "persons_today": tally.persons,
-                "refusals_today": tally.refusals, "exits_today": tally.exits, "flagged_today": tally.flagged,
-                "per_minute": tally.per_minute(now_ms), "decisions": dict(tally.reasons),
-                "rev_lag": rev_head - fields["rev_seq"] if isinstance(fields["rev_seq"], int) else None,
-                "used_lag": used_head - fields["used_seq"] if isinstance(fields["used_seq"], int) else None,
-                "emergency": isinstance(relay, str) and relay.startswith("emergency"),
-                "state_reset": health.gate in self._reset_gates, "acked_seq": health.acked_seq, **fields,
-            })
-        self._blobs = blobs
+            per_minute = tally.per_minute(now_ms)
+            key = (row, health.acked_seq, tally.version, per_minute, heads, state, health.gate in self._reset_gates,
+                   (now_ms - health.last_seen_ms) // 1000 if state == "stale" else 0)
+            held = self._views.get(health.gate)
+            view = held[1] if held is not None and held[0] == key else self._gate_view(health, state, tally, per_minute, heads, now_ms)
+            made[health.gate] = (key, view)
+            views.append(view)
+        self._blobs, self._views = blobs, made
         return views
+
+    def _gate_view(self, health, state: str, tally: Tally, per_minute: int, heads: tuple[int, int], now_ms: int) -> dict:
+        fields = queries.health_of(health)
+        cause = _cause(state, health, now_ms)
+        self._note_transition(health.gate, state, cause)
+        self._note_incarnation(health.gate, fields.pop("incarnation"))
+        relay = fields.get("relay")
+        rev_head, used_head = heads
+        return {
+            "gate": health.gate, "status": state, "cause": cause, "last_seen_ms": health.last_seen_ms,
+            "online_since_ms": health.born_ms if health.online else None, "offline_since_ms": health.died_ms if not health.online else None,
+            "last_scan_ms": tally.last_scan_ms, "admissions_today": tally.admissions, "persons_today": tally.persons,
+            "refusals_today": tally.refusals, "exits_today": tally.exits, "flagged_today": tally.flagged,
+            "per_minute": per_minute, "decisions": dict(tally.reasons),
+            "rev_lag": rev_head - fields["rev_seq"] if isinstance(fields["rev_seq"], int) else None,
+            "used_lag": used_head - fields["used_seq"] if isinstance(fields["used_seq"], int) else None,
+            "emergency": isinstance(relay, str) and relay.startswith("emergency"),
+            "state_reset": health.gate in self._reset_gates, "acked_seq": health.acked_seq, **fields,
+        }
 
     def _note_transition(self, gate: str, state: str, cause: str) -> None:
         before = self._last_status.get(gate)

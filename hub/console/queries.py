@@ -153,11 +153,12 @@ def events_since(db: sqlite3.Connection, since_ms: int) -> Iterator[EventRow]:
     return (_event(row) for row in db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE at_ms >= ?", (since_ms,)))
 
 
-def gate_healths(db: sqlite3.Connection, acked: dict[str, int], cache: dict[bytes, dict], seen: dict[bytes, dict]) -> list[GateHealth]:
-    """Every gate's health, as ``SqliteHubStore.gates`` gives it, decoding only the CBOR maps not in ``cache``.
+def gate_healths(db: sqlite3.Connection, acked: dict[str, int], cache: dict[bytes, dict], seen: dict[bytes, dict]) -> list[tuple[tuple, GateHealth]]:
+    """Every gate's (raw row, health), as ``SqliteHubStore.gates`` gives it, decoding only the CBOR maps not in ``cache``.
 
     The live feed reads this several times a second for hundreds of gates whose
-    birth never changes; ``seen`` collects this read's maps for the next call.
+    birth never changes; ``seen`` collects this read's maps for the next call;
+    the raw row tells the caller whether anything of the gate changed.
     """
     def decoded(blob: bytes | None) -> dict:
         if not blob:
@@ -167,8 +168,8 @@ def gate_healths(db: sqlite3.Connection, acked: dict[str, int], cache: dict[byte
         return value
 
     rows = db.execute("SELECT gate, online, bdseq, last_seen_ms, born_ms, died_ms, birth, heartbeat FROM gates ORDER BY gate")
-    return [GateHealth(gate, bool(online), bdseq, last_seen, born, died, decoded(birth), decoded(heartbeat), acked.get(gate, 0))
-            for gate, online, bdseq, last_seen, born, died, birth, heartbeat in rows]
+    return [(row, GateHealth(gate, bool(online), bdseq, last_seen, born, died, decoded(birth), decoded(heartbeat), acked.get(gate, 0)))
+            for row in rows for gate, online, bdseq, last_seen, born, died, birth, heartbeat in (row,)]
 
 
 def health_of(health: GateHealth) -> dict:
