@@ -89,7 +89,7 @@ def _day(text: str | None, console: Console) -> str:
 def quotas(console: Console, request: Request, who: Principal | None) -> Response:
     day = _day(request.query.get("date"), console)
     skew = console.config.quota_skew_s * 1000
-    with console.pool.borrow() as store:
+    with console.pool.borrow() as store, store.read_snapshot():
         items = [slot_row(q, store.quota_ledger(q.day, q.slot_start, 0), skew) for q in store.quotas(day, day)]
     return json_response({"date": day, "items": items})
 
@@ -101,7 +101,7 @@ def quota(console: Console, request: Request, who: Principal | None) -> Response
     except QuotaError as error:
         raise HttpError(422, str(error)) from None
     now_ms, config = console.now_ms(), console.config
-    with console.pool.borrow() as store:
+    with console.pool.borrow() as store, store.read_snapshot():
         found = next((q for q in store.quotas(day, day) if (q.slot_start, q.slot_end) == (start, end)), None)
         if found is None:
             return error_response(404, f"no quota is set for {day} {request.params['slot']}")

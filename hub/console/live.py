@@ -152,7 +152,7 @@ class LiveFeed:
         assert store is not None
         now_ms = int(self._clock() * 1000)
         day = queries.today(now_ms, self.config.timezone)
-        with store.transaction():  # one read snapshot for events, gates and heads
+        with store.read_snapshot():  # one consistent read of events, gates and heads, never holding up the hub's writer
             if day != self._day:
                 self._start_day(store, day)
             self._read_new_events(store)

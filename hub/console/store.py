@@ -53,6 +53,27 @@ class ConsoleStore(SqliteHubStore):
         super().__init__(path, synchronous)
         self._db.executescript(CONSOLE_SCHEMA)
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """One consistent read of the hub's and console's tables WITHOUT the write lock.
+
+        ``transaction()`` begins IMMEDIATE (the hub's writes need that); a reader
+        taking it would queue behind every ingest commit (and its fsync) and
+        make the ingest queue behind it. In WAL mode a deferred transaction
+        reads a snapshot and never blocks the writer. Store methods called
+        inside (``quota_ledger``) see an open transaction and nest into it.
+        """
+        if self._depth:
+            yield
+            return
+        self._db.execute("BEGIN DEFERRED")
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self._db.execute("COMMIT")
+
     @property
     def db(self) -> sqlite3.Connection:
         """For ``hub.console.queries``: read-only SQL over the hub's and the console's tables."""
