@@ -165,6 +165,20 @@ def _sse_worker(url: str, token: str, clients: int, stop, counts) -> None:
     stop.wait()
 
 
+def _sse_probe(url: str, token: str, streamed: list) -> None:
+    """A plain SSE client in the bench process: when each new probe scan reached a client, before any browser."""
+    request = urllib.request.Request(url + "api/v1/live", headers={"Authorization": f"Bearer {token}"})
+    last = 0
+    with urllib.request.urlopen(request, timeout=120) as stream:
+        for line in stream:
+            if line.startswith(b"data: "):
+                received = time.time()
+                gate = next((g for g in json.loads(line[6:])["gates"] if g["gate"] == "probe"), None)
+                if gate and (gate["last_scan_ms"] or 0) > last:
+                    last = gate["last_scan_ms"]
+                    streamed.append((last, received))
+
+
 # ---- measurements ----
 
 def _site(root: Path, key: SigningKey, names: list[str], console: bool) -> tuple[Broker, Path, str | None]:
@@ -285,6 +299,8 @@ def browser_latency(root: Path, key: SigningKey, gates: int, seconds: float, sca
                     }
                 });
             }""")
+            streamed: list[tuple[int, float]] = []  # (probe's last scan, when a plain SSE client had it): the server's share
+            threading.Thread(target=_sse_probe, args=(url, _token(url), streamed), daemon=True).start()
             trust = TrustStore([TrustedKey("hub", key.verify_key)])
             probe = SimGate(broker.host, broker.port, SITE, "probe", broker.password("probe"), trust, keep_messages=False, subscriptions=[hub_topic(SITE, "ack/probe")]).connect()
             listener = MarkListener(broker.host, broker.port, SITE, "listener", broker.password("listener"), trust, keep_messages=False, subscriptions=[hub_topic(SITE, USED)]).connect()
@@ -308,8 +324,10 @@ def browser_latency(root: Path, key: SigningKey, gates: int, seconds: float, sca
             load.close()
         # each admission is on screen from the first frame showing it or a later one of the same gate
         latencies = [(next(screen for last, screen in shown if last >= at) - at) / 1000 for at in sent]
+        served = [next(when for last, when in streamed if last >= at) - at / 1000 for at in sent if any(last >= at for last, _ in streamed)]
         return {"gates": gates, "scan_interval_s": scan_interval, "load_average": os.getloadavg()[0], "tiles": tiles, "samples": len(latencies), "p50_s": round(percentile(latencies, 0.5), 3), "p95_s": round(percentile(latencies, 0.95), 3), "max_s": round(max(latencies), 3),
-                "bare_relay_p50_s": round(percentile(relay, 0.5), 3), "bare_relay_p95_s": round(percentile(relay, 0.95), 3)}
+                "bare_relay_p50_s": round(percentile(relay, 0.5), 3), "bare_relay_p95_s": round(percentile(relay, 0.95), 3),
+                "sse_client_p50_s": round(percentile(served, 0.5), 3), "sse_client_p95_s": round(percentile(served, 0.95), 3)}
     finally:
         broker.stop()
 
