@@ -16,6 +16,7 @@
   }
 
   function translate() {
+    alertsKey = "";
     document.documentElement.lang = state.lang;
     document.querySelectorAll("[data-t]").forEach((node) => { node.textContent = t(node.dataset.t); });
     $("lang").value = state.lang;
@@ -74,9 +75,17 @@
     }));
   }
 
+  // The list shows the most severe alerts first, at most ALERTS_SHOWN (a site-wide fault can raise hundreds),
+  // and is rebuilt only when the alerts changed or their "ago" texts are 5 s old.
+  const ALERTS_SHOWN = 40;
+  let alertsKey = "";
   function drawAlerts(snap) {
-    const alerts = snap.alerts || [];
-    $("alert-count").textContent = alerts.length ? `(${alerts.length})` : "";
+    const all = snap.alerts || [];
+    const key = JSON.stringify(all) + state.lang + Math.floor(Date.now() / 5000);
+    if (key === alertsKey) return;
+    alertsKey = key;
+    const alerts = all.slice(0, ALERTS_SHOWN);
+    $("alert-count").textContent = all.length ? `(${all.length})` : "";
     if (!alerts.length) {
       const li = document.createElement("li"); li.className = "empty"; li.textContent = t("no_alerts");
       $("alerts").replaceChildren(li);
@@ -99,6 +108,10 @@
       }
       return li;
     }));
+    if (all.length > alerts.length) {
+      const more = document.createElement("li"); more.className = "empty"; more.textContent = `+${all.length - alerts.length}`;
+      $("alerts").append(more);
+    }
   }
 
   function drawQuotas(snap) {
