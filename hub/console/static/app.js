@@ -52,6 +52,7 @@
     node.querySelector(".lag").textContent = lag;
     node.querySelector(".backlog").textContent = gate.backlog ?? "-";
     node.querySelector(".faults").textContent = faults(gate);
+    node.querySelector(".seen").dataset.ms = gate.last_seen_ms;
     node.querySelector(".seen").textContent = `${t("seen")} ${ago(gate.last_seen_ms)}`;
     node.title = Object.entries(gate.decisions || {}).map(([reason, n]) => `${reasonText(reason)}: ${n}`).join("\n");
     node.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
@@ -137,7 +138,7 @@
       return;
     }
     const nodes = gates.map((gate) => {
-      const key = JSON.stringify(gate) + state.lang + Math.floor(Date.now() / 5000);  // "seen 5s ago" ages too
+      const key = JSON.stringify(gate) + state.lang;
       const held = tiles.get(gate.gate);
       if (held && held.key === key) return held.node;
       const node = tile(gate);
@@ -161,9 +162,14 @@
     drawWall(gates);
     drawAlerts(snap);
     drawQuotas(snap);
-    const target = $("emergency-target"), chosen = target.value;
-    target.replaceChildren(new Option(t("whole_site"), ""), ...gates.map((g) => new Option(g.gate, g.gate)));
-    target.value = chosen;
+    const names = gates.map((g) => g.gate).join(" ") + state.lang;
+    const target = $("emergency-target");
+    if (target.dataset.names !== names) {
+      const chosen = target.value;
+      target.replaceChildren(new Option(t("whole_site"), ""), ...gates.map((g) => new Option(g.gate, g.gate)));
+      target.value = chosen;
+      target.dataset.names = names;
+    }
     document.body.dataset.version = snap.version;
   }
 
@@ -171,7 +177,13 @@
     if (state.source) state.source.close();
     const source = new EventSource("/api/v1/live");
     state.source = source;
-    source.addEventListener("snapshot", (event) => draw(JSON.parse(event.data)));
+    // Draw at most once per frame, the newest snapshot: a slow screen skips snapshots instead of falling behind.
+    let pending = null;
+    source.addEventListener("snapshot", (event) => {
+      const first = pending === null;
+      pending = event.data;
+      if (first) requestAnimationFrame(() => { const data = pending; pending = null; draw(JSON.parse(data)); });
+    });
     source.onerror = () => { $("link").dataset.state = "lost"; $("link").textContent = t("connecting"); };
   }
 
@@ -236,6 +248,9 @@
     if (target) body.gates = [target]; else body.site = true;
     report(await api("POST", "/api/v1/commands", body));
   };
+  setInterval(() => {  // the "seen 5s ago" lines age between snapshots
+    document.querySelectorAll(".tile .seen").forEach((node) => { node.textContent = `${t("seen")} ${ago(Number(node.dataset.ms))}`; });
+  }, 5000);
   setInterval(() => { $("clock").textContent = new Date().toLocaleTimeString(state.lang === "en" ? "en-GB" : "zh-CN"); }, 1000);
   translate();
   start();
