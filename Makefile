@@ -8,7 +8,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # mosquitto: the real broker the tests and demo start; libzbar0: pyzbar's decoder;
 # build-essential, python3-dev, linux-libc-dev: evdev builds from source;
 # postgresql: the scaled-out hub's store, started by its tests.
-APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3
+# chromium: the browser the console dashboard test drives (Playwright, system browser);
+# fonts-tibetan-machine: Tibetan glyphs for its screenshots.
+APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3 chromium fonts-tibetan-machine
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: all sysdeps venv test demo bench install clean

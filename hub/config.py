@@ -28,6 +28,9 @@ to hub.toml, so a site directory can be moved as a whole. Every key:
     cafile = "tls/ca.pem"         # any of these three turns TLS on
     certfile = "tls/hub.pem"
     keyfile = "tls/hub.key"
+
+    [http]                        # the operator console; every key in hub/console/settings.py
+    listen = "127.0.0.1:8080"
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from protocol.mqtt import BrokerConfig
+
+from .console.settings import HttpSettings
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -55,3 +60,4 @@ class HubConfig:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
     quota_lease_s: int = 120
     quota_skew_s: int = 30
+    http: HttpSettings | None = None  # [http]: the operator console (hub/console/settings.py); None: no console

@@ -24,6 +24,7 @@ from gate.sync.settings import SyncSettings
 from gate.turnstile.settings import TurnstileSettings
 from hub.config import DEFAULT_TIMEZONE, HubConfig
 from protocol.files import UnreadableFile, read_text_file, read_toml_file
+from hub.console.settings import HttpSettings
 from protocol.mqtt import BrokerConfig
 from protocol.topics import TopicError, check_name
 
@@ -375,6 +376,7 @@ def load_hub_config(path: Path) -> HubConfig:
         timezone=hub.zone("timezone", DEFAULT_TIMEZONE),
         quota_lease_s=hub.integer("quota_lease_s", 120, 1, 86_400),
         quota_skew_s=hub.integer("quota_skew_s", 30, 0, 3600),
+        http=build_settings(document.table("http"), HttpSettings).resolved(path.parent) if document.has("http") else None,  # type: ignore[attr-defined]
     )
     document.finish()
     return config

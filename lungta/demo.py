@@ -16,12 +16,15 @@ import json
 import logging
 import os
 import pty
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
 import tty
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +38,8 @@ from gate.decision import Decision
 from gate.feedback import VisitorMessage
 from gate.scanner.synthetic import FrameConditions, camera_frame
 from gate.sync.client import HubSync
-from hub.local_broker import Broker
+from hub.console.server import ConsoleServer, start_for_service
+from hub.local_broker import Broker, free_port
 from hub.service import HubService
 from protocol.claims import TicketClaims, TicketType, TimeSlot
 from protocol.keys import write_key_pair
@@ -168,7 +172,8 @@ def main() -> None:
     hub_toml = OUT / "hub" / "hub.toml"
     (OUT / "hub" / "broker-password").write_text(broker.password(broker.hub_user) + "\n", encoding="utf-8")
     hub_toml.write_text(f'[hub]\nsite = "{SITE}"\nkey = "keys/hub.key"\ndatabase = "hub.db"\nheartbeat_interval_s = 1\n\n'
-                        f'[broker]\nport = {broker.port}\nusername = "{broker.hub_user}"\npassword_file = "broker-password"\n', encoding="utf-8")
+                        f'[broker]\nport = {broker.port}\nusername = "{broker.hub_user}"\npassword_file = "broker-password"\n\n'
+                        f'[http]\nlisten = "127.0.0.1:{_console_port()}"\n', encoding="utf-8")
 
     print(f"Lungta demo, site '{SITE}': Mosquitto on 127.0.0.1:{broker.port} with the site ACL, a hub, gates {' and '.join(GATES)}.")
     print(f"Configs, state, logs and the QR images are in {OUT}/.\n")
@@ -179,6 +184,10 @@ def main() -> None:
         hub_thread = threading.Thread(target=hub.run, args=(stop,), name="hub")
         hub_thread.start()
         stack.callback(hub_thread.join)
+        console = start_for_service(load_hub_config(hub_toml), hub)
+        assert console is not None  # hub.toml has [http]
+        stack.callback(console.stop)
+        logins = _console_logins(hub_toml)
         running = {}
         for name, queue in (("east-1", east_queue), ("west-2", west_queue)):
             daemon, sync = stack.enter_context(assembled_gate(load_gate_config(configs[name]), Narrator(name, list(queue))))
@@ -188,6 +197,7 @@ def main() -> None:
             running[name] = RunningGate(daemon, sync, len(queue))
         stack.callback(stop.set)  # runs first on the way out: everything above stops in reverse
         _narrate(hub, hub_toml, adult, refunded, west_queue, master, running["east-1"], running["west-2"])
+        _show_console(console, logins, stop)
     os.close(master)
     os.close(slave)
     print(f"\nTry: .venv/bin/lungta ticket inspect \"$(.venv/bin/lungta ticket issue --key {OUT}/keys/potala-sales.key --site {SITE})\"")
@@ -216,6 +226,48 @@ def _narrate(hub: HubService, hub_toml: Path, adult: str, refunded: str, west_qu
     pulses = [json.loads(line) for line in (OUT / "east-1" / "turnstile.jsonl").read_text(encoding="utf-8").splitlines()]
     opened = sum(p["event"] == "relay" and p.get("on") is True for p in pulses)
     print(f"\nThe east-1 turnstile (sim) opened {opened} times, once per person: 1 adult + 4 for the family ({OUT}/east-1/turnstile.jsonl).")
+
+
+# ---- the operator console ----
+
+CONSOLE_PORT = 8080
+
+
+def _console_port() -> int:
+    """8080 when it is free (the URL docs/console.md shows), else any free port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", CONSOLE_PORT))
+        except OSError:
+            return free_port()
+    return CONSOLE_PORT
+
+
+def _console_logins(hub_toml: Path) -> dict[str, str]:
+    """A viewer and an operator account, made with the CLI an operator uses; name -> password."""
+    logins = {"viewer": "viewer-" + secrets.token_hex(4), "operator": "operator-" + secrets.token_hex(4)}
+    for role, password in logins.items():
+        subprocess.run([sys.executable, "-m", "lungta", "hub", "user", "add", "--config", str(hub_toml), "--role", role, role],
+                       input=password + "\n", check=True, capture_output=True, text=True)
+    return logins
+
+
+def _show_console(console: ConsoleServer, logins: dict[str, str], stop: threading.Event) -> None:
+    """Print the dashboard's URL and logins; in a terminal, keep serving until Ctrl-C."""
+    request = urllib.request.Request(console.url + "api/v1/login", json.dumps({"name": "viewer", "password": logins["viewer"]}).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=WAIT) as answer:
+        token = json.loads(answer.read())["token"]
+    with urllib.request.urlopen(urllib.request.Request(console.url + "api/v1/gates", headers={"Authorization": f"Bearer {token}"}), timeout=WAIT) as answer:
+        online = sum(gate["status"] == "online" for gate in json.loads(answer.read())["items"])
+    print(f"\nThe operator console: {console.url}  (it shows {online} gates online)")
+    print(f"  viewer login:   viewer / {logins['viewer']}")
+    print(f"  operator login: operator / {logins['operator']}  (may revoke, set quotas, open gates)")
+    if sys.stdin.isatty():
+        print("Serving the dashboard until you press Ctrl-C.")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            print()
 
 
 if __name__ == "__main__":

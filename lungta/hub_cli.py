@@ -28,11 +28,9 @@ from .paths import check_database
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
+    from hub.console.actions import Outcome
+    from protocol.messages import Command
     from hub.sqlite_store import SqliteHubStore
-
-# The commands a gate acts on (gate/daemon.py on_hub_command) and the arguments each takes:
-# anything else would be queued, signed and published only to be ignored at the gate.
-GATE_COMMANDS: dict[str, dict[str, type]] = {"emergency_open": {"on": bool, "reason": str}}
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +58,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command = hub.add_parser("command", help="send a signed command to one gate", description="e.g. lungta hub command --config hub.toml gate-3 emergency_open on=true")
     command.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
     command.add_argument("gate", metavar="GATE")
-    command.add_argument("name", metavar="NAME", help=f"command name: {', '.join(GATE_COMMANDS)}")
+    command.add_argument("name", metavar="NAME", help="command name: emergency_open")
     command.add_argument("args", nargs="*", metavar="KEY=VALUE", help="arguments; VALUE is read as JSON when it parses (true, 3, \"x\"), else as text")
     command.set_defaults(run=run_command)
 
     add_quota_commands(hub)
-    from . import site_cli  # light: its work is imported when add-gate runs
+    from . import console_cli, site_cli  # light: their work is imported when they run
 
     site_cli.add_gate_command(hub)
-    # Further hub subcommands (the operator console, lungta/console_cli.py) register here.
+    console_cli.add_console_commands(hub)  # token, user, audit
 
 
 def add_quota_commands(hub: argparse._SubParsersAction) -> None:
@@ -133,6 +131,7 @@ def run_hub(args: argparse.Namespace) -> None:
     from hub.service import HubService
 
     from .checks import check_hub_config
+    from .console_cli import start_console
 
     config, summary = check_hub_config(args.config)
     if args.check:
@@ -143,24 +142,26 @@ def run_hub(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     log.info("hub for site %s: broker %s:%d, database %s", config.site, config.broker.host, config.broker.port, config.database)
-    service.run(stop)
+    console = start_console(config, service)  # hub.toml [http]: the operator console, in threads of this process
+    try:
+        service.run(stop)
+    finally:
+        if console is not None:
+            console.stop()
 
 
 
 
 def run_revoke(args: argparse.Namespace) -> None:
-    from protocol.messages import RevocationEntry
-    from protocol.topics import REVOCATIONS
-
     config = _config(args.config)
     now = time.time()
     expires = parse_instant(args.expires, "--expires", config.timezone) if args.expires else int(now) + config.revocation_days * 86_400
     if expires <= now:
         raise CommandError("--expires is in the past: gates would drop the revocation at once")
-    entries = [RevocationEntry(parse_ticket_id(text), expires) for text in args.ticket_ids]
-    with _store(config, args.config) as store:
-        rows = store.add_revocations(entries, args.reason, int(now * 1000), config.snapshot_chunk)
-    emit({"revoked": len(entries), "stream": REVOCATIONS, "seqs": [row.seq for row in rows], "expires": expires})
+    ticket_ids = tuple(dict.fromkeys(parse_ticket_id(text) for text in args.ticket_ids))
+    check_database(config.database, f"{args.config}: hub.database", must_exist=False)
+    outcome = _perform(config, "Revoke", ticket_ids, args.reason or "", expires)  # audited as the OS user
+    emit({key: outcome.body[key] for key in ("revoked", "stream", "seqs", "expires")})
 
 
 def run_gates(args: argparse.Namespace) -> None:
@@ -185,22 +186,27 @@ def _argument(text: str) -> tuple[str, object]:
         return key, value
 
 
-def _command_args(name: str, texts: list[str]) -> dict[str, object]:
-    """The KEY=VALUE arguments of a command the gates know, each of the type they expect."""
-    if name not in GATE_COMMANDS:
-        raise CommandError(f"unknown command {name!r}; gates act on: {', '.join(GATE_COMMANDS)}")
-    expected = GATE_COMMANDS[name]
-    values = dict(_argument(text) for text in texts)
-    for key, value in values.items():
-        if key not in expected:
-            raise CommandError(f"{name}: unknown argument {key!r} (expected {', '.join(expected)})")
-        if not isinstance(value, expected[key]):
-            raise CommandError(f"{name}: {key}={value!r} must be {'true or false' if expected[key] is bool else 'text'}")
-    return values
+def _perform(config: "HubConfig", action: str, *fields: object) -> "Outcome":
+    """One state-changing action through the console's dispatcher, the one place every action is
+    checked and audited (here as the local OS user), whether it comes from the API, the UI or the CLI."""
+    from hub.console import actions
+
+    from .console_cli import cli_perform
+
+    return cli_perform(config, getattr(actions, action)(*fields))
+
+
+def _gate_command(name: str, texts: list[str]) -> "Command":
+    """A command the gates know from its KEY=VALUE arguments, checked as the API checks it."""
+    from hub.console.actions import ActionError, command_of
+
+    try:
+        return command_of(name, dict(_argument(text) for text in texts))
+    except ActionError as error:
+        raise CommandError(str(error)) from None
 
 
 def run_command(args: argparse.Namespace) -> None:
-    from protocol.messages import Command
     from protocol.topics import TopicError, check_name
 
     config = _config(args.config)
@@ -208,13 +214,11 @@ def run_command(args: argparse.Namespace) -> None:
         check_name(args.gate, "gate")
     except TopicError as error:
         raise CommandError(str(error)) from None
-    command = Command(args.name, _command_args(args.name, args.args))
-    with _store(config, args.config, must_exist=True) as store:
-        known = [health.gate for health in store.gates()]
-        if args.gate not in known:
-            raise CommandError(f"gate {args.gate!r} is not known to this hub ({'gates: ' + ', '.join(known) if known else 'no gate has reported yet'})")
-        row = store.add_command(args.gate, command, int(time.time() * 1000))
-    emit({"gate": args.gate, "stream": row.stream, "seq": row.seq, "command": command.name, "args": command.args})
+    command = _gate_command(args.name, args.args)
+    check_database(config.database, f"{args.config}: hub.database", must_exist=True)
+    outcome = _perform(config, "SendCommand", (args.gate,), command)  # refuses a gate that never reported; audited as the OS user
+    sent = outcome.body["sent"][0]
+    emit({"gate": args.gate, "stream": sent["stream"], "seq": sent["seq"], "command": command.name, "args": command.args})
 
 
 @contextmanager
@@ -250,7 +254,7 @@ def _emit_rows(rows: list[dict[str, object]], as_json: bool, empty: str) -> None
 
 
 def run_quota_set(args: argparse.Namespace) -> None:
-    from hub.quota import Quota, overlapping, parse_day, parse_slot, slot_row
+    from hub.quota import Quota, parse_day, parse_slot
 
     config = _config(args.config)
     if args.site != config.site:
@@ -260,16 +264,11 @@ def run_quota_set(args: argparse.Namespace) -> None:
     today = datetime.now(config.timezone).date().isoformat()
     if str(quota.day) < today:
         raise CommandError(f"--date {args.date} is in the past (today is {today} in {config.timezone.key}); no gate admits on that day any more")
-    with _store(config, args.config) as store:
-        with store.transaction():
-            clash = overlapping(quota, store.quotas(quota.day, quota.day))
-            if clash is not None:
-                raise CommandError(f"slot {quota.slot} overlaps slot {clash.slot} of {quota.day}; a gate counts an admission against one slot only")
-            store.set_quota(quota, int(time.time() * 1000))
-            row = slot_row(quota, store.quota_ledger(quota.day, quota.slot_start, 0), config.quota_skew_s * 1000)
+    check_database(config.database, f"{args.config}: hub.database", must_exist=False)
+    row = _perform(config, "SetQuota", quota).body  # checks overlaps; audited as the OS user
     if quota.cap < max(row["admitted"], row["allocated"]):  # type: ignore[type-var]
         sys.stderr.write(f"lungta: warning: cap {quota.cap} is below what is already admitted ({row['admitted']}) or out at gates ({row['allocated']}): no gate gets more places until the figures are under it\n")
-    emit({"site": config.site, **row})
+    emit({key: value for key, value in row.items() if key != "audit_seq"})
 
 
 def run_quota_list(args: argparse.Namespace) -> None:

@@ -114,7 +114,7 @@ def test_missing_cafile_is_named(tmp_path):
 def test_hub_command_to_an_unknown_gate_or_an_unknown_command(tmp_path):
     config = hub_toml(tmp_path)
     assert lungta("hub", "revoke", "--config", str(config), "00" * 12).returncode == 0  # the database exists
-    refused(lungta("hub", "command", "--config", str(config), "gate-9", "emergency_open", "on=true"), "gate-9", "not known")
+    refused(lungta("hub", "command", "--config", str(config), "gate-9", "emergency_open", "on=true"), "gate-9", "has ever reported")
     refused(lungta("hub", "command", "--config", str(config), "gate-9", "self_destruct"), "unknown command 'self_destruct'", "emergency_open")
     refused(lungta("hub", "command", "--config", str(config), "gate-9", "emergency_open", "on=maybe"), "on='maybe' must be true or false")
     with sqlite3.connect(tmp_path / "hub.db") as db:

@@ -16,3 +16,6 @@ def test_the_demo_admits_refuses_and_relays_between_gates(tmp_path):
     header = next(index for index, line in enumerate(lines) if line.split()[:2] == ["GATE", "STATUS"])
     table = [dict(zip(lines[header].split(), line.replace(" ago", "_ago").split())) for line in lines[header + 1:header + 3]]
     assert [(row["GATE"], row["STATUS"], row["BACKLOG"], row["REV_LAG"]) for row in table] == [("east-1", "online", "0", "0"), ("west-2", "online", "0", "0")]
+    console = next(line for line in lines if line.startswith("The operator console: http://127.0.0.1:"))
+    assert "(it shows 2 gates online)" in console, console
+    assert any(line.strip().startswith("viewer login:   viewer / ") for line in lines)

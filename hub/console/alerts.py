@@ -1,0 +1,132 @@
+"""What needs an operator's attention, from the gates' current view.
+
+``conditions`` is pure: one gate's view in, the alert kinds that hold now
+out. ``AlertBook`` (owned by the live feed) remembers since when each holds,
+raises the ones that held long enough (some at once, some after a grace so a
+lag that clears in a second is no alarm), and attaches acknowledgements. An
+alert's id names its occurrence (kind, gate, since), so a condition that
+clears and returns is a new, unacknowledged alert.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+
+from .settings import HttpSettings
+
+
+class AlertKind(enum.StrEnum):
+    BROKER_UNREACHABLE = "broker_unreachable"
+    GATE_OFFLINE = "gate_offline"
+    GATE_STALE = "gate_stale"
+    SCANNER_DOWN = "scanner_down"
+    RELAY_ERROR = "relay_error"
+    EMERGENCY_ON = "emergency_on"
+    CLOCK_OFFSET = "clock_offset"
+    REVOCATION_LAG = "revocation_lag"
+    USED_LAG = "used_lag"
+    BACKLOG = "backlog_growing"
+    DISK_LOW = "disk_low"
+    STATE_RESET = "gate_state_reset"
+    FLAGGED = "flagged_admissions"
+
+
+SEVERITY = {
+    AlertKind.BROKER_UNREACHABLE: "critical", AlertKind.GATE_OFFLINE: "critical", AlertKind.RELAY_ERROR: "critical",
+    AlertKind.EMERGENCY_ON: "critical", AlertKind.SCANNER_DOWN: "warning", AlertKind.GATE_STALE: "warning",
+    AlertKind.CLOCK_OFFSET: "warning", AlertKind.REVOCATION_LAG: "warning", AlertKind.USED_LAG: "warning",
+    AlertKind.BACKLOG: "warning", AlertKind.DISK_LOW: "warning", AlertKind.STATE_RESET: "warning", AlertKind.FLAGGED: "info",
+}
+# kinds that only count once they have held for ``offline_alert_s`` (they clear by themselves in normal operation)
+NEEDS_GRACE = {AlertKind.GATE_STALE, AlertKind.REVOCATION_LAG, AlertKind.USED_LAG, AlertKind.BACKLOG}
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: str
+    kind: AlertKind
+    severity: str
+    gate: str | None
+    since_ms: int
+    message: str
+    acknowledged_by: str | None = None
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "kind": self.kind.value}
+
+
+def _number(value: object) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def conditions(gate: dict, settings: HttpSettings) -> list[tuple[AlertKind, str]]:
+    """The alert kinds one gate's view shows now, each with a line for the operator."""
+    found: list[tuple[AlertKind, str]] = []
+    status = gate["status"]
+    if status == "offline":
+        found.append((AlertKind.GATE_OFFLINE, f"gate {gate['gate']} is offline ({gate.get('cause') or 'disconnected'})"))
+    elif status == "stale":
+        found.append((AlertKind.GATE_STALE, f"gate {gate['gate']} has sent nothing for {settings.offline_alert_s:.0f} s or more"))
+    if status != "online":
+        return found  # device figures are from the last heartbeat: not news
+    scanner, relay = gate.get("scanner"), gate.get("relay")
+    if isinstance(scanner, str) and scanner not in ("ok", "none"):
+        found.append((AlertKind.SCANNER_DOWN, f"gate {gate['gate']} scanner: {scanner}"))
+    if relay == "fault":
+        found.append((AlertKind.RELAY_ERROR, f"gate {gate['gate']} relay or passage sensor fault"))
+    if gate.get("emergency"):
+        found.append((AlertKind.EMERGENCY_ON, f"gate {gate['gate']} is in emergency open ({relay})"))
+    offset = _number(gate.get("clock_offset_ms"))
+    if offset is not None and abs(offset) > settings.clock_offset_alert_ms:
+        found.append((AlertKind.CLOCK_OFFSET, f"gate {gate['gate']} clock is {offset / 1000:+.1f} s from the hub's"))
+    for key, kind, what in (("rev_lag", AlertKind.REVOCATION_LAG, "revocation"), ("used_lag", AlertKind.USED_LAG, "used-mark")):
+        lag = _number(gate.get(key))
+        if lag is not None and settings.lag_alert and lag >= settings.lag_alert:
+            found.append((kind, f"gate {gate['gate']} is {lag:.0f} {what} update(s) behind"))
+    backlog = _number(gate.get("backlog"))
+    if backlog is not None and backlog >= settings.backlog_alert > 0:
+        found.append((AlertKind.BACKLOG, f"gate {gate['gate']} holds {backlog:.0f} events the hub has not acknowledged"))
+    disk = _number(gate.get("disk_free_mb"))
+    if disk is not None and disk < settings.disk_low_mb:
+        found.append((AlertKind.DISK_LOW, f"gate {gate['gate']} has {disk:.0f} MB of disk left"))
+    if gate.get("state_reset"):
+        found.append((AlertKind.STATE_RESET, f"gate {gate['gate']} started with new state (incarnation changed): its local history is gone"))
+    if gate.get("flagged_today"):
+        found.append((AlertKind.FLAGGED, f"gate {gate['gate']} admitted {gate['flagged_today']} flagged ticket(s) today (offline or untrusted clock)"))
+    return found
+
+
+class AlertBook:
+    """Since when each condition holds; which ones are raised. Used by the live feed's thread only."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self.settings = settings
+        self._since: dict[tuple[AlertKind, str | None], int] = {}
+        self._found: dict[str, tuple[dict, list[tuple[AlertKind, str]]]] = {}  # per gate: the view last looked at, and what it showed
+
+    def update(self, gates: list[dict], broker_up: bool, now_ms: int, acks: dict[str, tuple[str, int]]) -> list[Alert]:
+        holding: dict[tuple[AlertKind, str | None], str] = {}
+        if not broker_up:
+            holding[AlertKind.BROKER_UNREACHABLE, None] = "the hub cannot reach the MQTT broker: gate states are unknown (gates keep deciding offline)"
+        else:
+            found = {}
+            for gate in gates:
+                held = self._found.get(gate["gate"])
+                shown = held[1] if held is not None and held[0] is gate else conditions(gate, self.settings)  # the feed reuses unchanged views
+                found[gate["gate"]] = (gate, shown)
+                for kind, message in shown:
+                    holding[kind, gate["gate"]] = message
+            self._found = found
+        self._since = {key: self._since.get(key, now_ms) for key in holding}
+        grace_ms = int(self.settings.offline_alert_s * 1000)
+        raised = []
+        for (kind, gate), message in holding.items():
+            since = self._since[kind, gate]
+            if kind in NEEDS_GRACE and now_ms - since < grace_ms:
+                continue
+            alert_id = f"{kind.value}:{gate or 'site'}:{since}"
+            ack = acks.get(alert_id)
+            raised.append(Alert(alert_id, kind, SEVERITY[kind], gate, since, message, ack[0] if ack else None))
+        order = {"critical": 0, "warning": 1, "info": 2}
+        return sorted(raised, key=lambda a: (a.acknowledged_by is not None, order[a.severity], a.gate or "", a.kind.value))

@@ -1,0 +1,114 @@
+"""``lungta hub token create | user add | audit verify``, and the CLI's side of the console's dispatcher.
+
+``lungta hub revoke``, ``command`` and ``quota set`` perform their action
+through ``hub.console.actions.Dispatcher`` as the local OS user (role
+admin: whoever can run the CLI on the hub box can read its database), so
+the audit log records them like the API's (``cli_perform``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import socket
+import sys
+import time
+from pathlib import Path
+
+from hub.config import HubConfig
+from hub.console.actions import Action, ActionError, AddAccount, AddToken, Dispatcher, Outcome
+from hub.console.audit import verify_chain
+from hub.console.roles import Principal, Role, RoleError, parse_role
+from hub.console.server import ConsoleServer, ConsoleStartError, start_for_service
+from hub.console.store import ConsoleStore
+from hub.service import HubService
+
+from .config import load_hub_config
+from .errors import CommandError
+from .output import emit
+
+
+def add_console_commands(hub: argparse._SubParsersAction) -> None:
+    token = hub.add_parser("token", help="API tokens for the console", description="Tokens for programs (ticket office, Prometheus...); stored hashed.")
+    token_actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_actions.add_parser("create", help="create a token; it is printed once, on the last line")
+    create.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    create.add_argument("--role", required=True, metavar="ROLE", help="viewer, operator, admin or sales")
+    create.add_argument("--name", required=True, metavar="NAME", help="what the token is for (shown in the audit log)")
+    create.set_defaults(run=run_token_create)
+
+    user = hub.add_parser("user", help="operator accounts of the console")
+    user_actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_actions.add_parser("add", help="create an account; the password is read from stdin")
+    add.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    add.add_argument("--role", required=True, metavar="ROLE", help="viewer, operator, admin or sales")
+    add.add_argument("name", metavar="NAME")
+    add.set_defaults(run=run_user_add)
+
+    audit = hub.add_parser("audit", help="the console's audit log")
+    audit_actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_actions.add_parser("verify", help="check the hash chain of the audit log; exit 1 if it was tampered with")
+    verify.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    verify.set_defaults(run=run_audit_verify)
+
+
+def start_console(config: HubConfig, service: HubService) -> ConsoleServer | None:
+    """The console of ``lungta hub run`` (None without [http]); a port taken or a bad certificate is one line."""
+    try:
+        return start_for_service(config, service)
+    except ConsoleStartError as error:
+        raise CommandError(f"{error} (in the hub.toml of site {config.site})") from None
+
+
+def cli_principal() -> Principal:
+    """The local OS user at the hub box, as the audit log names them."""
+    return Principal(getpass.getuser(), Role.ADMIN, "os-user", f"cli@{socket.gethostname()}")
+
+
+def cli_perform(config: HubConfig, action: Action, store: ConsoleStore | None = None) -> Outcome:
+    """Perform ``action`` as the OS user through the console's dispatcher; a refusal is one line."""
+    own = store is None
+    store = store or ConsoleStore(config.database, config.synchronous)
+    try:
+        return Dispatcher(store, config, time.time).perform(cli_principal(), action)
+    except ActionError as error:
+        raise CommandError(str(error)) from None
+    finally:
+        if own:
+            store.close()
+
+
+def _role(text: str) -> Role:
+    try:
+        return parse_role(text)
+    except RoleError as error:
+        raise CommandError(str(error)) from None
+
+
+def run_token_create(args: argparse.Namespace) -> None:
+    config = load_hub_config(args.config)
+    outcome = cli_perform(config, AddToken(args.name, _role(args.role)))
+    sys.stderr.write(f"token {outcome.body['name']} ({outcome.body['role']}) created; it is shown once, keep it secret:\n")
+    sys.stdout.write(outcome.body["token"] + "\n")
+
+
+def run_user_add(args: argparse.Namespace) -> None:
+    config = load_hub_config(args.config)
+    role = _role(args.role)
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    outcome = cli_perform(config, AddAccount(args.name, role, password))
+    emit(outcome.body)
+
+
+def run_audit_verify(args: argparse.Namespace) -> int:
+    config = load_hub_config(args.config)
+    store = ConsoleStore(config.database, config.synchronous)
+    try:
+        report = verify_chain(store.audit_entries())
+    finally:
+        store.close()
+    emit({"ok": report.ok, "entries": report.entries, "head": report.head, **({"broken_at": report.broken_at, "problem": report.problem} if not report.ok else {})})
+    if not report.ok:
+        sys.stderr.write(f"lungta: audit log of {config.database} is NOT intact: {report.problem}\n")
+        return 1
+    return 0
