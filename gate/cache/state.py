@@ -25,11 +25,12 @@ from pathlib import Path
 import cbor2
 
 from ..rules import Usage
+from .private import create_private_file, make_private_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
     ticket_id BLOB NOT NULL, zone TEXT NOT NULL, day TEXT NOT NULL, gate TEXT NOT NULL,
-    entries INTEGER NOT NULL DEFAULT 0, exits INTEGER NOT NULL DEFAULT 0, last_at INTEGER,
+    entries INTEGER NOT NULL DEFAULT 0, exits INTEGER NOT NULL DEFAULT 0, last_at INTEGER, expires INTEGER,
     PRIMARY KEY (ticket_id, zone, day, gate)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
@@ -43,8 +44,21 @@ CREATE TABLE IF NOT EXISTS quota_lease (
     PRIMARY KEY (day, slot_start)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS open_admission (
+    seq INTEGER PRIMARY KEY, ticket_id BLOB NOT NULL, zone TEXT NOT NULL, day TEXT NOT NULL, minute INTEGER NOT NULL,
+    persons INTEGER NOT NULL, direction TEXT NOT NULL, expires INTEGER NOT NULL, pulsed INTEGER NOT NULL DEFAULT 0
+);
 """
 
+
+TABLES = {
+    "usage": {"ticket_id", "zone", "day", "gate", "entries", "exits", "last_at", "expires"},
+    "outbox": {"seq", "event_id", "kind", "at_ms", "ticket_id", "data"},
+    "quota_lease": {"day", "slot_start", "slot_end", "granted", "used", "lease_id", "expires_ms"},
+    "meta": {"key", "value"},
+    "open_admission": {"seq", "ticket_id", "zone", "day", "minute", "persons", "direction", "expires", "pulsed"},
+}
+USAGE_PRUNE_GRACE_SECONDS = 86_400  # a day past a ticket's expiry: clock skew between gates can never revive it
 
 INCARNATION_KEY = "incarnation"
 INCARNATION_BYTES = 16
@@ -52,6 +66,10 @@ INCARNATION_BYTES = 16
 
 class StateError(Exception):
     """The state file cannot be opened or is not a Lungta gate state; names the file."""
+
+
+class CorruptState(StateError):
+    """The state is damaged (SQLite check, schema or meta); the daemon quarantines it."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class UsageMark:
     entries: int
     exits: int
     last_at: int | None
+    expires: int | None = None  # the ticket's expiry (Unix s) when known: the row is pruned after it
 
 
 class GateStore:
@@ -89,25 +108,41 @@ class GateStore:
         self._lock = threading.RLock()
         self.path = path
         self._after_commit: list[Callable[[], None]] = []
-        # In-memory mirrors of two small tables, so the common first scan of a
-        # ticket reads no SQL at all. Changed only after a successful COMMIT.
-        self._used_ids: set[bytes] = {row[0] for row in connection.execute("SELECT DISTINCT ticket_id FROM usage")}
+        # An in-memory mirror of the small lease table, so the common first scan
+        # reads one indexed row at most. Changed only after a successful COMMIT.
+        # Usage is not mirrored: at a million rows a set of ids took seconds and
+        # tens of MiB at open, and the indexed lookup costs microseconds.
         self._leases: dict[tuple[str, int], list[int]] = {
             (day, start): [end, granted, used, expires]
             for day, start, end, granted, used, expires in connection.execute("SELECT day, slot_start, slot_end, granted, used, expires_ms FROM quota_lease")
         }
 
     @classmethod
-    def open(cls, directory: Path, synchronous: str = "FULL") -> "GateStore":
-        directory.mkdir(parents=True, exist_ok=True)
+    def open(cls, directory: Path, synchronous: str = "FULL", check: bool = False) -> "GateStore":
+        """Open (creating) the state in ``directory``; private to the service user (0700 / 0600).
+
+        ``check`` runs SQLite's quick_check and the schema and meta checks of
+        ``check_state`` first: the daemon does, so damage is found at start
+        and quarantined (gate/cache/quarantine.py), not at the first scan
+        touching a bad page. Raises StateError (CorruptState for damage).
+        """
+        make_private_dir(directory)
         path = directory / cls.FILENAME
         try:
+            create_private_file(path)
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if check:
+                check_sqlite(connection, path)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={synchronous}")
             connection.executescript(SCHEMA)
+            _migrate(connection)
+            if check:
+                check_meta(connection, path)
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"{path}: cannot open gate state: {exc}") from None
+            raise CorruptState(f"{path}: cannot open gate state: {exc}") from None
+        except OSError as exc:
+            raise StateError(f"{path}: cannot open gate state: {exc.strerror or exc}") from None
         store = cls(connection, path)
         if store.get_meta(INCARNATION_KEY) is None:
             store.set_meta(INCARNATION_KEY, os.urandom(INCARNATION_BYTES))
@@ -154,8 +189,6 @@ class GateStore:
     # -- reads the engine makes -------------------------------------------------
 
     def usage(self, ticket_id: bytes, zone: str, day: date) -> Usage:
-        if ticket_id not in self._used_ids:
-            return Usage()
         with self._lock:
             # SQLite takes the bare column ``gate`` from the row holding MAX(last_at).
             entries, exits, today, last_at, last_gate = self._db.execute(
@@ -167,7 +200,8 @@ class GateStore:
 
     def has_usage(self, ticket_id: bytes) -> bool:
         """Whether any gate's admission or exit of this ticket is known here."""
-        return ticket_id in self._used_ids
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM usage WHERE ticket_id=? LIMIT 1", (ticket_id,)).fetchone() is not None
 
     def quota_remaining(self, day: date, minute: int, now_ms: int) -> int | None:
         """Persons the lease covering ``minute`` still allows; 0 once it expired; None = no quota."""
@@ -186,17 +220,20 @@ class GateStore:
 
     # -- writes: each is one durable transaction --------------------------------
 
-    def add_usage(self, db: sqlite3.Connection, mark_key: tuple[bytes, str, str, str], entries: int, exits: int, at: int) -> UsageMark:
-        """Add to this gate's own counters inside an open transaction; returns the new row."""
+    def add_usage(self, db: sqlite3.Connection, mark_key: tuple[bytes, str, str, str], entries: int, exits: int, at: int, expires: int | None = None) -> UsageMark:
+        """Add to this gate's own counters inside an open transaction; returns the new row.
+
+        ``expires`` (the ticket's, Unix s) lets ``prune_expired_usage`` drop the row later.
+        """
         ticket_id, zone, day, gate = mark_key
         db.execute(
-            "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
-            " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=entries+excluded.entries, exits=exits+excluded.exits, last_at=excluded.last_at",
-            (ticket_id, zone, day, gate, entries, exits, at),
+            "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at, expires) VALUES (?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=entries+excluded.entries, exits=exits+excluded.exits,"
+            " last_at=excluded.last_at, expires=COALESCE(excluded.expires, usage.expires)",
+            (ticket_id, zone, day, gate, entries, exits, at, expires),
         )
         row = db.execute("SELECT entries, exits FROM usage WHERE ticket_id=? AND zone=? AND day=? AND gate=?", mark_key).fetchone()
-        self._after_commit.append(lambda: self._used_ids.add(ticket_id))
-        return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at)
+        return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at, expires)
 
     def apply_usage_marks(self, marks: Iterable[UsageMark], stream_seq: tuple[str, int] | None = None) -> int:
         """Adopt other gates' counters as the hub relayed them, with the stream seq, in one commit.
@@ -209,12 +246,11 @@ class GateStore:
         with self.transaction() as db:
             for mark in marks:
                 changed += db.execute(
-                    "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
-                    " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=excluded.entries, exits=excluded.exits, last_at=excluded.last_at"
-                    " WHERE excluded.last_at >= COALESCE(usage.last_at, 0)",
-                    (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at),
+                    "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at, expires) VALUES (?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=excluded.entries, exits=excluded.exits, last_at=excluded.last_at,"
+                    " expires=COALESCE(excluded.expires, usage.expires) WHERE excluded.last_at >= COALESCE(usage.last_at, 0)",
+                    (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at, mark.expires),
                 ).rowcount
-                self._after_commit.append(lambda ticket_id=mark.ticket_id: self._used_ids.add(ticket_id))
             if stream_seq is not None:
                 self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
         return changed
@@ -306,6 +342,42 @@ class GateStore:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
+    # -- admissions awaiting the turnstile -------------------------------------------
+
+    def open_admission(self, db: sqlite3.Connection, admission: OpenAdmission) -> None:
+        """Remember an admission until the turnstile settles it, in the admission's own transaction."""
+        db.execute(
+            "INSERT INTO open_admission(seq, ticket_id, zone, day, minute, persons, direction, expires, pulsed) VALUES (?,?,?,?,?,?,?,?,?)",
+            (admission.seq, admission.ticket_id, admission.zone, admission.day, admission.minute, admission.persons, admission.direction, admission.expires, int(admission.pulsed)),
+        )
+
+    def mark_pulsed(self, seq: int) -> None:
+        """Durably note that the relay is about to open for admission ``seq`` (one fsync'ed commit)."""
+        with self.transaction() as db:
+            db.execute("UPDATE open_admission SET pulsed=1 WHERE seq=?", (seq,))
+
+    def settle_admission(self, db: sqlite3.Connection, seq: int) -> None:
+        db.execute("DELETE FROM open_admission WHERE seq=?", (seq,))
+
+    def open_admissions(self) -> list[OpenAdmission]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, ticket_id, zone, day, minute, persons, direction, expires, pulsed FROM open_admission ORDER BY seq").fetchall()
+        return [OpenAdmission(*row[:8], bool(row[8])) for row in rows]
+
+    # -- bounded state ----------------------------------------------------------------
+
+    def prune_expired_usage(self, now: int, limit: int = 5_000, grace_seconds: int = USAGE_PRUNE_GRACE_SECONDS) -> int:
+        """Delete up to ``limit`` usage rows of tickets expired ``grace_seconds`` ago; returns how many.
+
+        Small batches, so the daemon can call it between scans without
+        holding the lock long. A row whose expiry is not known is kept.
+        """
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM usage WHERE (ticket_id, zone, day, gate) IN (SELECT ticket_id, zone, day, gate FROM usage WHERE expires < ? LIMIT ?)",
+                (now - grace_seconds, limit),
+            ).rowcount
+
     # -- meta -----------------------------------------------------------------------
 
     def get_meta(self, key: str, default: object = None) -> object:
@@ -343,3 +415,56 @@ class GateStore:
     def integrity_ok(self) -> bool:
         with self._lock:
             return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@dataclass(frozen=True)
+class OpenAdmission:
+    """An admission committed but not yet settled by the turnstile: see Validator.recover_open_admissions.
+
+    ``pulsed`` is set (durably) just before the relay is commanded, so after a
+    crash an admission that never opened anything is told apart from one a
+    visitor may have walked through.
+    """
+
+    seq: int
+    ticket_id: bytes
+    zone: str
+    day: str
+    minute: int
+    persons: int
+    direction: str
+    expires: int
+    pulsed: bool
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a state made by an older version to this schema (idempotent)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+    if "expires" not in columns:
+        db.execute("ALTER TABLE usage ADD COLUMN expires INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS usage_expires ON usage(expires) WHERE expires IS NOT NULL")
+
+
+def check_sqlite(db: sqlite3.Connection, path: Path) -> None:
+    """SQLite's own page and index check; raises CorruptState naming the first problem."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        raise CorruptState(f"{path}: damaged: {'; '.join(problems)}")
+
+
+def check_meta(db: sqlite3.Connection, path: Path) -> None:
+    """Every table with its columns, and meta values of the right kind (raises CorruptState)."""
+    for table, wanted in TABLES.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not wanted <= have:
+            raise CorruptState(f"{path}: table {table} lacks {', '.join(sorted(wanted - have))}")
+    meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('next_seq', 'acked_seq', 'clock_high_water', ?)", (INCARNATION_KEY,)))
+    for key in ("next_seq", "acked_seq", "clock_high_water"):
+        if key in meta and (type(meta[key]) is not int or meta[key] < 0):
+            raise CorruptState(f"{path}: meta {key} is {meta[key]!r:.40}, not a count")
+    incarnation = meta.get(INCARNATION_KEY)
+    if incarnation is not None and (type(incarnation) is not bytes or len(incarnation) != INCARNATION_BYTES):
+        raise CorruptState(f"{path}: incarnation id damaged")
+    last = db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0]
+    if last is not None and last >= meta.get("next_seq", 1):
+        raise CorruptState(f"{path}: outbox holds seq {last} but the next seq is {meta.get('next_seq', 1)}")
