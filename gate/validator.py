@@ -275,23 +275,28 @@ class Validator:
         return mark
 
     def recover_open_admissions(self, confirms_passage: bool) -> int:
-        """Settle admissions a crash left open (call at start, before scanning); returns how many were rolled back.
-
-        Never pulsed: the relay never opened, roll back. Pulsed: where a sensor
-        confirms passages, no confirmation was recorded, roll back; without a
-        sensor the pulse is the passage, so it stands.
-        """
+        """Settle admissions a crash left open (call at start, before scanning); returns how many were rolled back."""
         rolled_back = 0
         for row in self.store.open_admissions():
             admission = Admission(row.seq, row.ticket_id, row.zone, row.day, row.minute, row.persons, Direction(row.direction), row.expires)
-            if row.pulsed and not confirms_passage:
-                self.passage(admission, row.persons, "recovered at start: pulsed, no sensor to confirm; stands")
-                log.warning("admission seq %d was pulsed before the last stop: it stands (no passage sensor)", row.seq)
-            else:
-                self.passage(admission, 0, "recovered at start: " + ("no passage confirmed" if row.pulsed else "relay never opened"))
-                log.warning("admission seq %d left open by the last stop (%s): rolled back", row.seq, "pulsed, unconfirmed" if row.pulsed else "never pulsed")
-                rolled_back += 1
+            rolled_back += not self.settle_interrupted(admission, row.pulsed, confirms_passage, "the last stop")
         return rolled_back
+
+    def settle_interrupted(self, admission: Admission, pulsed: bool, confirms_passage: bool, cause: str) -> bool:
+        """Settle an admission whose turnstile run was cut short; True when it stands.
+
+        Never pulsed: the relay never opened, roll back. Pulsed: where a sensor
+        confirms passages, none was recorded, roll back; without a sensor the
+        pulse is the passage (somebody may have walked through), so it stands.
+        """
+        stands = pulsed and not confirms_passage
+        if stands:
+            self.passage(admission, admission.persons, f"interrupted by {cause}: pulsed, no sensor to confirm; stands")
+        else:
+            self.passage(admission, 0, f"interrupted by {cause}: " + ("no passage confirmed" if pulsed else "relay never opened"))
+        log.warning("admission seq %d interrupted by %s (%s): %s", admission.event_seq, cause,
+                    "pulsed" if pulsed else "never pulsed", "stands" if stands else "rolled back")
+        return stands
 
     def prune_expired_usage(self, limit: int = 5_000) -> int:
         """Drop a batch of usage rows of long-expired tickets, by the clock's lower bound (never a forged wall time)."""
