@@ -10,11 +10,14 @@ tomorrow's tickets. Two references, both driven by the monotonic clock:
   be. The wall clock is followed while it stays within ``threshold`` of that,
   either way; the anchor itself moves only with hub time, so small steps
   add up against it and cannot walk the clock anywhere.
-- the **lower bound** (``high_water``, persisted by the validator): the last
-  hub time or persisted bound plus monotonic elapsed time. The monotonic
-  clock stops while a board is suspended, so this is a true lower bound; it
-  only moves forward, and never by what the wall clock claims, so a wrong
-  clock leaves no mark that would keep the gate refusing after a restart.
+- the **lower bound** (``high_water``, persisted by the validator): the
+  latest trusted time, at least the last hub time or persisted bound plus
+  monotonic elapsed time (the monotonic clock stops while a board is
+  suspended, so that is a true lower bound). It only moves forward, and only
+  by readings inside the window: a wall clock pushed ahead is not followed,
+  so it leaves no mark that keeps the gate refusing after it is put right
+  and the gate restarts. (A clock already wrong when the gate starts cannot
+  be told from a right one until hub time arrives.)
 
 Outside the window the clock is untrusted: decisions use the anchor's
 expectation (never the forged wall time) and the gate reports the degraded
@@ -74,7 +77,7 @@ class GateClock:
         trusted = abs(off_by) <= self.threshold
         now = corrected if trusted else expected
         self._note_change(trusted, off_by)
-        self.high_water = max(self.high_water, self._lower[0] + (mono - self._lower[1]))
+        self.high_water = max(self.high_water, self._lower[0] + (mono - self._lower[1]), now if trusted else 0)
         return ClockReading(int(now), trusted, self._hub_offset, int(now * 1000))
 
     def _note_change(self, trusted: bool, off_by: float) -> None:

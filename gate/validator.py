@@ -35,7 +35,7 @@ from typing import Protocol
 from protocol.trust import TrustStore
 
 from .cache.revocation_files import RevocationStoreError
-from .cache.revocations import RevocationSet
+from .cache.quarantine import open_state
 from .cache.state import GateStore, OpenAdmission, OutboxEvent, UsageMark
 from .clock import ClockReading, GateClock
 from .decision import Decision, Reason
@@ -334,9 +334,16 @@ def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons:
 
 def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = 300.0, clock: GateClock | None = None,
                    health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset()) -> Validator:
-    """The gate's validator over the state directory: state.sqlite3 and revocations/."""
-    store = GateStore.open(state_dir)
-    revocations = RevocationSet.open(state_dir / "revocations")
+    """The gate's validator over the checked state directory (state.sqlite3 and revocations/).
+
+    A damaged state is quarantined and a new incarnation started
+    (gate/cache/quarantine.py); the ``state_reset`` alarm then stays raised
+    in the heartbeat for the operator.
+    """
+    health = health or GateHealth()
+    store, revocations, report = open_state(state_dir)
+    if report is not None:
+        health.raise_alarm(Alarm.STATE_RESET, f"state quarantined to {report.moved_to}: {report.reason}")
     if clock is None:
         clock = GateClock(high_water=float(store.get_meta("clock_high_water", 0)), threshold_seconds=clock_threshold_seconds)
     return Validator(rules, trust, store, revocations, clock, health, passage_directions)

@@ -139,8 +139,12 @@ class GateStore:
             _migrate(connection)
             if check:
                 check_meta(connection, path)
+        except sqlite3.OperationalError as exc:  # locked, unreadable, disk full: not damage, nothing to quarantine
+            if "malformed" in str(exc):
+                raise CorruptState(f"{path}: damaged: {exc}") from None
+            raise StateError(f"{path}: cannot open gate state: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise CorruptState(f"{path}: cannot open gate state: {exc}") from None
+            raise CorruptState(f"{path}: damaged: {exc}") from None
         except OSError as exc:
             raise StateError(f"{path}: cannot open gate state: {exc.strerror or exc}") from None
         store = cls(connection, path)
@@ -295,10 +299,13 @@ class GateStore:
         with self._lock:
             return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id, expires_ms FROM quota_lease ORDER BY day, slot_start").fetchall()
 
-    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> OutboxEvent:
-        """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning."""
+    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict, event_id: bytes | None = None) -> OutboxEvent:
+        """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning.
+
+        ``event_id`` is new unless given (an event salvaged from a quarantined state keeps its id).
+        """
         seq = self._meta(db, "next_seq", 1)
-        event = OutboxEvent(seq, os.urandom(16), kind, at_ms, ticket_id, data)
+        event = OutboxEvent(seq, event_id or os.urandom(16), kind, at_ms, ticket_id, data)
         db.execute(
             "INSERT INTO outbox(seq, event_id, kind, at_ms, ticket_id, data) VALUES (?,?,?,?,?,?)",
             (seq, event.event_id, kind, at_ms, ticket_id, cbor2.dumps(data)),
