@@ -134,8 +134,8 @@ class Validator:
             self._lease_clock = max(self._lease_clock, reading.now)
             try:
                 decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction)
-            except STORAGE_FAULTS as exc:
-                return self._storage_failed(text, exc)
+            except STORAGE_FAULTS as exc:  # a read failed: deny, and record that if the state still takes a commit
+                decision = self._storage_failed(text, exc).decision
             except Exception as exc:  # the last guard: a bug must deny, be counted and reported, never stop the gate
                 decision = self._internal_error(text, exc)
             return self._record_guarded(text, decision, reading, direction)
@@ -152,7 +152,8 @@ class Validator:
             return self._storage_failed(text, exc)
         except Exception as exc:  # the last guard around recording: deny, count, report; nothing was committed
             return ScanResult(self._internal_error(text, exc), None, None, None)
-        self.health.clear_alarm(Alarm.STORAGE)
+        if decision.reason is not Reason.STORAGE_ERROR:
+            self.health.clear_alarm(Alarm.STORAGE)  # a scan was read and committed: the state works again
         return result
 
     def _storage_failed(self, text: str, exc: BaseException) -> ScanResult:
