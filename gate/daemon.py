@@ -45,7 +45,7 @@ from .scanner.base import Scan, Scanner
 from .sdnotify import SystemdNotifier
 from .supervisor import CrashPolicy, PartState, Supervisor
 from .turnstile.events import PassageResult, TurnstileState
-from .validator import STORAGE_FAULTS, Admission, ScanResult, Validator, input_hash
+from .validator import STORAGE_FAULTS, Admission, ScanResult, Validator, fault_location, input_hash
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class GateDaemon:
             self._decide(scan, direction)
         except Exception as exc:  # documented last guard: the loop must outlive any scan (see module doc)
             self.health.count("internal_errors")
-            log.error("scan input=%s from %s: internal error around the decision: %s", input_hash(scan.text), scan.source, exc, exc_info=exc)
+            log.error("scan input=%s from %s: internal error around the decision: %s at %s", input_hash(scan.text), scan.source, type(exc).__name__, fault_location(exc))
             self._refuse_quietly()
 
     def _refuse_quietly(self) -> None:

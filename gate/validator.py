@@ -26,6 +26,7 @@ import hashlib
 import logging
 import sqlite3
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -103,6 +104,12 @@ def input_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
+def fault_location(exc: BaseException) -> str:
+    """The frames an exception passed through, as ``file:line`` from outermost to innermost (no values)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return " > ".join(f"{Path(frame.filename).name}:{frame.lineno}" for frame in frames[-6:]) or "?"
+
+
 class Validator:
     """Thread-safe: scans and passage reports are serialised by one lock.
 
@@ -164,10 +171,16 @@ class Validator:
         return ScanResult(Decision.deny(Reason.STORAGE_ERROR, f"state not writable: {exc}"), None, None, None)
 
     def _internal_error(self, text: str, exc: BaseException) -> Decision:
+        """One log line with the exception type, where it was raised and the input's hash.
+
+        Not the exception's message nor a traceback with locals: either may
+        carry bytes of the scanned text (cbor2's AssertionError does).
+        """
+        where = fault_location(exc)
         self.health.count("internal_errors")
-        self.health.raise_alarm(Alarm.INTERNAL_ERROR, f"{type(exc).__name__} on input {input_hash(text)}")
-        log.error("scan input=%s refused: internal_error %s: %s", input_hash(text), type(exc).__name__, exc, exc_info=exc)
-        return Decision.deny(Reason.INTERNAL_ERROR, f"{type(exc).__name__} (input {input_hash(text)})")
+        self.health.raise_alarm(Alarm.INTERNAL_ERROR, f"{type(exc).__name__} at {where} on input {input_hash(text)}")
+        log.error("scan input=%s refused: internal_error %s at %s", input_hash(text), type(exc).__name__, where)
+        return Decision.deny(Reason.INTERNAL_ERROR, f"{type(exc).__name__} at {where} (input {input_hash(text)})")
 
     def _record(self, decision: Decision, reading: ClockReading, direction: Direction) -> ScanResult:
         now = reading.now
