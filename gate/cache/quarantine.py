@@ -54,7 +54,7 @@ def open_state(state_dir: Path) -> tuple[GateStore, RevocationSet, QuarantineRep
     except (CorruptState, RevocationStoreError) as exc:
         if isinstance(exc, StoreLocked):
             raise
-        reason = str(exc)
+        reason = " ".join(str(exc).split())  # one log line, whatever SQLite said
     moved_to = quarantine(state_dir)
     store = GateStore.open(state_dir, check=True)
     salvaged, unreadable = salvage_outbox(moved_to / GateStore.FILENAME, store)

@@ -456,7 +456,7 @@ def check_sqlite(db: sqlite3.Connection, path: Path) -> None:
     """SQLite's own page and index check; raises CorruptState naming the first problem."""
     problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
     if problems != ["ok"]:
-        raise CorruptState(f"{path}: damaged: {'; '.join(problems)}")
+        raise CorruptState(f"{path}: damaged: {' '.join('; '.join(problems).split())}")
 
 
 def check_meta(db: sqlite3.Connection, path: Path) -> None:
