@@ -57,7 +57,7 @@ class Supervisor:
     def __init__(self, health: GateHealth, policy: CrashPolicy = CrashPolicy(), monotonic: Callable[[], float] = time.monotonic) -> None:
         self.health, self.policy, self._monotonic = health, policy, monotonic
         self._parts: dict[str, _Part] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: ``wait_for`` predicates read the state under it
         self.changed = threading.Condition(self._lock)
 
     def start(self, name: str, work: Callable[[], None], stop: threading.Event, on_crash: Callable[[BaseException], None] | None = None) -> None:
