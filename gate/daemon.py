@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 IDLE_WAKE_SECONDS = 1.0
 PRUNE_EVERY_SECONDS = 60.0  # an idle gate drops a batch of long-expired usage rows this often
+PRUNE_BATCH = 1_000  # ~50 ms of SQLite work: the longest a scan arriving meanwhile waits
 TURNSTILE = "turnstile"
 
 
@@ -190,20 +191,22 @@ class GateDaemon:
                 scan, direction = self._scans.get(timeout=wake)
             except queue.Empty:
                 if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-                    self._prune()
+                    more = self._prune()  # a full batch: more are waiting, go on at the next idle wake
+                    next_prune = time.monotonic() + (0.0 if more else PRUNE_EVERY_SECONDS)
                 continue
             self._decide_guarded(scan, direction)
         return []
 
-    def _prune(self) -> None:
+    def _prune(self) -> bool:
+        """One small batch of expired usage, only while idle; True when the batch was full."""
         try:
-            pruned = self.validator.prune_expired_usage()
+            pruned = self.validator.prune_expired_usage(PRUNE_BATCH)
         except STORAGE_FAULTS as exc:
             log.warning("pruning expired usage failed: %s", exc)
-            return
+            return False
         if pruned:
-            log.info("pruned %d usage row(s) of long-expired tickets", pruned)
+            log.debug("pruned %d usage row(s) of long-expired tickets", pruned)
+        return pruned >= PRUNE_BATCH
 
     def _decide_guarded(self, scan: Scan, direction: Direction) -> None:
         """The loop's last guard: whatever goes wrong around one scan, refuse it and go on."""

@@ -312,7 +312,7 @@ class Validator:
                     "pulsed" if pulsed else "never pulsed", "stands" if stands else "rolled back")
         return stands
 
-    def prune_expired_usage(self, limit: int = 5_000) -> int:
+    def prune_expired_usage(self, limit: int = 1_000) -> int:
         """Drop a batch of usage rows of long-expired tickets, by the clock's lower bound (never a forged wall time)."""
         with self._lock:
             lower = int(self.clock.high_water)

@@ -373,7 +373,7 @@ class GateStore:
 
     # -- bounded state ----------------------------------------------------------------
 
-    def prune_expired_usage(self, now: int, limit: int = 5_000, grace_seconds: int = USAGE_PRUNE_GRACE_SECONDS) -> int:
+    def prune_expired_usage(self, now: int, limit: int = 1_000, grace_seconds: int = USAGE_PRUNE_GRACE_SECONDS) -> int:
         """Delete up to ``limit`` usage rows of tickets expired ``grace_seconds`` ago; returns how many.
 
         Small batches, so the daemon can call it between scans without
