@@ -194,7 +194,7 @@ class Validator:
         }
         kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
         admission = mark = None
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=kind != "deny") as db:  # a deny opened nothing: no fsync of its own
             key = (claims.ticket_id, zone, day, self.rules.gate_id) if claims else None
             awaited: Direction | None = None
             if claims and kind == "admission":

@@ -107,6 +107,7 @@ class GateStore:
         self._db = connection
         self._lock = threading.RLock()
         self.path = path
+        self.synchronous = "FULL"  # what every durable commit runs with; set by open()
         self._after_commit: list[Callable[[], None]] = []
         # An in-memory mirror of the small lease table, so the common first scan
         # reads one indexed row at most. Changed only after a successful COMMIT.
@@ -148,6 +149,7 @@ class GateStore:
         except OSError as exc:
             raise StateError(f"{path}: cannot open gate state: {exc.strerror or exc}") from None
         store = cls(connection, path)
+        store.synchronous = synchronous
         if store.get_meta(INCARNATION_KEY) is None:
             store.set_meta(INCARNATION_KEY, os.urandom(INCARNATION_BYTES))
         return store
@@ -175,17 +177,30 @@ class GateStore:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT under the lock; rolled back on any exception."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT under the lock; rolled back on any exception, also a failed COMMIT.
+
+        ``durable=False`` commits without an fsync of its own (WAL,
+        ``synchronous=NORMAL``): safe against a crash of the process, and made
+        durable by the next durable commit; a power cut may lose it. For
+        records nothing was acted on (denials): see docs/BENCHMARKS.md.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._after_commit.clear()
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._after_commit.clear()
+                    if self._db.in_transaction:  # SQLite rolls back some failed COMMITs (disk full) itself, not all
+                        self._db.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    self._db.execute(f"PRAGMA synchronous={self.synchronous}")
             for apply in self._after_commit:
                 apply()
             self._after_commit.clear()
