@@ -5,9 +5,11 @@ validator built as ``lungta gate run`` builds it, with a turnstile, so an
 admission also writes its open-admission row):
 - first scan of a valid ticket (an admission: usage, quota, event, open row);
 - rescan of a used ticket (an ``already_used`` deny and its event);
-- a forged ticket (a ``bad_signature`` deny and its event).
-Bare limits in the same run, interleaved: one fsync'ed WAL commit of one
-small row into the same file, and one Ed25519 verify of the same bytes.
+- a forged ticket (a ``bad_signature`` deny and its event);
+denials are committed without an fsync of their own (they open nothing).
+Bare limits in the same run, interleaved: one WAL commit of one small row
+into the same file, with and without its fsync, and one Ed25519 verify of
+the same bytes.
 
 Run: python -m bench.bench_scan [--rounds 600]
 """
@@ -55,15 +57,16 @@ def main(argv: list[str] | None = None) -> None:
         db = validator.store._db
         db.execute("CREATE TABLE bare (n INTEGER)")
 
-        def bare_commit() -> None:
-            with validator.store.transaction() as tx:
+        def bare_commit(durable: bool = True) -> None:
+            with validator.store.transaction(durable) as tx:
                 tx.execute("INSERT INTO bare VALUES (1)")
 
         samples = interleaved({
             "first scan (admission, durable)": lambda: validator.scan(next(fresh)),
-            "rescan (already_used deny, durable)": lambda: validator.scan(used),
-            "forged (bad_signature deny, durable)": lambda: validator.scan(forged),
+            "rescan (already_used deny, no fsync)": lambda: validator.scan(used),
+            "forged (bad_signature deny, no fsync)": lambda: validator.scan(forged),
             "bare fsync'ed commit (WAL, FULL)": bare_commit,
+            "bare commit, no fsync (WAL, NORMAL)": lambda: bare_commit(False),
             "bare Ed25519 verify": lambda: key.verify_key.verify(signed, signature),
         }, args.rounds, batch=50)
         validator.close()

@@ -322,6 +322,7 @@ class Validator:
         """Take fresh, verified hub time (an answer to this gate's own request) as the reference (see GateClock)."""
         with self._lock:
             self.clock.sync_to_hub(hub_time)
+            self.store.cover_usage_since(int(hub_time))  # an earlier time than the open assumed: older usage matters again
             self._lease_clock = int(hub_time)  # a wall clock that ran ahead must not keep expiring live leases
             self.store.set_meta("clock_high_water", int(self.clock.high_water))
 

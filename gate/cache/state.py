@@ -109,10 +109,16 @@ class GateStore:
         self.path = path
         self.synchronous = "FULL"  # what every durable commit runs with; set by open()
         self._after_commit: list[Callable[[], None]] = []
-        # An in-memory mirror of the small lease table, so the common first scan
-        # reads one indexed row at most. Changed only after a successful COMMIT.
-        # Usage is not mirrored: at a million rows a set of ids took seconds and
-        # tens of MiB at open, and the indexed lookup costs microseconds.
+        # In-memory mirrors, so the common first scan of a ticket reads no SQL:
+        # the ids of tickets with usage that may still matter, and the small
+        # lease table. Changed only after a successful COMMIT. Only live rows
+        # are loaded (through the expiry index): a ticket expired before the
+        # clock's lower bound minus the grace is refused as expired before its
+        # usage is asked for, so a million rows of old tickets cost nothing at
+        # open (the idle daemon prunes them).
+        self._ids_floor = int(self._meta(connection, "clock_high_water", 0) or 0) - USAGE_PRUNE_GRACE_SECONDS
+        self._used_ids: set[bytes] = {row[0] for row in connection.execute("SELECT ticket_id FROM usage WHERE expires >= ?", (self._ids_floor,))}
+        self._used_ids.update(row[0] for row in connection.execute("SELECT ticket_id FROM usage WHERE expires IS NULL"))
         self._leases: dict[tuple[str, int], list[int]] = {
             (day, start): [end, granted, used, expires]
             for day, start, end, granted, used, expires in connection.execute("SELECT day, slot_start, slot_end, granted, used, expires_ms FROM quota_lease")
@@ -208,6 +214,8 @@ class GateStore:
     # -- reads the engine makes -------------------------------------------------
 
     def usage(self, ticket_id: bytes, zone: str, day: date) -> Usage:
+        if ticket_id not in self._used_ids:
+            return Usage()
         with self._lock:
             # SQLite takes the bare column ``gate`` from the row holding MAX(last_at).
             entries, exits, today, last_at, last_gate = self._db.execute(
@@ -217,10 +225,22 @@ class GateStore:
             ).fetchone()
         return Usage(entries, exits, today, last_gate, last_at)
 
+    def cover_usage_since(self, now: int) -> None:
+        """Make sure usage of every ticket not expired a grace before ``now`` is known in memory.
+
+        Called when hub time moves the clock's lower bound back (a clock that
+        ran ahead): tickets the open skipped as long expired may be valid again.
+        """
+        floor = now - USAGE_PRUNE_GRACE_SECONDS
+        with self._lock:
+            if floor >= self._ids_floor:
+                return
+            self._used_ids.update(row[0] for row in self._db.execute("SELECT ticket_id FROM usage WHERE expires >= ? AND expires < ?", (floor, self._ids_floor)))
+            self._ids_floor = floor
+
     def has_usage(self, ticket_id: bytes) -> bool:
         """Whether any gate's admission or exit of this ticket is known here."""
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM usage WHERE ticket_id=? LIMIT 1", (ticket_id,)).fetchone() is not None
+        return ticket_id in self._used_ids
 
     def quota_remaining(self, day: date, minute: int, now_ms: int) -> int | None:
         """Persons the lease covering ``minute`` still allows; 0 once it expired; None = no quota."""
@@ -252,6 +272,7 @@ class GateStore:
             (ticket_id, zone, day, gate, entries, exits, at, expires),
         )
         row = db.execute("SELECT entries, exits FROM usage WHERE ticket_id=? AND zone=? AND day=? AND gate=?", mark_key).fetchone()
+        self._after_commit.append(lambda: self._used_ids.add(ticket_id))
         return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at, expires)
 
     def apply_usage_marks(self, marks: Iterable[UsageMark], stream_seq: tuple[str, int] | None = None) -> int:
@@ -270,6 +291,7 @@ class GateStore:
                     " expires=COALESCE(excluded.expires, usage.expires) WHERE excluded.last_at >= COALESCE(usage.last_at, 0)",
                     (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at, mark.expires),
                 ).rowcount
+                self._after_commit.append(lambda ticket_id=mark.ticket_id: self._used_ids.add(ticket_id))
             if stream_seq is not None:
                 self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
         return changed
@@ -464,7 +486,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
     if "expires" not in columns:
         db.execute("ALTER TABLE usage ADD COLUMN expires INTEGER")
-    db.execute("CREATE INDEX IF NOT EXISTS usage_expires ON usage(expires) WHERE expires IS NOT NULL")
+    db.execute("CREATE INDEX IF NOT EXISTS usage_by_expiry ON usage(expires)")  # NULLs too: open loads those rows by it
 
 
 def check_sqlite(db: sqlite3.Connection, path: Path) -> None:

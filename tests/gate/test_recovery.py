@@ -146,3 +146,16 @@ def test_state_files_are_private_and_a_symlink_at_the_state_file_is_refused(tmp_
         GateStore.open(tmp_path / "t")
     assert "state.sqlite3" in str(error.value)
     assert (tmp_path / "elsewhere").read_text() == "not yours"
+
+
+def test_usage_of_tickets_expired_before_the_lower_bound_is_not_loaded_until_hub_time_says_it_matters(tmp_path, trust, mint):
+    text = mint()
+    first = _validator(tmp_path / "s", trust)
+    first.passage(first.scan(text).admission, 1)
+    first.store.set_meta("clock_high_water", NOW + 5 * 86_400)  # a clock that ran days ahead left its mark
+    first.close()
+    again = _validator(tmp_path / "s", trust)
+    assert not again.store.has_usage(read_ticket(text).claims.ticket_id)  # skipped at open: looked long expired
+    again.sync_clock(NOW)  # hub time: the ticket is valid again, and so is its usage
+    assert again.scan(text).decision.reason is Reason.ALREADY_USED
+    again.close()
