@@ -125,15 +125,16 @@ class CrashingSerialScanner(SerialScanner):
 
 def test_a_crashed_scanner_thread_is_reported_and_restarted(validator, issuer_key, scanner_pty):
     scanner = CrashingSerialScanner(SerialSettings(port=scanner_pty.port, dedupe_seconds=0.0), crashes=1)
-    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], None, LogDisplay(), load_catalogue(), crash_policy=CrashPolicy(first_backoff=2.0))
+    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], None, LogDisplay(), load_catalogue(), crash_policy=CrashPolicy(first_backoff=5.0))
     stop = threading.Event()
     runner = _running(daemon, stop)
     part = f"scanner {scanner.source}"
     try:
         assert daemon.supervisor.wait_for(lambda: daemon.supervisor.state(part)[0] is PartState.RESTARTING, WAIT)
         assert "reader restarting" in daemon.status()["scanner"]
+        assert not scanner.health().ok and "reader crashed" in scanner.health().detail
         assert daemon.supervisor.wait_for(lambda: daemon.supervisor.is_up(part), WAIT)
-        assert scanner.wait_for_health(lambda h: h.ok, WAIT)
+        assert scanner.wait_for_health(lambda h: h.ok and h.reopen_count >= 1, WAIT)  # the restarted reader has the port open
         scanner_pty.scan(live_ticket(issuer_key))
         _decisions(daemon, 1)
         assert daemon.last_result.decision.granted and daemon.status()["scanner"] == "ok"
