@@ -68,7 +68,7 @@ def test_a_crashed_turnstile_thread_is_reported_admits_nobody_and_restarts(tmp_p
     lines = FakeLineFactory()
     turnstile = build_turnstile(gpio_settings(), lines=lines)
     scanner = open_scanner(SerialSettings(port=scanner_pty.port, dedupe_seconds=0.0))
-    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], turnstile, LogDisplay(), load_catalogue(), crash_policy=CrashPolicy(first_backoff=3.0))
+    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], turnstile, LogDisplay(), load_catalogue(), crash_policy=CrashPolicy(first_backoff=8.0))
     sensor, relay = lines.line(CHIP, SENSOR), lines.line(CHIP, ENTRY)
     working_poll = sensor.poll
 
