@@ -7,7 +7,6 @@ error (not the LineError the sensor expects), a serial scanner whose device read
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 
