@@ -243,6 +243,7 @@ def run_daemon(root: Path, tickets: list[str], trust: TrustStore, layout: Layout
     # view; the pulse length does not enter the measured latency (relay on is its start).
     settings = TurnstileSettings(kind="sim", pulse_seconds=0.05, passage_timeout_seconds=1.0, sim=SimSettings(passage_delay_seconds=0.02))
     turnstile = build_turnstile(settings, listeners=[recorder])
+    validator.passage_directions = frozenset(turnstile.directions)  # as lungta gate run: open admissions, pulsed mark before the relay
     scanner = TimedCameraScanner(CameraSettings(source=str(video)), layout.fps)
     display = ShownDisplay()
     daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], turnstile, display, load_catalogue())

@@ -1,13 +1,28 @@
 """Trusted time at a gate that may be offline for hours.
 
-DCC verifiers were fooled by clocks set back; a gate must not be. It keeps an
-anchor (a trusted wall time and the monotonic reading at that moment) and
-a persisted high-water mark of the latest trusted time it has seen. Hub
-time, carried signed in every hub message, re-anchors it. When the wall clock
-falls behind what the monotonic clock says has elapsed (or, after a restart,
-behind the high-water mark) by more than the threshold, the clock is
-untrusted: decisions use the best lower bound instead of the wall clock and
-the gate reports the degraded state until hub time arrives.
+DCC verifiers were fooled by clocks set back; a gate must not be, neither by
+one big step nor by many small ones, nor by a clock pushed forward to admit
+tomorrow's tickets. Two references, both driven by the monotonic clock:
+
+- the **anchor**: a time believed right (hub time once it arrives; at start
+  the wall clock, when it is not behind the lower bound) and the monotonic
+  reading then. ``anchor + monotonic elapsed`` is where the wall clock should
+  be. The wall clock is followed while it stays within ``threshold`` of that,
+  either way; the anchor itself moves only with hub time, so small steps
+  add up against it and cannot walk the clock anywhere.
+- the **lower bound** (``high_water``, persisted by the validator): the
+  latest trusted time, at least the last hub time or persisted bound plus
+  monotonic elapsed time (the monotonic clock stops while a board is
+  suspended, so that is a true lower bound). It only moves forward, and only
+  by readings inside the window: a wall clock pushed ahead is not followed,
+  so it leaves no mark that keeps the gate refusing after it is put right
+  and the gate restarts. (A clock already wrong when the gate starts cannot
+  be told from a right one until hub time arrives.)
+
+Outside the window the clock is untrusted: decisions use the anchor's
+expectation (never the forged wall time) and the gate reports the degraded
+state until the wall clock is back in the window or hub time arrives.
+Trust is not sticky: a wall clock put right is trusted again at once.
 
 Pure apart from the two clock functions it is given, so tests drive time.
 """
@@ -24,9 +39,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClockReading:
+    """``now`` in whole Unix seconds (what the engine compares), ``now_ms`` for event times."""
+
     now: int
     trusted: bool
     offset_to_hub: float | None
+    now_ms: int = 0
 
 
 class GateClock:
@@ -43,38 +61,50 @@ class GateClock:
         self.threshold = threshold_seconds
         self.high_water = high_water
         self._hub_offset: float | None = None
-        start_wall = wall()
+        start_wall, start_mono = wall(), monotonic()
+        self._lower = (high_water, start_mono)
         self._trusted = start_wall >= high_water - threshold_seconds
         if not self._trusted:
             log.warning("clock untrusted at start: wall %.0f is %.0f s behind the last trusted time %.0f", start_wall, high_water - start_wall, high_water)
-        self._anchor = (max(start_wall, high_water), monotonic())
+        self._anchor = (max(start_wall, high_water), start_mono)
+        self._off_by = 0.0  # how far the wall clock was outside the window at the last reading (logged on change)
 
     def read(self) -> ClockReading:
         wall, mono = self._wall(), self._monotonic()
         expected = self._anchor[0] + (mono - self._anchor[1])
         corrected = wall + (self._hub_offset or 0.0)
-        if self._trusted and corrected < expected - self.threshold:
-            self._trusted = False
-            log.warning("clock untrusted: wall clock jumped back %.0f s", expected - corrected)
-        if self._trusted:
-            now = corrected
-            if corrected > expected + self.threshold:
-                log.info("wall clock jumped forward %.0f s; following it", corrected - expected)
-            self._anchor = (corrected, mono)
-        else:
-            now = expected
-        self.high_water = max(self.high_water, now)
-        return ClockReading(int(now), self._trusted, self._hub_offset)
+        off_by = corrected - expected
+        trusted = abs(off_by) <= self.threshold
+        now = corrected if trusted else expected
+        self._note_change(trusted, off_by)
+        self.high_water = max(self.high_water, self._lower[0] + (mono - self._lower[1]), now if trusted else 0)
+        return ClockReading(int(now), trusted, self._hub_offset, int(now * 1000))
+
+    def _note_change(self, trusted: bool, off_by: float) -> None:
+        """One log line when trust changes, not one per scan."""
+        if trusted != self._trusted:
+            if trusted:
+                log.warning("clock trusted again: wall clock back within %.0f s of the expected time", self.threshold)
+            else:
+                log.warning("clock untrusted: wall clock %s %.0f s from the expected time; deciding on the expected time",
+                            "ahead" if off_by > 0 else "behind", abs(off_by))
+        self._trusted = trusted
 
     def sync_to_hub(self, hub_time: float) -> None:
-        """Hub time (from a verified message) becomes the reference and restores trust."""
+        """Fresh, verified hub time becomes the anchor and the lower bound, and restores trust.
+
+        The caller (gate/sync) passes only hub time from an answer to the
+        gate's own request; the hub is the authority, also over a lower bound
+        an earlier wrong clock may have left.
+        """
         wall, mono = self._wall(), self._monotonic()
         self._hub_offset = hub_time - wall
         if not self._trusted:
             log.warning("clock trusted again: hub time %.0f, wall offset %.1f s", hub_time, self._hub_offset)
         self._trusted = True
         self._anchor = (hub_time, mono)
-        self.high_water = hub_time  # the hub is the authority, also over a high-water mark a wrong clock left
+        self._lower = (hub_time, mono)
+        self.high_water = hub_time
 
     @property
     def trusted(self) -> bool:

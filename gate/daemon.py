@@ -6,9 +6,18 @@ Threads and queues, explicitly:
   can never pile up unbounded or delay the visitor in front;
 - the decision loop (the thread calling ``run``) takes scans, decides and
   records them, shows the message, and feeds the systemd watchdog: if it
-  stalls, the pings stop and systemd restarts the gate;
+  stalls, or a supervised part cannot recover, the pings stop and systemd
+  restarts the gate. It never dies of a scan: a fault while deciding is a
+  deny (gate/validator.py), a fault around it is logged and counted here,
+  because the end of this loop would leave a fail-safe gate's relays open;
 - one turnstile thread opens for each admission and reports the passage, so
-  a slow relay or a slow visitor never blocks decoding or deciding.
+  a slow relay or a slow visitor never blocks decoding or deciding. Before
+  the relay is commanded the admission is durably marked pulsed, so a crash
+  at any instant is settled at the next start (``recover``).
+Scanner and turnstile threads run under gate/supervisor.py: a crash is
+logged, reported in ``status`` and restarted with backoff; while the
+turnstile thread is down every scan is refused (nobody is admitted who could
+not pass), and the admissions it held are settled at once.
 On stop (SIGTERM) the scanners stop, scans not yet decided are dropped (they
 were never acted on; the visitor shows the code again), the passage in
 progress finishes, admissions that never reached the turnstile are rolled
@@ -21,24 +30,33 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from protocol.messages import Command
 
-from .decision import Reason
+from .decision import Decision, Reason
 from .display import Display
 from .feedback import VisitorMessage
+from .health import GateHealth
 from .rules import Direction
 from .scanner.base import Scan, Scanner
 from .sdnotify import SystemdNotifier
-from .turnstile.events import PassageResult
-from .validator import Admission, ScanResult, Validator
+from .supervisor import CrashPolicy, PartState, Supervisor
+from .turnstile.events import PassageResult, TurnstileState
+from .validator import STORAGE_FAULTS, Admission, ScanResult, Validator, fault_location, input_hash
 
 log = logging.getLogger(__name__)
 
 IDLE_WAKE_SECONDS = 1.0
+PRUNE_EVERY_SECONDS = 60.0  # an idle gate drops a batch of long-expired usage rows this often
+PRUNE_BATCH = 1_000  # ~50 ms of SQLite work: the longest a scan arriving meanwhile waits
+TURNSTILE = "turnstile"
+
+
+class GateFailed(Exception):
+    """A supervised part cannot recover and no systemd watchdog will restart the gate."""
 
 
 class Turnstile(Protocol):
@@ -49,6 +67,13 @@ class Turnstile(Protocol):
     def refuse(self) -> None: ...
 
     def shutdown(self) -> None: ...
+
+    def state(self) -> TurnstileState: ...
+
+    def set_emergency(self, on: bool, reason: str) -> None: ...
+
+    @property
+    def confirms_passage(self) -> bool: ...
 
 
 @dataclass
@@ -71,37 +96,51 @@ class GateDaemon:
         catalogue: dict[Reason, VisitorMessage],
         notifier: SystemdNotifier | None = None,
         scan_queue_size: int = 16,
+        crash_policy: CrashPolicy = CrashPolicy(),
     ) -> None:
         self.validator, self.scanners, self.turnstile = validator, list(scanners), turnstile
         self.display, self.catalogue = display, catalogue
         self.notifier = notifier or SystemdNotifier({})
         self.counters = DaemonCounters()
+        self.health: GateHealth = validator.health
+        self.supervisor = Supervisor(self.health, crash_policy)
         self._scans: queue.Queue[tuple[Scan, Direction]] = queue.Queue(scan_queue_size)
         self._admissions: queue.Queue[Admission | None] = queue.Queue()
-        self._threads: list[threading.Thread] = []
+        self._in_turnstile: tuple[Admission, bool] | None = None  # the admission the turnstile works on, and whether it was pulsed
         self.decided = threading.Condition()
         self.last_result: ScanResult | None = None
 
     def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set; returns after an orderly shutdown."""
-        scanner_stop = threading.Event()
+        """Run until ``stop`` is set; returns after an orderly shutdown.
+
+        Raises GateFailed (after the same orderly shutdown) when a part
+        cannot recover and no systemd watchdog is there to restart the gate.
+        """
+        self.recover()
+        scanner_stop, turnstile_stop = threading.Event(), threading.Event()
         for scanner, direction in self.scanners:
-            self._start(f"scanner {scanner.source}", self._read_scanner, scanner, direction, scanner_stop)
+            self.supervisor.start(_scanner_part(scanner), lambda s=scanner, d=direction: self._read_scanner(s, d, scanner_stop), scanner_stop)
         if self.turnstile is not None:
-            self._start("turnstile", self._drive_turnstile)
+            self.supervisor.start(TURNSTILE, self._drive_turnstile, turnstile_stop, self._turnstile_crashed)
         self.notifier.ready(f"gate {self.validator.rules.gate_id} deciding")
         log.info("gate %s ready: %d scanner(s), %s", self.validator.rules.gate_id, len(self.scanners), "turnstile" if self.turnstile else "handheld")
         wake = min(IDLE_WAKE_SECONDS, self.notifier.watchdog_seconds / 2) if self.notifier.watchdog_seconds else IDLE_WAKE_SECONDS
+        failed: list[str] = []
         try:
-            while not stop.is_set():
-                self.notifier.watchdog()
-                try:
-                    scan, direction = self._scans.get(timeout=wake)
-                except queue.Empty:
-                    continue
-                self._decide(scan, direction)
+            failed = self._loop(stop, wake)
         finally:
-            self._shutdown(scanner_stop)
+            self._shutdown(scanner_stop, turnstile_stop)
+        if failed:
+            raise GateFailed(f"part(s) cannot recover: {', '.join(failed)}")
+
+    def recover(self) -> None:
+        """Settle admissions the last run left open (a crash between commit and passage)."""
+        confirms = self.turnstile.confirms_passage if self.turnstile is not None else False
+        self.counters.rollbacks += self.validator.recover_open_admissions(confirms)
+
+    def watch(self, name: str, alive: Callable[[], bool]) -> None:
+        """Have the supervisor watch a thread owned elsewhere (the hub link): if it dies, the gate restarts."""
+        self.supervisor.watch(name, alive)
 
     def on_hub_command(self, command: Command) -> None:
         """Operator commands from the hub (signed, verified by the sync client)."""
@@ -112,32 +151,86 @@ class GateDaemon:
             log.warning("hub command %s not supported on this %s; ignored", command.name, "gate" if self.turnstile else "handheld validator")
 
     def status(self) -> dict:
-        """Scanner and relay state for heartbeats: 'ok', or what is wrong."""
-        scanners = [scanner.health() for scanner, _ in self.scanners]
-        scanner = "ok" if all(h.ok for h in scanners) else "; ".join(h.detail for h in scanners if not h.ok)
+        """Scanner and relay state for heartbeats ('ok', or what is wrong), counters and health alarms."""
+        problems = []
+        for scanner, _ in self.scanners:
+            state, error = self.supervisor.state(_scanner_part(scanner))
+            health = scanner.health()
+            if state is not PartState.UP:
+                problems.append(f"{scanner.source}: reader {state.value}: {error}")
+            elif not health.ok:
+                problems.append(health.detail)
+        status = {"scanner": "; ".join(problems) or "ok", **self.health.snapshot().as_status()}
         if self.turnstile is None:
-            return {"scanner": scanner, "relay": "none"}
+            return {**status, "relay": "none"}
+        return {**status, "relay": self._relay_status(), "scans": self.counters.scans, "grants": self.counters.grants, "denials": self.counters.denials}
+
+    def _relay_status(self) -> str:
         state = self.turnstile.state()
-        relay = "emergency: " + state.emergency_reason if state.emergency else "ok" if state.relays_ok and state.sensor_ok else "fault"
-        return {"scanner": scanner, "relay": relay, "scans": self.counters.scans, "grants": self.counters.grants, "denials": self.counters.denials}
+        if state.emergency:
+            return "emergency: " + state.emergency_reason
+        worker, error = self.supervisor.state(TURNSTILE)
+        if worker is not PartState.UP:
+            return f"fault: turnstile worker {worker.value}: {error}"
+        return "ok" if state.relays_ok and state.sensor_ok else "fault"
 
-    def _start(self, name: str, target, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+    # -- the decision loop ------------------------------------------------------------
 
-    def _read_scanner(self, scanner: Scanner, direction: Direction, stop: threading.Event) -> None:
-        for scan in scanner.scans(stop):
+    def _loop(self, stop: threading.Event, wake: float) -> list[str]:
+        """Decide scans until ``stop``; returns the failed parts when it must give up (no watchdog to stop)."""
+        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        while not stop.is_set():
+            self.supervisor.check_watched()
+            failed = self.supervisor.failed()
+            if not failed:
+                self.notifier.watchdog()
+            elif self.notifier.watchdog_seconds is None:
+                log.critical("part(s) %s cannot recover and no systemd watchdog is set: stopping the gate", ", ".join(failed))
+                return failed
             try:
-                self._scans.put_nowait((scan, direction))
-            except queue.Full:
-                log.warning("scan from %s dropped: %d scans already waiting", scan.source, self._scans.qsize())
-                with self.decided:
-                    self.counters.dropped_scans += 1
-                    self.decided.notify_all()
+                scan, direction = self._scans.get(timeout=wake)
+            except queue.Empty:
+                if time.monotonic() >= next_prune:
+                    more = self._prune()  # a full batch: more are waiting, go on at the next idle wake
+                    next_prune = time.monotonic() + (0.0 if more else PRUNE_EVERY_SECONDS)
+                continue
+            self._decide_guarded(scan, direction)
+        return []
+
+    def _prune(self) -> bool:
+        """One small batch of expired usage, only while idle; True when the batch was full."""
+        try:
+            pruned = self.validator.prune_expired_usage(PRUNE_BATCH)
+        except STORAGE_FAULTS as exc:
+            log.warning("pruning expired usage failed: %s", exc)
+            return False
+        if pruned:
+            log.debug("pruned %d usage row(s) of long-expired tickets", pruned)
+        return pruned >= PRUNE_BATCH
+
+    def _decide_guarded(self, scan: Scan, direction: Direction) -> None:
+        """The loop's last guard: whatever goes wrong around one scan, refuse it and go on."""
+        try:
+            self._decide(scan, direction)
+        except Exception as exc:  # documented last guard: the loop must outlive any scan (see module doc)
+            self.health.count("internal_errors")
+            log.error("scan input=%s from %s: internal error around the decision: %s at %s", input_hash(scan.text), scan.source, type(exc).__name__, fault_location(exc))
+            self._refuse_quietly()
+
+    def _refuse_quietly(self) -> None:
+        """Red light and the staff message, after something already failed; a failure here is only logged."""
+        try:
+            if self.turnstile is not None:
+                self.turnstile.refuse()
+            self.display.show(Decision.deny(Reason.INTERNAL_ERROR, "internal error"), self.catalogue[Reason.INTERNAL_ERROR])
+        except Exception:  # the refusal is best effort; the loop must go on
+            log.exception("could not show the refusal")
 
     def _decide(self, scan: Scan, direction: Direction) -> None:
-        result = self.validator.scan(scan.text, direction)
+        if self.turnstile is not None and not self.supervisor.is_up(TURNSTILE):
+            result = self.validator.refuse(scan.text, direction, Reason.INTERNAL_ERROR, "turnstile not working: nobody is admitted")
+        else:
+            result = self.validator.scan(scan.text, direction)
         decision = result.decision
         self.counters.scans += 1
         if decision.granted:
@@ -154,34 +247,68 @@ class GateDaemon:
             self.last_result = result
             self.decided.notify_all()
 
+    # -- workers ----------------------------------------------------------------------
+
+    def _read_scanner(self, scanner: Scanner, direction: Direction, stop: threading.Event) -> None:
+        for scan in scanner.scans(stop):
+            try:
+                self._scans.put_nowait((scan, direction))
+            except queue.Full:
+                log.warning("scan from %s dropped: %d scans already waiting", scan.source, self._scans.qsize())
+                with self.decided:
+                    self.counters.dropped_scans += 1
+                    self.decided.notify_all()
+
     def _drive_turnstile(self) -> None:
         while True:
             admission = self._admissions.get()
             if admission is None:
                 return
-            result = self.turnstile.admit(admission.direction.value, admission.persons)
-            if result.error:
-                log.error("turnstile fault during admission seq %d: %s", admission.event_seq, result.error)
-            self.validator.passage(admission, result.passed)
-            with self.decided:
-                self.counters.rollbacks += result.passed == 0
-                self.counters.admissions_done += 1
-                self.decided.notify_all()
+            self._in_turnstile = (admission, False)
+            self._admit(admission)
+            self._in_turnstile = None
 
-    def _shutdown(self, scanner_stop: threading.Event) -> None:
+    def _admit(self, admission: Admission) -> None:
+        if not self.validator.begin_passage(admission):
+            self.validator.passage(admission, 0, "pulse could not be recorded: relay not opened")
+            self._admission_done(0)
+            return
+        self._in_turnstile = (admission, True)
+        result = self.turnstile.admit(admission.direction.value, admission.persons)
+        if result.error:
+            log.error("turnstile fault during admission seq %d: %s", admission.event_seq, result.error)
+        self.validator.passage(admission, result.passed)
+        self._admission_done(result.passed)
+
+    def _admission_done(self, passed: int) -> None:
+        with self.decided:
+            self.counters.rollbacks += passed == 0
+            self.counters.admissions_done += 1
+            self.decided.notify_all()
+
+    def _turnstile_crashed(self, exc: BaseException) -> None:
+        """Settle the admission in hand and roll back those waiting: nobody is admitted while the turnstile is down."""
+        if self._in_turnstile is not None:
+            admission, pulsed = self._in_turnstile
+            self._in_turnstile = None
+            stands = self.validator.settle_interrupted(admission, pulsed, self.turnstile.confirms_passage, f"a turnstile crash ({type(exc).__name__})")
+            self._admission_done(admission.persons if stands else 0)
+        self._roll_back_waiting_admissions()
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    def _shutdown(self, scanner_stop: threading.Event, turnstile_stop: threading.Event) -> None:
         self.notifier.stopping()
         scanner_stop.set()
-        for thread in self._threads:
-            if thread.name.startswith("scanner"):
-                thread.join(timeout=5)
+        for scanner, _ in self.scanners:
+            self.supervisor.join(_scanner_part(scanner), timeout=5)
         if not self._scans.empty():
             log.info("%d scan(s) not decided at shutdown; nothing was recorded or opened for them", self._scans.qsize())
         if self.turnstile is not None:
             self._roll_back_waiting_admissions()
+            turnstile_stop.set()
             self._admissions.put(None)
-            for thread in self._threads:
-                if thread.name == "turnstile":
-                    thread.join()
+            self.supervisor.join(TURNSTILE)
             self.turnstile.shutdown()
         for scanner, _ in self.scanners:
             scanner.close()
@@ -195,5 +322,9 @@ class GateDaemon:
                 return
             if admission is not None:
                 log.info("admission seq %d never reached the turnstile: rolled back", admission.event_seq)
-                self.validator.passage(admission, 0)
-                self.counters.rollbacks += 1
+                self.validator.passage(admission, 0, "never reached the turnstile")
+                self._admission_done(0)
+
+
+def _scanner_part(scanner: Scanner) -> str:
+    return f"scanner {scanner.source}"

@@ -5,13 +5,28 @@ committed before ``scan`` returns, so the turnstile never opens on a decision
 a power cut could forget. When nobody passes, ``passage`` rolls the
 admission back: the entry returns to the ticket, the place to the quota, and
 both facts stay in the outbox as events.
+
+Where a turnstile confirms passages (``passage_directions``), every admission
+is also remembered as *open* until the turnstile settles it, and marked
+*pulsed* (durably) just before the relay is commanded. After a crash,
+``recover_open_admissions`` rolls back what never opened (and, where a sensor
+confirms passages, what was never confirmed), so a kill between commit and
+pulse never burns a ticket. An exit re-arms a re-entry ticket only through
+the same path: when the exit passage is confirmed, never at the scan.
+
+Failures never open anything: a failed commit is a ``storage_error`` deny with
+a health alarm, and any other exception while deciding is an
+``internal_error`` deny (the last guard), logged once with a hash of the
+input, never its text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,14 +35,18 @@ from typing import Protocol
 
 from protocol.trust import TrustStore
 
-from .cache.revocations import RevocationSet
-from .cache.state import GateStore, OutboxEvent, UsageMark
-from .clock import GateClock
+from .cache.revocation_files import RevocationStoreError
+from .cache.quarantine import open_state
+from .cache.state import GateStore, OpenAdmission, OutboxEvent, UsageMark
+from .clock import ClockReading, GateClock
 from .decision import Decision, Reason
 from .engine import decide, zone_of
+from .health import Alarm, GateHealth
 from .rules import Direction, GateRules, Usage
 
 log = logging.getLogger(__name__)
+
+STORAGE_FAULTS = (sqlite3.Error, OSError, RevocationStoreError)
 
 
 class RevocationLookup(Protocol):
@@ -36,7 +55,7 @@ class RevocationLookup(Protocol):
 
 @dataclass(frozen=True)
 class Admission:
-    """A granted entry awaiting the passage sensor's word."""
+    """A granted passage (entry, or the exit of a re-entry ticket) awaiting the turnstile's word."""
 
     event_seq: int
     ticket_id: bytes
@@ -50,8 +69,10 @@ class Admission:
 
 @dataclass(frozen=True)
 class ScanResult:
+    """``event`` is None only when nothing could be recorded (a storage_error deny)."""
+
     decision: Decision
-    event: OutboxEvent
+    event: OutboxEvent | None
     admission: Admission | None
     mark: UsageMark | None
 
@@ -78,14 +99,33 @@ class _View:
         return self._v.hub_online
 
 
-class Validator:
-    """Thread-safe: scans and passage reports are serialised by one lock."""
+def input_hash(text: str) -> str:
+    """A short hash naming a scanned text in logs without revealing it."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
-    def __init__(self, rules: GateRules, trust: TrustStore, store: GateStore, revocations: RevocationLookup, clock: GateClock) -> None:
+
+def fault_location(exc: BaseException) -> str:
+    """The frames an exception passed through, as ``file:line`` from outermost to innermost (no values)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return " > ".join(f"{Path(frame.filename).name}:{frame.lineno}" for frame in frames[-6:]) or "?"
+
+
+class Validator:
+    """Thread-safe: scans and passage reports are serialised by one lock.
+
+    ``passage_directions``: the directions a turnstile opens and reports
+    passages for (empty for a handheld validator, whose admissions stand at
+    the scan: staff see the visitor).
+    """
+
+    def __init__(self, rules: GateRules, trust: TrustStore, store: GateStore, revocations: RevocationLookup, clock: GateClock,
+                 health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset()) -> None:
         self.rules, self.trust, self.store, self.revocations, self.clock = rules, trust, store, revocations, clock
+        self.health = health or GateHealth()
+        self.passage_directions = passage_directions
         self.hub_online = False
         self.on_recorded: list[Callable[[], None]] = []  # called after each durable event, e.g. to wake the hub upload
-        self._lease_clock = 0  # the latest gate time seen: quota leases expire by it, and it never goes back
+        self._lease_clock = 0  # gate time quota leases expire by: never back, and never ahead of hub time once it is known
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -95,87 +135,203 @@ class Validator:
             close()
 
     def scan(self, text: str, direction: Direction = Direction.ENTRY) -> ScanResult:
+        """Decide and record one scan. Never raises for a fault of input, storage or code: those are denials."""
         with self._lock:
             reading = self.clock.read()
             self._lease_clock = max(self._lease_clock, reading.now)
-            decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction)
-            return self._record(decision, reading.now, reading.trusted, direction)
+            try:
+                decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction)
+            except STORAGE_FAULTS as exc:  # a read failed: deny, and record that if the state still takes a commit
+                decision = self._storage_failed(text, exc).decision
+            except Exception as exc:  # the last guard: a bug must deny, be counted and reported, never stop the gate
+                decision = self._internal_error(text, exc)
+            return self._record_guarded(text, decision, reading, direction)
 
-    def _record(self, decision: Decision, now: int, clock_trusted: bool, direction: Direction) -> ScanResult:
+    def refuse(self, text: str, direction: Direction, reason: Reason, detail: str) -> ScanResult:
+        """Record a deny decided outside the engine (e.g. the turnstile is down: nobody is admitted)."""
+        with self._lock:
+            return self._record_guarded(text, Decision.deny(reason, detail), self.clock.read(), direction)
+
+    def _record_guarded(self, text: str, decision: Decision, reading: ClockReading, direction: Direction) -> ScanResult:
+        try:
+            result = self._record(decision, reading, direction)
+        except STORAGE_FAULTS as exc:
+            return self._storage_failed(text, exc)
+        except Exception as exc:  # the last guard around recording: deny, count, report; nothing was committed
+            return ScanResult(self._internal_error(text, exc), None, None, None)
+        if decision.reason is not Reason.STORAGE_ERROR:
+            self.health.clear_alarm(Alarm.STORAGE)  # a scan was read and committed: the state works again
+        return result
+
+    def _storage_failed(self, text: str, exc: BaseException) -> ScanResult:
+        """Nothing was committed (the transaction rolled back): deny, raise the alarm, go on."""
+        self.health.count("storage_errors")
+        self.health.raise_alarm(Alarm.STORAGE, f"{type(exc).__name__}: {exc}")
+        log.error("scan input=%s refused: storage_error %s: %s", input_hash(text), type(exc).__name__, exc)
+        return ScanResult(Decision.deny(Reason.STORAGE_ERROR, f"state not writable: {exc}"), None, None, None)
+
+    def _internal_error(self, text: str, exc: BaseException) -> Decision:
+        """One log line with the exception type, where it was raised and the input's hash.
+
+        Not the exception's message nor a traceback with locals: either may
+        carry bytes of the scanned text (cbor2's AssertionError does).
+        """
+        where = fault_location(exc)
+        self.health.count("internal_errors")
+        self.health.raise_alarm(Alarm.INTERNAL_ERROR, f"{type(exc).__name__} at {where} on input {input_hash(text)}")
+        log.error("scan input=%s refused: internal_error %s at %s", input_hash(text), type(exc).__name__, where)
+        return Decision.deny(Reason.INTERNAL_ERROR, f"{type(exc).__name__} at {where} (input {input_hash(text)})")
+
+    def _record(self, decision: Decision, reading: ClockReading, direction: Direction) -> ScanResult:
+        now = reading.now
         local = datetime.fromtimestamp(now, self.rules.timezone)
         zone, day, minute = zone_of(self.rules), local.date().isoformat(), local.hour * 60 + local.minute
         claims = decision.ticket
         data = {
             "gate": self.rules.gate_id, "decision": "grant" if decision.granted else "deny", "reason": decision.reason.value,
             "detail": decision.detail, "persons": decision.persons, "zone": zone, "day": day, "direction": direction.value,
-            "flagged": decision.flagged, "clock_trusted": clock_trusted, "hub_online": self.hub_online,
+            "flagged": decision.flagged, "clock_trusted": reading.trusted, "hub_online": self.hub_online,
         }
         kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
         admission = mark = None
-        with self.store.transaction() as db:
+        with self.store.transaction(durable=kind != "deny") as db:  # a deny opened nothing: no fsync of its own
             key = (claims.ticket_id, zone, day, self.rules.gate_id) if claims else None
+            awaited: Direction | None = None
             if claims and kind == "admission":
-                mark = self.store.add_usage(db, key, 1, 0, now)
+                mark = self.store.add_usage(db, key, 1, 0, now, claims.expires)
                 slot = self.store.use_quota(db, local.date(), minute, decision.persons)
                 data.update(_sync_fields(mark, claims.expires, slot, decision.persons))
+                awaited = Direction.ENTRY
             elif claims and kind == "exit" and claims.reentry and self.store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
-                mark = self.store.add_usage(db, key, 0, 1, now)
-                data.update(_sync_fields(mark, claims.expires, None, 0))
-            event = self.store.append_event(db, kind, now * 1000, claims.ticket_id if claims else None, data)
-            if mark is not None and kind == "admission":
-                admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, direction, claims.expires)
+                awaited, mark = self._exit_rearm(db, key, claims.expires, now, data)
+            event = self.store.append_event(db, kind, reading.now_ms, claims.ticket_id if claims else None, data)
+            if awaited is not None:
+                admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited, claims.expires)
+                if awaited.value in self.passage_directions:
+                    self.store.open_admission(db, OpenAdmission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited.value, claims.expires, False))
             self.store.raise_high_water(db, int(self.clock.high_water))
         log.info("decision %s %s ticket=%s persons=%d seq=%d%s", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq,
-                 f" FLAGGED (hub online: {self.hub_online}, clock trusted: {clock_trusted})" if decision.flagged else "")
+                 f" FLAGGED (hub online: {self.hub_online}, clock trusted: {reading.trusted})" if decision.flagged else "")
         self._recorded()
         return ScanResult(decision, event, admission, mark)
+
+    def _exit_rearm(self, db: sqlite3.Connection, key: tuple[bytes, str, str, str], expires: int, now: int, data: dict) -> tuple[Direction | None, UsageMark | None]:
+        """An exit of a ticket inside: re-arm it now (handheld), at the confirmed passage (exit relay), or not at all.
+
+        A turnstile without an exit relay cannot confirm anybody left, so the
+        ticket stays used: a second person cannot enter on the same code.
+        """
+        if not self.passage_directions:
+            mark = self.store.add_usage(db, key, 0, 1, now, expires)
+            data.update(_sync_fields(mark, expires, None, 0))
+            return None, mark
+        if Direction.EXIT.value in self.passage_directions:
+            return Direction.EXIT, None
+        data["detail"] = "no exit relay to confirm the exit: ticket not re-armed"
+        return None, None
 
     def _recorded(self) -> None:
         for listener in self.on_recorded:
             listener()
 
-    def passage(self, admission: Admission, passed: int) -> UsageMark | None:
-        """Report how many passed; nobody passing undoes the admission. Returns the new usage mark on rollback.
+    def begin_passage(self, admission: Admission) -> bool:
+        """Durably mark the admission pulsed, just before the relay opens. False: not recorded, do not open."""
+        if admission.direction.value not in self.passage_directions:
+            return True
+        try:
+            self.store.mark_pulsed(admission.event_seq)
+        except STORAGE_FAULTS as exc:
+            self.health.count("storage_errors")
+            self.health.raise_alarm(Alarm.STORAGE, f"{type(exc).__name__}: {exc}")
+            log.error("admission seq %d not opened: cannot record the pulse: %s", admission.event_seq, exc)
+            return False
+        return True
+
+    def passage(self, admission: Admission, passed: int, note: str = "") -> UsageMark | None:
+        """Report how many passed; nobody passing undoes the admission. Returns the new usage mark, if any.
 
         When part of a group passed, the ticket stays used (its entry was
         taken) but the places of those who did not pass go back to the quota.
+        An exit re-arms the ticket only here, when somebody did pass.
         """
         with self._lock, self.store.transaction() as db:
-            now = self.clock.read().now
-            data = {"gate": self.rules.gate_id, "admission_seq": admission.event_seq, "passed": passed, "expected": admission.persons, "zone": admission.zone, "day": admission.day}
-            if passed > 0:
+            reading = self.clock.read()
+            data = {"gate": self.rules.gate_id, "admission_seq": admission.event_seq, "passed": passed, "expected": admission.persons,
+                    "zone": admission.zone, "day": admission.day, "direction": admission.direction.value}
+            if note:
+                data["note"] = note
+            key = (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id)
+            mark = None
+            if admission.direction is Direction.EXIT:
+                if passed > 0:
+                    mark = self.store.add_usage(db, key, 0, 1, reading.now, admission.expires)
+                    data.update(_sync_fields(mark, admission.expires, None, 0))
+                self.store.append_event(db, "passage", reading.now_ms, admission.ticket_id, data)
+            elif passed > 0:
                 missing = max(0, admission.persons - passed)
                 slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -missing) if missing else None
                 if slot is not None:
                     data["quota"] = {"day": admission.day, "slot_start": slot, "persons": -missing}
-                self.store.append_event(db, "passage", now * 1000, admission.ticket_id, data)
-                mark = None
+                self.store.append_event(db, "passage", reading.now_ms, admission.ticket_id, data)
             else:
-                mark = self._roll_back(db, admission, now, data)
+                mark = self._roll_back(db, admission, reading, data)
+            self.store.settle_admission(db, admission.event_seq)
         self._recorded()
         return mark
 
-    def _roll_back(self, db: sqlite3.Connection, admission: Admission, now: int, data: dict) -> UsageMark:
+    def _roll_back(self, db: sqlite3.Connection, admission: Admission, reading: ClockReading, data: dict) -> UsageMark:
         """Give the entry back to the ticket and the places back to the quota, as one more event."""
         slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
-        mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, now)
+        mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, reading.now, admission.expires)
         data.update(_sync_fields(mark, admission.expires, slot, -admission.persons))
-        self.store.append_event(db, "rollback", now * 1000, admission.ticket_id, data)
+        self.store.append_event(db, "rollback", reading.now_ms, admission.ticket_id, data)
         log.info("rollback ticket=%s: nobody passed (admission seq %d)", admission.ticket_id.hex(), admission.event_seq)
         return mark
 
+    def recover_open_admissions(self, confirms_passage: bool) -> int:
+        """Settle admissions a crash left open (call at start, before scanning); returns how many were rolled back."""
+        rolled_back = 0
+        for row in self.store.open_admissions():
+            admission = Admission(row.seq, row.ticket_id, row.zone, row.day, row.minute, row.persons, Direction(row.direction), row.expires)
+            rolled_back += not self.settle_interrupted(admission, row.pulsed, confirms_passage, "the last stop")
+        return rolled_back
+
+    def settle_interrupted(self, admission: Admission, pulsed: bool, confirms_passage: bool, cause: str) -> bool:
+        """Settle an admission whose turnstile run was cut short; True when it stands.
+
+        Never pulsed: the relay never opened, roll back. Pulsed: where a sensor
+        confirms passages, none was recorded, roll back; without a sensor the
+        pulse is the passage (somebody may have walked through), so it stands.
+        """
+        stands = pulsed and not confirms_passage
+        if stands:
+            self.passage(admission, admission.persons, f"interrupted by {cause}: pulsed, no sensor to confirm; stands")
+        else:
+            self.passage(admission, 0, f"interrupted by {cause}: " + ("no passage confirmed" if pulsed else "relay never opened"))
+        log.warning("admission seq %d interrupted by %s (%s): %s", admission.event_seq, cause,
+                    "pulsed" if pulsed else "never pulsed", "stands" if stands else "rolled back")
+        return stands
+
+    def prune_expired_usage(self, limit: int = 1_000) -> int:
+        """Drop a batch of usage rows of long-expired tickets, by the clock's lower bound (never a forged wall time)."""
+        with self._lock:
+            lower = int(self.clock.high_water)
+        return self.store.prune_expired_usage(lower, limit)
+
     def sync_clock(self, hub_time: float) -> None:
-        """Take hub time from a verified, live hub message as the reference (see GateClock)."""
+        """Take fresh, verified hub time (an answer to this gate's own request) as the reference (see GateClock)."""
         with self._lock:
             self.clock.sync_to_hub(hub_time)
+            self.store.cover_usage_since(int(hub_time))  # an earlier time than the open assumed: older usage matters again
+            self._lease_clock = int(hub_time)  # a wall clock that ran ahead must not keep expiring live leases
             self.store.set_meta("clock_high_water", int(self.clock.high_water))
 
     def clock_status(self) -> tuple[bool, float | None, int]:
         """(trusted, offset of hub time to the wall clock in seconds if known, lease clock in Unix ms).
 
         The lease clock is the one quota leases expire by: the latest gate time
-        seen, so a clock stepped back (or re-anchored to hub time) can never
-        make an expired lease live again. Heartbeats report it as their ``at``.
+        seen, so a clock stepped back can never make an expired lease live
+        again, reset to hub time when that arrives. Heartbeats report it as their ``at``.
         """
         with self._lock:
             reading = self.clock.read()
@@ -191,10 +347,18 @@ def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons:
     return fields
 
 
-def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = 300.0, clock: GateClock | None = None) -> Validator:
-    """The gate's validator over the state directory: state.sqlite3 and revocations/."""
-    store = GateStore.open(state_dir)
-    revocations = RevocationSet.open(state_dir / "revocations")
+def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = 300.0, clock: GateClock | None = None,
+                   health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset()) -> Validator:
+    """The gate's validator over the checked state directory (state.sqlite3 and revocations/).
+
+    A damaged state is quarantined and a new incarnation started
+    (gate/cache/quarantine.py); the ``state_reset`` alarm then stays raised
+    in the heartbeat for the operator.
+    """
+    health = health or GateHealth()
+    store, revocations, report = open_state(state_dir)
+    if report is not None:
+        health.raise_alarm(Alarm.STATE_RESET, f"state quarantined to {report.moved_to}: {report.reason}")
     if clock is None:
         clock = GateClock(high_water=float(store.get_meta("clock_high_water", 0)), threshold_seconds=clock_threshold_seconds)
-    return Validator(rules, trust, store, revocations, clock)
+    return Validator(rules, trust, store, revocations, clock, health, passage_directions)

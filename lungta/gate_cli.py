@@ -146,7 +146,7 @@ def run_validate(args: argparse.Namespace) -> int:
         for text in _texts(args):
             result = validator.scan(text)
             record = decision_record(result.decision)
-            record["event_seq"] = result.event.seq
+            record["event_seq"] = result.event.seq if result.event else None  # None: nothing could be recorded (storage_error)
             emit(record)
     return 0
 

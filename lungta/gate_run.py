@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from gate.daemon import GateDaemon
+from gate.daemon import GateDaemon, GateFailed
 from gate.display import Display, LogDisplay, TerminalDisplay
 from gate.feedback import load_catalogue
 from gate.scanner.factory import open_scanner
@@ -46,6 +46,9 @@ def run_gate(args: argparse.Namespace) -> int:
     try:
         with assembled_gate(config, notifier=notifier) as (daemon, _):
             daemon.run(stop)
+    except GateFailed as exc:
+        log.critical("gate stopped: %s", exc)
+        return 1
     finally:
         notifier.close()
     return 0
@@ -63,6 +66,8 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
         stack.callback(validator.close)
         scanners = [(open_scanner(s.settings), s.direction) for s in config.scanners]
         turnstile = build_turnstile(config.turnstile) if config.turnstile is not None else None
+        if turnstile is not None:
+            validator.passage_directions = frozenset(turnstile.directions)  # what the turnstile confirms, before any scan
         if display is None:
             display = TerminalDisplay(sys.stdout) if config.mode == "handheld" else LogDisplay()
         daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size)
@@ -71,8 +76,10 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
             sync = HubSync(config.hub, validator, validator.revocations, load_trust_store(config.hub.trust), daemon.on_hub_command, daemon.status)
             sync.start()
             stack.callback(sync.stop)
+            daemon.watch("hub-sync", lambda: sync._thread is not None and sync._thread.is_alive())
         else:
             log.warning("no [hub] in %s: this gate runs standalone (no revocations, used marks or quotas from a hub)", config.file)
         log.info("starting gate %s at site %s from %s (%d trusted key(s))", config.rules.gate_id, config.rules.site, config.file, len(trust))
         log.info("policies: single-entry tickets while the hub is unreachable: %s; untrusted clock: %s", config.rules.offline_policy.value, config.rules.clock_policy.value)
         yield daemon, sync
+

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .private import open_private
+
 logger = logging.getLogger(__name__)
 
 KEY_SIZE = 12
@@ -284,7 +286,7 @@ class _BaseWriter:
         self.bits = index_bits_for(count_upper_bound)
         self.bucket_counts = np.zeros(1 << self.bits, dtype=np.int64)
         self.count, self.crc = 0, 0
-        self.handle = open(self.temp, "wb")
+        self.handle = os.fdopen(open_private(self.temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb")
         self.handle.write(bytes(HEADER_SIZE))
 
     def write(self, records: np.ndarray) -> None:
@@ -400,7 +402,7 @@ class FrameLog:
         header = LOG_HEADER.pack(LOG_MAGIC, generation)
         data = header + CRC.pack(zlib.crc32(header)) + (frame_bytes(0, payload) if payload is not None else b"")
         temp = path.with_name(path.name + ".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             write_all(fd, data, 0)
             os.fsync(fd)
@@ -408,12 +410,12 @@ class FrameLog:
             os.close(fd)
         os.replace(temp, path)
         fsync_directory(path.parent)
-        return cls(path, os.open(path, os.O_WRONLY), len(data))
+        return cls(path, open_private(path, os.O_WRONLY), len(data))
 
     @classmethod
     def reopen(cls, path: Path, valid_length: int) -> FrameLog:
         """Open for appending after ``valid_length`` bytes, cutting off a torn tail durably."""
-        fd = os.open(path, os.O_WRONLY)
+        fd = open_private(path, os.O_WRONLY)
         if os.fstat(fd).st_size > valid_length:
             os.ftruncate(fd, valid_length)
             os.fsync(fd)

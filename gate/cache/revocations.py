@@ -34,6 +34,7 @@ from types import TracebackType
 
 import numpy as np
 
+from .private import make_private_dir, open_private
 from .revocation_files import (
     KEY_SIZE,
     NEVER_EXPIRES,
@@ -168,8 +169,8 @@ class RevocationSet:
     def open(cls, directory: Path, *, overlay_limit: int = DEFAULT_OVERLAY_LIMIT, auto_compact: bool = True) -> RevocationSet:
         """Open the store in ``directory``, creating it if absent; raises StoreLocked, CorruptStore."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(directory)
+        lock_fd = open_private(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

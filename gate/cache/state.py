@@ -25,34 +25,10 @@ from pathlib import Path
 import cbor2
 
 from ..rules import Usage
+from .private import create_private_file, make_private_dir
+from .schema import INCARNATION_BYTES, INCARNATION_KEY, SCHEMA, CorruptState, StateError, check_meta, check_sqlite, migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    ticket_id BLOB NOT NULL, zone TEXT NOT NULL, day TEXT NOT NULL, gate TEXT NOT NULL,
-    entries INTEGER NOT NULL DEFAULT 0, exits INTEGER NOT NULL DEFAULT 0, last_at INTEGER,
-    PRIMARY KEY (ticket_id, zone, day, gate)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY, event_id BLOB NOT NULL UNIQUE, kind TEXT NOT NULL,
-    at_ms INTEGER NOT NULL, ticket_id BLOB, data BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS quota_lease (
-    day TEXT NOT NULL, slot_start INTEGER NOT NULL, slot_end INTEGER NOT NULL,
-    granted INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0, lease_id INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    PRIMARY KEY (day, slot_start)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-"""
-
-
-INCARNATION_KEY = "incarnation"
-INCARNATION_BYTES = 16
-
-
-class StateError(Exception):
-    """The state file cannot be opened or is not a Lungta gate state; names the file."""
-
+USAGE_PRUNE_GRACE_SECONDS = 86_400  # a day past a ticket's expiry: clock skew between gates can never revive it
 
 @dataclass(frozen=True)
 class OutboxEvent:
@@ -77,6 +53,7 @@ class UsageMark:
     entries: int
     exits: int
     last_at: int | None
+    expires: int | None = None  # the ticket's expiry (Unix s) when known: the row is pruned after it
 
 
 class GateStore:
@@ -88,27 +65,55 @@ class GateStore:
         self._db = connection
         self._lock = threading.RLock()
         self.path = path
+        self.synchronous = "FULL"  # what every durable commit runs with; set by open()
         self._after_commit: list[Callable[[], None]] = []
-        # In-memory mirrors of two small tables, so the common first scan of a
-        # ticket reads no SQL at all. Changed only after a successful COMMIT.
-        self._used_ids: set[bytes] = {row[0] for row in connection.execute("SELECT DISTINCT ticket_id FROM usage")}
+        # In-memory mirrors, so the common first scan of a ticket reads no SQL:
+        # the ids of tickets with usage that may still matter, and the small
+        # lease table. Changed only after a successful COMMIT. Only live rows
+        # are loaded (through the expiry index): a ticket expired before the
+        # clock's lower bound minus the grace is refused as expired before its
+        # usage is asked for, so a million rows of old tickets cost nothing at
+        # open (the idle daemon prunes them).
+        self._ids_floor = int(self._meta(connection, "clock_high_water", 0) or 0) - USAGE_PRUNE_GRACE_SECONDS
+        self._used_ids: set[bytes] = {row[0] for row in connection.execute("SELECT ticket_id FROM usage WHERE expires >= ?", (self._ids_floor,))}
+        self._used_ids.update(row[0] for row in connection.execute("SELECT ticket_id FROM usage WHERE expires IS NULL"))
         self._leases: dict[tuple[str, int], list[int]] = {
             (day, start): [end, granted, used, expires]
             for day, start, end, granted, used, expires in connection.execute("SELECT day, slot_start, slot_end, granted, used, expires_ms FROM quota_lease")
         }
 
     @classmethod
-    def open(cls, directory: Path, synchronous: str = "FULL") -> "GateStore":
-        directory.mkdir(parents=True, exist_ok=True)
+    def open(cls, directory: Path, synchronous: str = "FULL", check: bool = False) -> "GateStore":
+        """Open (creating) the state in ``directory``; private to the service user (0700 / 0600).
+
+        ``check`` runs SQLite's quick_check and the schema and meta checks of
+        ``check_state`` first: the daemon does, so damage is found at start
+        and quarantined (gate/cache/quarantine.py), not at the first scan
+        touching a bad page. Raises StateError (CorruptState for damage).
+        """
+        make_private_dir(directory)
         path = directory / cls.FILENAME
         try:
+            create_private_file(path)
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if check:
+                check_sqlite(connection, path)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={synchronous}")
             connection.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
+            migrate(connection)
+            if check:
+                check_meta(connection, path)
+        except sqlite3.OperationalError as exc:  # locked, unreadable, disk full: not damage, nothing to quarantine
+            if "malformed" in str(exc):
+                raise CorruptState(f"{path}: damaged: {exc}") from None
             raise StateError(f"{path}: cannot open gate state: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise CorruptState(f"{path}: damaged: {exc}") from None
+        except OSError as exc:
+            raise StateError(f"{path}: cannot open gate state: {exc.strerror or exc}") from None
         store = cls(connection, path)
+        store.synchronous = synchronous
         if store.get_meta(INCARNATION_KEY) is None:
             store.set_meta(INCARNATION_KEY, os.urandom(INCARNATION_BYTES))
         return store
@@ -136,17 +141,30 @@ class GateStore:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT under the lock; rolled back on any exception."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT under the lock; rolled back on any exception, also a failed COMMIT.
+
+        ``durable=False`` commits without an fsync of its own (WAL,
+        ``synchronous=NORMAL``): safe against a crash of the process, and made
+        durable by the next durable commit; a power cut may lose it. For
+        records nothing was acted on (denials): see docs/BENCHMARKS.md.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._after_commit.clear()
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._after_commit.clear()
+                    if self._db.in_transaction:  # SQLite rolls back some failed COMMITs (disk full) itself, not all
+                        self._db.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    self._db.execute(f"PRAGMA synchronous={self.synchronous}")
             for apply in self._after_commit:
                 apply()
             self._after_commit.clear()
@@ -164,6 +182,19 @@ class GateStore:
                 (day.isoformat(), ticket_id, zone),
             ).fetchone()
         return Usage(entries, exits, today, last_gate, last_at)
+
+    def cover_usage_since(self, now: int) -> None:
+        """Make sure usage of every ticket not expired a grace before ``now`` is known in memory.
+
+        Called when hub time moves the clock's lower bound back (a clock that
+        ran ahead): tickets the open skipped as long expired may be valid again.
+        """
+        floor = now - USAGE_PRUNE_GRACE_SECONDS
+        with self._lock:
+            if floor >= self._ids_floor:
+                return
+            self._used_ids.update(row[0] for row in self._db.execute("SELECT ticket_id FROM usage WHERE expires >= ? AND expires < ?", (floor, self._ids_floor)))
+            self._ids_floor = floor
 
     def has_usage(self, ticket_id: bytes) -> bool:
         """Whether any gate's admission or exit of this ticket is known here."""
@@ -186,17 +217,21 @@ class GateStore:
 
     # -- writes: each is one durable transaction --------------------------------
 
-    def add_usage(self, db: sqlite3.Connection, mark_key: tuple[bytes, str, str, str], entries: int, exits: int, at: int) -> UsageMark:
-        """Add to this gate's own counters inside an open transaction; returns the new row."""
+    def add_usage(self, db: sqlite3.Connection, mark_key: tuple[bytes, str, str, str], entries: int, exits: int, at: int, expires: int | None = None) -> UsageMark:
+        """Add to this gate's own counters inside an open transaction; returns the new row.
+
+        ``expires`` (the ticket's, Unix s) lets ``prune_expired_usage`` drop the row later.
+        """
         ticket_id, zone, day, gate = mark_key
         db.execute(
-            "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
-            " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=entries+excluded.entries, exits=exits+excluded.exits, last_at=excluded.last_at",
-            (ticket_id, zone, day, gate, entries, exits, at),
+            "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at, expires) VALUES (?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=entries+excluded.entries, exits=exits+excluded.exits,"
+            " last_at=excluded.last_at, expires=COALESCE(excluded.expires, usage.expires)",
+            (ticket_id, zone, day, gate, entries, exits, at, expires),
         )
         row = db.execute("SELECT entries, exits FROM usage WHERE ticket_id=? AND zone=? AND day=? AND gate=?", mark_key).fetchone()
         self._after_commit.append(lambda: self._used_ids.add(ticket_id))
-        return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at)
+        return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at, expires)
 
     def apply_usage_marks(self, marks: Iterable[UsageMark], stream_seq: tuple[str, int] | None = None) -> int:
         """Adopt other gates' counters as the hub relayed them, with the stream seq, in one commit.
@@ -209,10 +244,10 @@ class GateStore:
         with self.transaction() as db:
             for mark in marks:
                 changed += db.execute(
-                    "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at) VALUES (?,?,?,?,?,?,?)"
-                    " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=excluded.entries, exits=excluded.exits, last_at=excluded.last_at"
-                    " WHERE excluded.last_at >= COALESCE(usage.last_at, 0)",
-                    (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at),
+                    "INSERT INTO usage(ticket_id, zone, day, gate, entries, exits, last_at, expires) VALUES (?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(ticket_id, zone, day, gate) DO UPDATE SET entries=excluded.entries, exits=excluded.exits, last_at=excluded.last_at,"
+                    " expires=COALESCE(excluded.expires, usage.expires) WHERE excluded.last_at >= COALESCE(usage.last_at, 0)",
+                    (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at, mark.expires),
                 ).rowcount
                 self._after_commit.append(lambda ticket_id=mark.ticket_id: self._used_ids.add(ticket_id))
             if stream_seq is not None:
@@ -259,10 +294,13 @@ class GateStore:
         with self._lock:
             return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id, expires_ms FROM quota_lease ORDER BY day, slot_start").fetchall()
 
-    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> OutboxEvent:
-        """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning."""
+    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict, event_id: bytes | None = None) -> OutboxEvent:
+        """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning.
+
+        ``event_id`` is new unless given (an event salvaged from a quarantined state keeps its id).
+        """
         seq = self._meta(db, "next_seq", 1)
-        event = OutboxEvent(seq, os.urandom(16), kind, at_ms, ticket_id, data)
+        event = OutboxEvent(seq, event_id or os.urandom(16), kind, at_ms, ticket_id, data)
         db.execute(
             "INSERT INTO outbox(seq, event_id, kind, at_ms, ticket_id, data) VALUES (?,?,?,?,?,?)",
             (seq, event.event_id, kind, at_ms, ticket_id, cbor2.dumps(data)),
@@ -305,6 +343,42 @@ class GateStore:
     def backlog(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    # -- admissions awaiting the turnstile -------------------------------------------
+
+    def open_admission(self, db: sqlite3.Connection, admission: OpenAdmission) -> None:
+        """Remember an admission until the turnstile settles it, in the admission's own transaction."""
+        db.execute(
+            "INSERT INTO open_admission(seq, ticket_id, zone, day, minute, persons, direction, expires, pulsed) VALUES (?,?,?,?,?,?,?,?,?)",
+            (admission.seq, admission.ticket_id, admission.zone, admission.day, admission.minute, admission.persons, admission.direction, admission.expires, int(admission.pulsed)),
+        )
+
+    def mark_pulsed(self, seq: int) -> None:
+        """Durably note that the relay is about to open for admission ``seq`` (one fsync'ed commit)."""
+        with self.transaction() as db:
+            db.execute("UPDATE open_admission SET pulsed=1 WHERE seq=?", (seq,))
+
+    def settle_admission(self, db: sqlite3.Connection, seq: int) -> None:
+        db.execute("DELETE FROM open_admission WHERE seq=?", (seq,))
+
+    def open_admissions(self) -> list[OpenAdmission]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, ticket_id, zone, day, minute, persons, direction, expires, pulsed FROM open_admission ORDER BY seq").fetchall()
+        return [OpenAdmission(*row[:8], bool(row[8])) for row in rows]
+
+    # -- bounded state ----------------------------------------------------------------
+
+    def prune_expired_usage(self, now: int, limit: int = 1_000, grace_seconds: int = USAGE_PRUNE_GRACE_SECONDS) -> int:
+        """Delete up to ``limit`` usage rows of tickets expired ``grace_seconds`` ago; returns how many.
+
+        Small batches, so the daemon can call it between scans without
+        holding the lock long. A row whose expiry is not known is kept.
+        """
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM usage WHERE (ticket_id, zone, day, gate) IN (SELECT ticket_id, zone, day, gate FROM usage WHERE expires < ? LIMIT ?)",
+                (now - grace_seconds, limit),
+            ).rowcount
 
     # -- meta -----------------------------------------------------------------------
 
@@ -361,3 +435,23 @@ class GateStore:
             return cls(connection, path)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{path}: cannot read gate state: {exc}") from None
+
+
+@dataclass(frozen=True)
+class OpenAdmission:
+    """An admission committed but not yet settled by the turnstile: see Validator.recover_open_admissions.
+
+    ``pulsed`` is set (durably) just before the relay is commanded, so after a
+    crash an admission that never opened anything is told apart from one a
+    visitor may have walked through.
+    """
+
+    seq: int
+    ticket_id: bytes
+    zone: str
+    day: str
+    minute: int
+    persons: int
+    direction: str
+    expires: int
+    pulsed: bool

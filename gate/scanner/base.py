@@ -187,6 +187,9 @@ class DeviceScanner(ABC):
                 if not stop.is_set():
                     self._tracker.failed(f"{self.source}: end of input")
                     return
+        except Exception as exc:  # not caught: the supervisor restarts the reader; health must not stay "ok" meanwhile
+            self._tracker.failed(f"{self.source}: reader crashed: {type(exc).__name__}: {exc}")
+            raise
         finally:
             self._release()
             if stop.is_set():

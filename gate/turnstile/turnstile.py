@@ -84,6 +84,11 @@ class Turnstile:
     def directions(self) -> tuple[str, ...]:
         return tuple(self._relays)
 
+    @property
+    def confirms_passage(self) -> bool:
+        """Whether a sensor confirms passages (False: each pulse is assumed to be one person through)."""
+        return self._sensor.confirmed
+
     def admit(self, direction: str, persons: int = 1) -> PassageResult:
         """Open ``direction`` for ``persons`` people (a group ticket is one scan) and wait
         until they passed or nobody came for ``passage_timeout_seconds``; then close.

@@ -144,14 +144,26 @@ def test_revoked_ticket_is_refused(validator, mint):
     assert validator.scan(text).decision.reason is Reason.REVOKED
 
 
-def test_an_expired_lease_stays_expired_when_the_clock_is_set_back(tmp_path, trust, mint):
+def test_an_expired_lease_stays_expired_when_the_wall_clock_is_set_back(tmp_path, trust, mint):
     wall = [NOW + 20]
     validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, GateStore.open(tmp_path / "s"), SetRevocations(), GateClock(0, wall=lambda: wall[0]))
     validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 10) * 1000)
     assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
-    validator.sync_clock(NOW)  # hub time says it is earlier
-    wall[0] = NOW + 1
+    wall[0] = NOW + 1  # someone sets the clock back to revive the lease
     assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
+    validator.close()
+
+
+def test_hub_time_brings_a_lease_clock_that_ran_ahead_back_so_live_leases_admit(tmp_path, trust, mint):
+    wall = [NOW + 3600]  # the wall clock ran an hour ahead: every lease looked expired
+    validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, GateStore.open(tmp_path / "s"), SetRevocations(), GateClock(0, wall=lambda: wall[0]))
+    validator.hub_online = True
+    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 600) * 1000)
+    assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
+    wall[0] = NOW  # the clock is put right, and hub time confirms it
+    validator.sync_clock(NOW)
+    assert validator.scan(mint()).decision.granted
+    assert validator.clock_status()[2] < (NOW + 600) * 1000
     validator.close()
 
 
