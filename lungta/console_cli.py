@@ -14,18 +14,18 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hub.config import HubConfig
-from hub.console.actions import Action, ActionError, AddAccount, AddToken, Dispatcher, Outcome
-from hub.console.audit import verify_chain
-from hub.console.roles import Principal, Role, RoleError, parse_role
-from hub.console.server import ConsoleServer, ConsoleStartError, start_for_service
-from hub.console.store import ConsoleStore
-from hub.service import HubService
-
-from .config import load_hub_config
 from .errors import CommandError
 from .output import emit
+
+if TYPE_CHECKING:  # the hub's modules load paho (through hub.config): imported where a command runs
+    from hub.config import HubConfig
+    from hub.console.actions import Action, Outcome
+    from hub.console.roles import Principal, Role
+    from hub.console.server import ConsoleServer
+    from hub.console.store import ConsoleStore
+    from hub.service import HubService
 
 
 def add_console_commands(hub: argparse._SubParsersAction) -> None:
@@ -52,8 +52,10 @@ def add_console_commands(hub: argparse._SubParsersAction) -> None:
     verify.set_defaults(run=run_audit_verify)
 
 
-def start_console(config: HubConfig, service: HubService) -> ConsoleServer | None:
+def start_console(config: HubConfig, service: "HubService") -> "ConsoleServer | None":
     """The console of ``lungta hub run`` (None without [http]); a port taken or a bad certificate is one line."""
+    from hub.console.server import ConsoleStartError, start_for_service
+
     try:
         return start_for_service(config, service)
     except ConsoleStartError as error:
@@ -62,11 +64,16 @@ def start_console(config: HubConfig, service: HubService) -> ConsoleServer | Non
 
 def cli_principal() -> Principal:
     """The local OS user at the hub box, as the audit log names them."""
+    from hub.console.roles import Principal, Role
+
     return Principal(getpass.getuser(), Role.ADMIN, "os-user", f"cli@{socket.gethostname()}")
 
 
 def cli_perform(config: HubConfig, action: Action, store: ConsoleStore | None = None) -> Outcome:
     """Perform ``action`` as the OS user through the console's dispatcher; a refusal is one line."""
+    from hub.console.actions import ActionError, Dispatcher
+    from hub.console.store import ConsoleStore
+
     own = store is None
     store = store or ConsoleStore(config.database, config.synchronous)
     try:
@@ -79,6 +86,8 @@ def cli_perform(config: HubConfig, action: Action, store: ConsoleStore | None = 
 
 
 def _role(text: str) -> Role:
+    from hub.console.roles import RoleError, parse_role
+
     try:
         return parse_role(text)
     except RoleError as error:
@@ -86,6 +95,10 @@ def _role(text: str) -> Role:
 
 
 def run_token_create(args: argparse.Namespace) -> None:
+    from hub.console.actions import AddToken
+
+    from .config import load_hub_config
+
     config = load_hub_config(args.config)
     outcome = cli_perform(config, AddToken(args.name, _role(args.role)))
     sys.stderr.write(f"token {outcome.body['name']} ({outcome.body['role']}) created; it is shown once, keep it secret:\n")
@@ -93,6 +106,10 @@ def run_token_create(args: argparse.Namespace) -> None:
 
 
 def run_user_add(args: argparse.Namespace) -> None:
+    from hub.console.actions import AddAccount
+
+    from .config import load_hub_config
+
     config = load_hub_config(args.config)
     role = _role(args.role)
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
@@ -101,6 +118,11 @@ def run_user_add(args: argparse.Namespace) -> None:
 
 
 def run_audit_verify(args: argparse.Namespace) -> int:
+    from hub.console.audit import verify_chain
+    from hub.console.store import ConsoleStore
+
+    from .config import load_hub_config
+
     config = load_hub_config(args.config)
     store = ConsoleStore(config.database, config.synchronous)
     try:
