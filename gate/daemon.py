@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from protocol.messages import Command
+from protocol.hub_messages import Command
 
 from .decision import Reason
 from .display import Display

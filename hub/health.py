@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from protocol.messages import HealthReport
+from protocol.gate_messages import HealthReport
 
 from .store import GateHealth
 

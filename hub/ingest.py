@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from protocol.messages import GateEvent, UsedMark
+from protocol.hub_messages import UsedMark
+
+from protocol.gate_messages import GateEvent
 
 def used_mark_for(event: GateEvent) -> UsedMark | None:
     """The mark an event that changed a ticket's counters relays, or None for other events.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import paho.mqtt.client as mqtt
 from nacl.signing import SigningKey
 
-from protocol.messages import sign_message
+from protocol.hub_messages import sign_message
 from protocol.mqtt import MqttLink
 from protocol.topics import hub_topic
 

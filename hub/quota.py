@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from protocol.messages import GateEvent, HealthReport
+from protocol.gate_messages import GateEvent, HealthReport
 
 log = logging.getLogger(__name__)
 

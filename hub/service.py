@@ -32,7 +32,9 @@ from datetime import datetime, timedelta
 from nacl.signing import SigningKey
 
 from protocol.keys import load_signing_key
-from protocol.messages import GateEvent, HealthReport, MessageError, SnapshotRequest, ack_body, decode_events, decode_health, decode_snapshot_request, revocations_body, snapshot_bodies, used_mark_map
+from protocol.messages import MessageError
+from protocol.hub_messages import ack_body, revocations_body, snapshot_bodies, used_mark_map
+from protocol.gate_messages import GateEvent, HealthReport, SnapshotRequest, decode_events, decode_health, decode_snapshot_request
 from protocol.mqtt import Connected, Inbound, MqttLink
 from protocol.topics import EVENTS, HEARTBEAT, REQUEST, REVOCATIONS, TopicError, ack_stream, hub_subscription, parse_gate_topic, snapshot_stream
 

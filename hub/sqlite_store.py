@@ -20,10 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from protocol.cbor import decode_exactly, encode
-from protocol.messages import (
+from protocol.hub_messages import (
     Command,
-    GateEvent,
-    HealthReport,
     QuotaLease,
     RevocationEntry,
     UsedMark,
@@ -34,6 +32,7 @@ from protocol.messages import (
     used_body,
     used_mark_map,
 )
+from protocol.gate_messages import GateEvent, HealthReport
 from protocol.topics import REVOCATIONS, USED, command_stream, quota_stream
 
 from .quota import GateReport, GateSlot, LeaseGrant, Quota, QuotaUse, SentLease, SlotReport

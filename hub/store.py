@@ -14,7 +14,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from protocol.messages import Command, GateEvent, HealthReport, RevocationEntry, UsedMark
+from protocol.hub_messages import Command, RevocationEntry, UsedMark
+
+from protocol.gate_messages import GateEvent, HealthReport
 
 from .quota import GateSlot, LeaseGrant, Quota, QuotaUse, SlotReport
 

@@ -27,7 +27,7 @@ from hub.quota import Quota, QuotaError, check_cap, overlapping, parse_day, pars
 from hub.quota import gate_row as lease_row
 from hub.service import HubService, gate_slots, online_gates
 from hub.sqlite_store import SqliteHubStore
-from protocol.messages import Command, RevocationEntry
+from protocol.hub_messages import Command, RevocationEntry
 from protocol.topics import REVOCATIONS, USED, TopicError, check_name
 
 from .arguments import parse_instant, parse_ticket_id

@@ -26,7 +26,9 @@ from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from protocol.messages import Command, GateEvent, SnapshotRequest, encode_events, encode_health, encode_snapshot_request
+from protocol.hub_messages import Command
+
+from protocol.gate_messages import GateEvent, SnapshotRequest, encode_events, encode_health, encode_snapshot_request
 from protocol.mqtt import Connected, Inbound, MqttLink
 from protocol.topics import BIRTH, DEATH, EVENTS, HEARTBEAT, REQUEST, USED, gate_client_id, gate_subscriptions, gate_topic
 from protocol.trust import TrustStore

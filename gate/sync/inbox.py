@@ -16,23 +16,39 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocol.messages import (
+from protocol.messages import MessageError
+
+from protocol.hub_messages import (
+
     Command,
+
     HubMessage,
-    MessageError,
+
     SequenceTracker,
+
     Snapshot,
+
     SnapshotAssembler,
-    SnapshotRequest,
+
     Verdict,
+
     decode_ack,
+
     decode_command,
+
     decode_lease,
+
     decode_revocations,
+
     decode_snapshot_chunk,
+
     decode_used,
+
     open_message,
+
 )
+
+from protocol.gate_messages import SnapshotRequest
 from protocol.topics import ACK, COMMAND, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic
 from protocol.trust import TrustStore
 

@@ -23,25 +23,35 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from protocol.messages import (
-    GateEvent,
+from protocol.messages import MessageError
+
+from protocol.hub_messages import (
+
     HubMessage,
-    MessageError,
+
     QuotaLease,
+
     SequenceTracker,
+
     SnapshotAssembler,
-    SnapshotRequest,
+
     Verdict,
+
     decode_ack,
+
     decode_lease,
+
     decode_revocations,
+
     decode_snapshot_chunk,
+
     decode_used,
-    encode_events,
-    encode_health,
-    encode_snapshot_request,
+
     open_message,
+
 )
+
+from protocol.gate_messages import GateEvent, SnapshotRequest, encode_events, encode_health, encode_snapshot_request
 from protocol.topics import ACK, QUOTA, REVOCATIONS, SNAPSHOT, USED, gate_client_id, gate_subscriptions, gate_topic, stream_of_hub_topic
 from protocol.trust import TrustStore
 

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gate.decision import Reason
 from hub.sqlite_store import SqliteHubStore
-from protocol.messages import revocations_body, sign_message
+from protocol.hub_messages import revocations_body, sign_message
 from protocol.ticket import issue_ticket, read_ticket
 from protocol.topics import hub_topic
 from tests.conftest import make_claims

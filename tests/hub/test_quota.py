@@ -29,7 +29,7 @@ from hub.quota import (
     slot_window_ms,
     targets,
 )
-from protocol.messages import GateEvent, HealthReport
+from protocol.gate_messages import GateEvent, HealthReport
 
 LEASE_MS, SKEW_MS = 120_000, 30_000
 POLICY = QuotaPolicy(LEASE_MS, SKEW_MS)

@@ -9,7 +9,7 @@ import pytest
 from lungta.config import ConfigError, load_hub_config
 from hub.quota import GateReport, GateSlot, LeaseGrant, Quota, QuotaUse, SentLease, SlotReport, record_report
 from hub.sqlite_store import RECENT_BUCKET_MS, SqliteHubStore
-from protocol.messages import decode_lease
+from protocol.hub_messages import decode_lease
 
 QUOTA = Quota("2026-11-18", 540, 600, 100)
 T0 = 1_795_000_000_000

@@ -21,7 +21,7 @@ from lungta.config import load_hub_config
 from hub.quota import format_slot
 from hub.service import HubService
 from protocol.keys import kid_for
-from protocol.messages import QuotaLease, lease_body, sign_message
+from protocol.hub_messages import QuotaLease, lease_body, sign_message
 from protocol.topics import hub_topic
 from tests.hub.conftest import TIMEOUT, RunningHub, write_hub_config
 from tests.hub.sim_gate import SimGate, hub_impostor

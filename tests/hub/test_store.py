@@ -8,7 +8,8 @@ import pytest
 
 from hub.ingest import used_mark_for
 from hub.sqlite_store import SqliteHubStore
-from protocol.messages import Command, GateEvent, RevocationEntry, UsedMark
+from protocol.hub_messages import Command, RevocationEntry, UsedMark
+from protocol.gate_messages import GateEvent
 from tests.conftest import NOW
 
 

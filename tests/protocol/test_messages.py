@@ -10,37 +10,39 @@ from nacl.signing import SigningKey
 
 from protocol.cose import sign1
 from protocol.keys import kid_for
-from protocol.messages import (
-    QuotaLease,
-    decode_lease,
-    lease_body,
+from protocol.messages import MalformedMessage
+from protocol.hub_messages import (
     BadMessageSignature,
-    GateEvent,
-    MalformedMessage,
+    QuotaLease,
     RevocationEntry,
     SequenceTracker,
     SnapshotAssembler,
     SnapshotMismatch,
-    SnapshotRequest,
     UnknownHubKey,
     UsedMark,
     Verdict,
     WrongStream,
     decode_ack,
-    decode_events,
-    decode_health,
+    decode_lease,
     decode_revocations,
     decode_snapshot_chunk,
-    decode_snapshot_request,
     decode_used,
-    encode_events,
-    encode_health,
-    encode_snapshot_request,
+    lease_body,
     open_message,
     revocations_body,
     sign_message,
     snapshot_bodies,
     used_body,
+)
+from protocol.gate_messages import (
+    GateEvent,
+    SnapshotRequest,
+    decode_events,
+    decode_health,
+    decode_snapshot_request,
+    encode_events,
+    encode_health,
+    encode_snapshot_request,
 )
 from protocol.topics import TopicError, ack_stream, gate_topic, hub_topic, parse_gate_topic, stream_of_hub_topic
 from tests.conftest import NOW, SITE
