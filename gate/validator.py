@@ -99,9 +99,9 @@ class Validator:
             reading = self.clock.read()
             self._lease_clock = max(self._lease_clock, reading.now)
             decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction)
-            return self._record(decision, reading.now, reading.trusted, direction)
+            return self._record(decision, reading.now, reading.trusted, direction, text)
 
-    def _record(self, decision: Decision, now: int, clock_trusted: bool, direction: Direction) -> ScanResult:
+    def _record(self, decision: Decision, now: int, clock_trusted: bool, direction: Direction, text: str = "") -> ScanResult:
         local = datetime.fromtimestamp(now, self.rules.timezone)
         zone, day, minute = zone_of(self.rules), local.date().isoformat(), local.hour * 60 + local.minute
         claims = decision.ticket
@@ -117,10 +117,10 @@ class Validator:
             if claims and kind == "admission":
                 mark = self.store.add_usage(db, key, 1, 0, now)
                 slot = self.store.use_quota(db, local.date(), minute, decision.persons)
-                data.update(_sync_fields(mark, claims.expires, slot, decision.persons))
+                data.update(_sync_fields(mark, claims.expires, slot, decision.persons), ticket=text)  # the hub verifies the ticket itself
             elif claims and kind == "exit" and claims.reentry and self.store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
                 mark = self.store.add_usage(db, key, 0, 1, now)
-                data.update(_sync_fields(mark, claims.expires, None, 0))
+                data.update(_sync_fields(mark, claims.expires, None, 0), ticket=text)
             event = self.store.append_event(db, kind, now * 1000, claims.ticket_id if claims else None, data)
             if mark is not None and kind == "admission":
                 admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, direction, claims.expires)

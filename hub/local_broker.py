@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .broker_files import acl_text, write_password_file
+from .broker_files import MAX_PACKET_BYTES, acl_text, write_password_file
 
 SITE = "potala"
 HUB_USER = "hub-potala"
@@ -56,6 +56,9 @@ class Broker:
         lines = [
             "per_listener_settings false",
             "allow_anonymous false",
+            # as deploy/mosquitto/mosquitto.conf: the client id is the login, so no login can take over another's session
+            "use_username_as_clientid true",
+            f"max_packet_size {MAX_PACKET_BYTES}",
             f"password_file {directory / 'passwd'}",
             f"acl_file {directory / 'acl'}",
             "persistence true",

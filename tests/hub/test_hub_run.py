@@ -13,7 +13,7 @@ def test_hub_run_serves_gates_and_stops_cleanly_on_sigterm(hub_config_path, gate
     hub = subprocess.Popen([sys.executable, "-m", "lungta", "hub", "run", "--config", str(hub_config_path)], stderr=subprocess.PIPE, text=True)
     try:
         for line in hub.stderr:
-            if "connected to broker" in line:
+            if "subscribed to" in line:  # the SUBSCRIBE is acknowledged: gate messages now reach the hub
                 break
         gate = gate_factory("g1")
         gate.publish_events(gate.make_events(3))

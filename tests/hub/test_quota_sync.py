@@ -22,6 +22,7 @@ from hub.quota import format_slot
 from hub.service import HubService
 from protocol.keys import kid_for
 from protocol.hub_messages import QuotaLease, lease_body, sign_message
+from protocol.gate_messages import LeaseReport, lease_report_map
 from protocol.topics import hub_topic
 from tests.hub.conftest import TIMEOUT, RunningHub, write_hub_config
 from tests.hub.sim_gate import SimGate, hub_impostor
@@ -94,7 +95,7 @@ def granted(gate: SimGate) -> int:
 
 
 def connect_all(hub: RunningHub, gate_factory, *names: str) -> list[SimGate]:
-    gates = [gate_factory(name) for name in names]
+    gates = [gate_factory(name, clock=hub.service.clock) for name in names]
     assert hub.service.wait_for(lambda stats: stats.reports >= len(names), TIMEOUT), "births reached the hub"
     return gates
 
@@ -181,7 +182,7 @@ def test_a_cut_off_gate_keeps_its_share_until_it_says_what_it_used_after_expiry(
 
     g2.bdseq = 2
     g2.connect()
-    g2.heartbeat(quota=[[DAY, START, away.slot_end, away.granted, 4, away.lease_id, away.expires_ms]], at=clock.ms)
+    g2.heartbeat(quota=[lease_report_map(LeaseReport(DAY, START, away.slot_end, away.granted, 4, away.lease_id, away.expires_ms))], at=clock.ms)
     assert g1.wait_for(lambda view: view.leases[(DAY, START)].granted > 30, TIMEOUT), "g2's unused 6 are shared out again"
     assert g2.wait_for(lambda view: view.leases[(DAY, START)].lease_id > away.lease_id, TIMEOUT)
     rows = show(quota_hub)

@@ -1,0 +1,133 @@
+"""Gate messages in: decoded one by one into checked types, each gate held to an event rate.
+
+Every inbound MQTT message becomes either a ``Unit`` the worker commits or a
+refusal counted against the gate of its topic; nothing a gate sends can make
+this raise (a last guard turns the unforeseen into a refusal, logged with its
+traceback). Refused and rate-limited messages are still PUBACKed by the
+worker: the broker must never deliver a poison message again. A gate loses
+nothing by being limited: it keeps every event until the hub's signed ack
+covers it and sends it again when acks stop coming.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest, decode_events, decode_health, decode_ping, decode_snapshot_request
+from protocol.messages import MessageError
+from protocol.mqtt import Connected, Inbound
+from protocol.topics import EVENTS, PING, REQUEST, TopicError, parse_gate_topic
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY_S = 10.0  # at most one "rate limited" line per gate this often
+
+
+@dataclass
+class Unit:
+    """One gate message that passed validation, with its MQTT id for the PUBACK."""
+
+    gate: str
+    mid: int
+    qos: int
+    events: list[GateEvent] = field(default_factory=list)
+    report: HealthReport | None = None
+    request: SnapshotRequest | None = None
+    ping: Ping | None = None
+
+
+@dataclass
+class Intake:
+    """A batch after decoding: the units to commit, and what was refused, per gate."""
+
+    units: list[Unit] = field(default_factory=list)
+    refused_mids: list[tuple[int, int]] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+    limited: Counter[str] = field(default_factory=Counter)
+    reconnected: bool = False
+
+
+class RateLimit:
+    """A token bucket of events per gate: ``rate`` per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst = rate, burst
+        self._monotonic = monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._logged: dict[str, float] = {}
+
+    def take(self, gate: str, count: int) -> bool:
+        now = self._monotonic()
+        tokens, then = self._buckets.get(gate, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        allowed = count <= tokens
+        self._buckets[gate] = (tokens - count if allowed else tokens, now)
+        return allowed
+
+    def should_log(self, gate: str) -> bool:
+        now = self._monotonic()
+        if now - self._logged.get(gate, -LOG_EVERY_S) < LOG_EVERY_S:
+            return False
+        self._logged[gate] = now
+        return True
+
+
+def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
+    """Decode every message of a batch; never raises."""
+    intake = Intake()
+    for item in batch:
+        if isinstance(item, Connected):
+            intake.reconnected = True
+        elif isinstance(item, Inbound):
+            _read_one(item, site, limit, intake)
+    return intake
+
+
+def _read_one(item: Inbound, site: str, limit: RateLimit, intake: Intake) -> None:
+    try:
+        unit = decode_unit(item, site)
+        if unit.events and not limit.take(unit.gate, len(unit.events)):
+            intake.limited[unit.gate] += 1
+            intake.refused_mids.append((item.mid, item.qos))
+            if limit.should_log(unit.gate):
+                log.warning("gate %s is over its event rate (%g/s, burst %d): dropped a message of %d events; it sends them again", unit.gate, limit.rate, limit.burst, len(unit.events))
+            return
+        intake.units.append(unit)
+        return
+    except (MessageError, TopicError) as error:
+        log.warning("refused message on %.200s: %s", item.topic, error)
+    except Exception:  # noqa: BLE001 - last guard: one message must never stop the hub; logged and counted
+        log.exception("refused message on %.200s: unexpected error while decoding", item.topic)
+    intake.refused[_gate_of(item.topic)] += 1
+    intake.refused_mids.append((item.mid, item.qos))
+
+
+def decode_unit(item: Inbound, site: str) -> Unit:
+    topic = parse_gate_topic(item.topic)
+    if topic.site != site:
+        raise TopicError(f"message for site {topic.site!r} reached the hub of {site!r}")
+    unit = Unit(topic.gate, item.mid, item.qos)
+    if topic.kind == EVENTS:
+        unit.events = decode_events(item.payload)
+        strangers = {event.gate for event in unit.events} - {topic.gate}
+        if strangers:
+            raise MessageError(f"events of gate(s) {sorted(strangers)} published on gate {topic.gate}'s topic")
+    elif topic.kind == REQUEST:
+        unit.request = decode_snapshot_request(item.payload)
+    elif topic.kind == PING:
+        unit.ping = decode_ping(item.payload)
+    else:
+        unit.report = decode_health(topic.kind, item.payload)
+    return unit
+
+
+def _gate_of(topic: str) -> str:
+    """The gate a refused message is counted against: its topic's gate level, if that is a gate name."""
+    try:
+        return parse_gate_topic(topic).gate
+    except TopicError:
+        return "(bad topic)"
