@@ -56,8 +56,6 @@ class Broker:
         lines = [
             "per_listener_settings false",
             "allow_anonymous false",
-            # as deploy/mosquitto/mosquitto.conf: the client id is the login, so no login can take over another's session
-            "use_username_as_clientid true",
             f"max_packet_size {MAX_PACKET_BYTES}",
             f"password_file {directory / 'passwd'}",
             f"acl_file {directory / 'acl'}",
@@ -73,6 +71,9 @@ class Broker:
             "log_type notice",
             "log_type information",
             f"listener {self.port} {HOST}",
+            # a listener option, so after `listener`; as deploy/mosquitto/mosquitto.conf: the client
+            # id is the login, so no login can take over another client's session
+            "use_username_as_clientid true",
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # else mosquitto drops to 'mosquitto', who cannot read a 0700 tmp dir

@@ -87,6 +87,7 @@ class GateView:
     leases: dict[tuple[str, int], QuotaLease] = field(default_factory=dict)
     quota_used: dict[tuple[str, int], int] = field(default_factory=dict)
     pongs: list = field(default_factory=list)
+    disconnects: int = 0
 
 
 class SimGate:
@@ -221,6 +222,7 @@ class SimGate:
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         with self.changed:
             self.view.connected = self.view.subscribed = False
+            self.view.disconnects += 1
             self.changed.notify_all()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode, properties: object) -> None:
