@@ -1,0 +1,60 @@
+"""Gate state that went backwards or was wiped, and hub liveness: real gates, the real hub, a real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from hub.sqlite_store import SqliteHubStore
+from tests.hub.conftest import TIMEOUT, Gate
+from tests.hub.test_gate_sync import ticket
+from tests.hub.test_sync import hub_command
+
+
+def hub_events(hub) -> int:
+    store = SqliteHubStore(hub.config.database)
+    try:
+        return store.event_count()
+    finally:
+        store.close()
+
+
+def test_a_state_that_went_backwards_is_told_to_reset_and_loses_no_decision(tmp_path, hub, hub_config_path, broker, trust, hub_trust, issuer_key):
+    gate = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
+    for _ in range(5):
+        gate.validator.scan(ticket(issuer_key))
+    gate.wait(lambda g: g.validator.store.backlog() == 0, "five decisions stored at the hub")
+    first = gate.validator.store.incarnation
+    gate.stop()
+    gate.validator.store.set_meta("next_seq", 3)  # restored from an older copy: seqs 3..5 will be made again
+    for _ in range(2):
+        gate.validator.scan(ticket(issuer_key))
+    gate.validator.close()
+
+    back = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
+    try:
+        back.wait(lambda g: g.sync.resets == 1 and g.validator.store.backlog() == 0 and g.validator.hub_online, "reset, uploaded and in step again")
+        assert back.validator.store.incarnation != first
+        assert hub_events(hub) == 7, "the two decisions made after the rollback reached the hub under the new incarnation"
+        row = {r["gate"]: r for r in map(json.loads, hub_command("gates", "--config", str(hub_config_path), "--json").splitlines())}["g1"]
+        assert row["alert"].startswith("gate state reset"), "the operator sees it"
+    finally:
+        back.stop()
+        back.validator.close()
+
+
+def test_a_new_incarnation_is_not_hub_online_before_its_snapshots_are_in(hub, gates):
+    gate = gates("g2")
+    gate.wait(lambda g: g.validator.hub_online, "online once in step")
+    assert gate.sync.inbox.installed == {"revocations", "used"}
+
+
+def test_a_dead_hub_is_noticed_by_the_missing_answers_to_pings(hub, gates):
+    gate = gates("g3")
+    gate.wait(lambda g: g.validator.hub_online, "online")
+    stopped = time.monotonic()
+    hub.stop()  # the broker stays up: broker liveness would say nothing is wrong
+    gate.wait(lambda g: not g.validator.hub_online, "offline once the hub stops answering")
+    noticed = time.monotonic() - stopped
+    assert gate.sync.link.connected.is_set(), "the broker link is still up"
+    assert noticed < TIMEOUT
