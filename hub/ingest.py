@@ -69,14 +69,14 @@ class EventChecker:
         try:
             claims = verify_ticket(text, self.trust, event.at_ms // 1000).claims
         except TicketError as error:
-            log.warning("gate %s event seq %d: ticket does not verify at the hub: %s", event.gate, event.seq, error)
+            log.debug("gate %s event seq %d: ticket does not verify at the hub: %s", event.gate, event.seq, error)
             return None
         at_s = event.at_ms // 1000
         if claims.ticket_id != event.ticket_id or claims.site != self.site:
-            log.warning("gate %s event seq %d names ticket %s but carries ticket %s of site %s", event.gate, event.seq, event.ticket_id.hex(), claims.ticket_id.hex(), claims.site)
+            log.debug("gate %s event seq %d names ticket %s but carries ticket %s of site %s", event.gate, event.seq, event.ticket_id.hex(), claims.ticket_id.hex(), claims.site)
             return None
         if not claims.not_before - VALIDITY_GRACE_S <= at_s <= claims.expires + VALIDITY_GRACE_S:
-            log.warning("gate %s event seq %d: ticket %s is not valid at the event time", event.gate, event.seq, claims.ticket_id.hex())
+            log.debug("gate %s event seq %d: ticket %s is not valid at the event time", event.gate, event.seq, claims.ticket_id.hex())
             return None
         return TicketFacts(claims.ticket_id, claims.expires, claims.persons, max(claims.entries, claims.entries_per_day or 0), claims.zones)
 

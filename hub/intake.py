@@ -60,13 +60,21 @@ class RateLimit:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._logged: dict[str, float] = {}
 
-    def take(self, gate: str, count: int) -> bool:
+    def _tokens(self, gate: str) -> float:
         now = self._monotonic()
         tokens, then = self._buckets.get(gate, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        allowed = count <= tokens
-        self._buckets[gate] = (tokens - count if allowed else tokens, now)
-        return allowed
+        self._buckets[gate] = (tokens, now)
+        return tokens
+
+    def exhausted(self, gate: str) -> bool:
+        """True while the gate has used up its events: its messages are dropped before they are even decoded."""
+        return self._tokens(gate) < 1
+
+    def take(self, gate: str, count: int) -> None:
+        """Charge ``count`` events; the bucket may go into debt, which the gate then waits out."""
+        tokens = self._tokens(gate)
+        self._buckets[gate] = (tokens - count, self._monotonic())
 
     def should_log(self, gate: str) -> bool:
         now = self._monotonic()
@@ -89,13 +97,16 @@ def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
 
 def _read_one(item: Inbound, site: str, limit: RateLimit, intake: Intake) -> None:
     try:
-        unit = decode_unit(item, site)
-        if unit.events and not limit.take(unit.gate, len(unit.events)):
-            intake.limited[unit.gate] += 1
+        gate = _limited_gate(item.topic, limit)
+        if gate is not None:
+            intake.limited[gate] += 1
             intake.refused_mids.append((item.mid, item.qos))
-            if limit.should_log(unit.gate):
-                log.warning("gate %s is over its event rate (%g/s, burst %d): dropped a message of %d events; it sends them again", unit.gate, limit.rate, limit.burst, len(unit.events))
+            if limit.should_log(gate):
+                log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, limit.rate, limit.burst)
             return
+        unit = decode_unit(item, site)
+        if unit.events:
+            limit.take(unit.gate, len(unit.events))
         intake.units.append(unit)
         return
     except (MessageError, TopicError) as error:
@@ -123,6 +134,15 @@ def decode_unit(item: Inbound, site: str) -> Unit:
     else:
         unit.report = decode_health(topic.kind, item.payload)
     return unit
+
+
+def _limited_gate(topic: str, limit: RateLimit) -> str | None:
+    """The gate of an events topic whose rate is used up, else None (a cheap check before any decoding)."""
+    try:
+        parsed = parse_gate_topic(topic)
+    except TopicError:
+        return None
+    return parsed.gate if parsed.kind == EVENTS and limit.exhausted(parsed.gate) else None
 
 
 def _gate_of(topic: str) -> str:

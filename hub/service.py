@@ -25,7 +25,7 @@ import os
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -51,7 +51,8 @@ from .store import HubStore, OutboxRow
 log = logging.getLogger(__name__)
 
 MAX_BATCH_MESSAGES = 500
-MAX_BATCH_EVENTS = 20_000
+MAX_HELD_MESSAGES = 2000
+PER_GATE_BATCH_EVENTS = 1000  # one gate's share of one commit: bounds how long another gate waits
 USED_CHUNK = 500
 OUTBOX_PAGE = 1000
 POLL_S = 0.05
@@ -130,6 +131,8 @@ class HubService:
         self._rate = RateLimit(config.gate_event_rate, config.gate_event_burst)
         self._pong_seq = self._now_ms()
         self._next_prune = 0.0
+        self._held: dict[str, deque] = {}
+        self._held_count = 0
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)
         if ticket_trust is None:
@@ -167,19 +170,38 @@ class HubService:
             self.store.close()
 
     def _take(self) -> list:
-        try:
-            first = self.inbound.get(timeout=POLL_S)
-        except queue.Empty:
-            return []
-        batch, events = [first], 0
-        while len(batch) < MAX_BATCH_MESSAGES and events < MAX_BATCH_EVENTS:
+        """The next batch, fair between gates: each gate contributes at most PER_GATE_BATCH_EVENTS.
+
+        Everything waiting is first sorted into per-gate queues (order kept
+        within a gate), so a flooding gate's backlog waits behind one batch
+        share and a quiet gate's message goes into the very next commit.
+        """
+        if not self._held:
             try:
-                item = self.inbound.get_nowait()
+                self._hold(self.inbound.get(timeout=POLL_S))
+            except queue.Empty:
+                return []
+        while self._held_count < MAX_HELD_MESSAGES:
+            try:
+                self._hold(self.inbound.get_nowait())
             except queue.Empty:
                 break
-            batch.append(item)
-            events += len(item.payload) // 64 if isinstance(item, Inbound) else 0
+        batch: list = []
+        for key in list(self._held):
+            waiting, budget = self._held[key], PER_GATE_BATCH_EVENTS
+            while waiting and budget > 0 and len(batch) < MAX_BATCH_MESSAGES:
+                item = waiting.popleft()
+                batch.append(item)
+                budget -= _weight(item)
+            if not waiting:
+                del self._held[key]
+        self._held_count -= len(batch)
         return batch
+
+    def _hold(self, item: object) -> None:
+        key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
+        self._held.setdefault(key, deque()).append(item)
+        self._held_count += 1
 
     def _housekeeping(self) -> None:
         self._published_ids.extend(self.publisher.collect_published())
@@ -280,16 +302,20 @@ class HubService:
         if facts:
             self.store.remember_tickets(list(facts.values()))
         marks, uses = [], []
+        unrelayed: dict[str, tuple[int, str]] = {}
         for event in events:
             checked = self.checker.check(event, now_ms, lambda ticket_id: facts.get(ticket_id) or self.store.ticket_facts(ticket_id))
             if checked.refused:
-                log.warning("gate %s event seq %d (%s): nothing relayed: %s", event.gate, event.seq, event.kind.value, checked.refused)
+                count, first = unrelayed.get(event.gate, (0, f"seq {event.seq} ({event.kind.value}): {checked.refused}"))
+                unrelayed[event.gate] = (count + 1, first)
                 done.unrelayed += 1
             if checked.mark is not None:
                 marks.append(checked.mark)
             use = quota_use(event) if checked.quota_persons is not None else None
             if use is not None:
                 uses.append(replace(use, persons=checked.quota_persons))
+        for gate, (count, first) in unrelayed.items():  # one line per gate and batch: a flood of lies must not flood the log
+            log.warning("gate %s: %d event(s) stored but not relayed; first: %s", gate, count, first)
         if marks:
             done.rows += self.store.add_used_marks(marks, now_ms, USED_CHUNK)
             done.marks += len(marks)
@@ -412,6 +438,11 @@ class HubService:
             self.publisher.publish(stream, first + offset, now_ms, body)
         log.info("sent gate %s a %s snapshot as of seq %d (%d entries, %d chunks; it had %d)", gate, request.stream, as_of, len(items), len(bodies), request.from_seq)
         return 1
+
+
+def _weight(item: object) -> int:
+    """About how many events a message holds, without decoding it (an event map is ~100 bytes)."""
+    return max(1, len(item.payload) // 100) if isinstance(item, Inbound) else 1
 
 
 def online_gates(store: HubStore, now_ms: int, heartbeat_interval_s: int) -> dict[str, bool]:

@@ -140,6 +140,7 @@ def test_a_signed_hub_command_reaches_its_gate_only(hub, hub_config_path, gates)
 
 def test_a_gate_briefly_away_gets_what_was_queued_for_it_without_a_snapshot(tmp_path, hub, hub_config_path, broker, trust, hub_trust, issuer_key):
     gate = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
+    gate.wait(lambda g: g.sync.caught_up, "in step with the hub (its first snapshots in)")
     gate.stop()  # a clean stop: the persistent session stays on the broker
     gate.validator.close()
     text = ticket(issuer_key)
