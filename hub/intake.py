@@ -97,7 +97,7 @@ def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
 
 def _read_one(item: Inbound, site: str, limit: RateLimit, intake: Intake) -> None:
     try:
-        gate = _limited_gate(item.topic, limit)
+        gate = limited_gate(item.topic, limit)
         if gate is not None:
             intake.limited[gate] += 1
             intake.refused_mids.append((item.mid, item.qos))
@@ -136,7 +136,7 @@ def decode_unit(item: Inbound, site: str) -> Unit:
     return unit
 
 
-def _limited_gate(topic: str, limit: RateLimit) -> str | None:
+def limited_gate(topic: str, limit: RateLimit) -> str | None:
     """The gate of an events topic whose rate is used up, else None (a cheap check before any decoding)."""
     try:
         parsed = parse_gate_topic(topic)

@@ -42,7 +42,7 @@ from protocol.trust import TrustStore, load_trust_store
 from .config import HubConfig
 from .health import apply_report, status
 from .ingest import EventChecker
-from .intake import Intake, RateLimit, Unit, read_batch
+from .intake import Intake, RateLimit, Unit, limited_gate, read_batch
 from .publisher import Publisher
 from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_use, slot_reports, slot_window_ms
 from .sqlite_store import SqliteHubStore
@@ -133,6 +133,7 @@ class HubService:
         self._next_prune = 0.0
         self._held: dict[str, deque] = {}
         self._held_count = 0
+        self._dropped: Counter[str] = Counter()  # event messages dropped for rate before a batch was formed
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)
         if ticket_trust is None:
@@ -199,6 +200,13 @@ class HubService:
         return batch
 
     def _hold(self, item: object) -> None:
+        """Queue ``item`` under its gate; an events message of a gate over its rate is PUBACKed and dropped here, unread."""
+        if isinstance(item, Inbound) and (gate := limited_gate(item.topic, self._rate)) is not None:
+            self.link.ack(item.mid, item.qos)
+            self._dropped[gate] += 1
+            if self._rate.should_log(gate):
+                log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, self._rate.rate, self._rate.burst)
+            return
         key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
         self._held.setdefault(key, deque()).append(item)
         self._held_count += 1
@@ -248,6 +256,8 @@ class HubService:
         """Decode, commit, PUBACK, then publish; no single message can stop the worker."""
         now_ms = self._now_ms()
         intake = read_batch(batch, self.config.site, self._rate)
+        intake.limited.update(self._dropped)
+        self._dropped.clear()
         if intake.reconnected:
             self._outbox_cursor, self._outbox_dirty = 0, True  # paho resends its own; the cursor finds the rest
         try:

@@ -346,7 +346,7 @@ def hub_sync_settings(hub: Section) -> SyncSettings:
         heartbeat_seconds=hub.number("heartbeat_seconds", 10, 1, 3600),
         batch_events=hub.integer("batch_events", 100, 1, 10_000),
         window_events=hub.integer("window_events", 1000, 1, 100_000),
-        resend_after_seconds=hub.number("resend_after_seconds", 30, 1, 3600),
+        resend_after_seconds=hub.number("resend_after_seconds", 5, 1, 3600),
         ping_seconds=hub.number("ping_seconds", 1.0, 0.1, 60),
         hub_timeout_seconds=hub.number("hub_timeout_seconds", 3.5, 0.5, 600),
         max_rtt_seconds=hub.number("max_rtt_seconds", 1.0, 0.01, 60),

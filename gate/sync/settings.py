@@ -24,7 +24,7 @@ class SyncSettings:
     heartbeat_seconds: float = 10.0
     batch_events: int = 100
     window_events: int = 1000
-    resend_after_seconds: float = 30.0
+    resend_after_seconds: float = 5.0  # short: a message the hub dropped for rate is sent again soon
     snapshot_retry_seconds: float = 10.0
     ping_seconds: float = 1.0
     hub_timeout_seconds: float = 3.5
