@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import time
 
 from hub.sqlite_store import SqliteHubStore
+from protocol.gate_messages import EventKind, GateEvent
+from protocol.hub_messages import Pong, pong_body, sign_message
+from protocol.topics import hub_topic, pong_stream
 from tests.hub.conftest import TIMEOUT, Gate
+from tests.hub.sim_gate import hub_impostor
 from tests.hub.test_gate_sync import ticket
 from tests.hub.test_sync import hub_command
 
@@ -58,3 +64,30 @@ def test_a_dead_hub_is_noticed_by_the_missing_answers_to_pings(hub, gates):
     noticed = time.monotonic() - stopped
     assert gate.sync.link.connected.is_set(), "the broker link is still up"
     assert noticed < TIMEOUT
+
+
+def test_a_pong_the_gate_did_not_ask_for_never_sets_its_clock_or_makes_it_online(broker, gates, hub_key):
+    gate = gates("g1")  # no hub running: nobody answers its pings
+    stale = Pong(os.urandom(16), gate.validator.store.incarnation, 0, {"revocations": 0, "used": 0})
+    with hub_impostor(broker.host, broker.port, broker.hub_user, broker.password(broker.hub_user)) as impostor:
+        payload = sign_message(pong_stream("g1"), 1, int((time.time() - 6 * 3600) * 1000), pong_body(stale), hub_key, site=broker.site)
+        impostor.publish(hub_topic(broker.site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
+        gate.wait(lambda g: g.sync.inbox.counters.applied >= 1, "the signed pong was received")
+    assert gate.sync.clock_samples == 0 and gate.validator.clock_status()[1] is None, "a pong 6 h late, to no ping of ours, sets nothing"
+    assert not gate.validator.hub_online
+
+
+def test_retention_prunes_old_events_into_the_archive_and_old_history(tmp_path):
+    store = SqliteHubStore(tmp_path / "hub.db")
+    try:
+        events = [GateEvent(bytes([seq]) * 16, "g1", b"i" * 16, seq, EventKind.DENY, seq) for seq in (1, 2, 3)]
+        with store.transaction():
+            store.store_events(events[:2], received_ms=1_000)
+            store.store_events(events[2:], received_ms=9_000)
+        assert store.prune(events_before_ms=5_000, history_before_ms=5_000, tickets_expired_before_s=0, archive=tmp_path / "archive.db") == (2, 0)
+        assert store.event_count() == 1 and store.contiguous_seq("g1", b"i" * 16) == 3
+        archived = sqlite3.connect(tmp_path / "archive.db")
+        assert archived.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+        archived.close()
+    finally:
+        store.close()
