@@ -12,6 +12,7 @@ covers it and sends it again when acks stop coming.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -55,10 +56,13 @@ class RateLimit:
     """A token bucket of events per gate: ``rate`` per second, at most ``burst`` saved up."""
 
     def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """Thread-safe: paho's thread asks ``should_drop``, the worker charges with ``take``."""
         self.rate, self.burst = rate, burst
         self._monotonic = monotonic
         self._buckets: dict[str, tuple[float, float]] = {}
         self._logged: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._dropped: Counter[str] = Counter()
 
     def _tokens(self, gate: str) -> float:
         now = self._monotonic()
@@ -69,19 +73,39 @@ class RateLimit:
 
     def exhausted(self, gate: str) -> bool:
         """True while the gate has used up its events: its messages are dropped before they are even decoded."""
-        return self._tokens(gate) < 1
+        with self._lock:
+            return self._tokens(gate) < 1
 
     def take(self, gate: str, count: int) -> None:
         """Charge ``count`` events; the bucket may go into debt, which the gate then waits out."""
-        tokens = self._tokens(gate)
-        self._buckets[gate] = (tokens - count, self._monotonic())
+        with self._lock:
+            tokens = self._tokens(gate)
+            self._buckets[gate] = (tokens - count, self._monotonic())
+
+    def should_drop(self, topic: str) -> bool:
+        """For ``MqttLink(drop=...)``: an events message of a gate over its rate; counted, logged now and then."""
+        gate = limited_gate(topic, self)
+        if gate is None:
+            return False
+        with self._lock:
+            self._dropped[gate] += 1
+        if self.should_log(gate):
+            log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, self.rate, self.burst)
+        return True
+
+    def collect_dropped(self) -> Counter[str]:
+        """Messages dropped per gate since the last call."""
+        with self._lock:
+            dropped, self._dropped = self._dropped, Counter()
+        return dropped
 
     def should_log(self, gate: str) -> bool:
-        now = self._monotonic()
-        if now - self._logged.get(gate, -LOG_EVERY_S) < LOG_EVERY_S:
-            return False
-        self._logged[gate] = now
-        return True
+        with self._lock:
+            now = self._monotonic()
+            if now - self._logged.get(gate, -LOG_EVERY_S) < LOG_EVERY_S:
+                return False
+            self._logged[gate] = now
+            return True
 
 
 def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
@@ -97,12 +121,8 @@ def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
 
 def _read_one(item: Inbound, site: str, limit: RateLimit, intake: Intake) -> None:
     try:
-        gate = limited_gate(item.topic, limit)
-        if gate is not None:
-            intake.limited[gate] += 1
+        if limit.should_drop(item.topic):  # counted by the limit, collected with the next batch
             intake.refused_mids.append((item.mid, item.qos))
-            if limit.should_log(gate):
-                log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, limit.rate, limit.burst)
             return
         unit = decode_unit(item, site)
         if unit.events:

@@ -42,7 +42,7 @@ from protocol.trust import TrustStore, load_trust_store
 from .config import HubConfig
 from .health import apply_report, status
 from .ingest import EventChecker
-from .intake import Intake, RateLimit, Unit, limited_gate, read_batch
+from .intake import Intake, RateLimit, Unit, read_batch
 from .publisher import Publisher
 from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_use, slot_reports, slot_window_ms
 from .sqlite_store import SqliteHubStore
@@ -107,8 +107,9 @@ class Committed:
 
 class HubService:
     def __init__(self, config: HubConfig, store: HubStore, link: MqttLink, key: SigningKey, inbound: queue.Queue, clock: Callable[[], float] = time.time,
-                 ticket_trust: TrustStore | None = None) -> None:
-        """``ticket_trust`` holds the issuers' keys: without it the hub relays used marks it cannot verify (logged at start)."""
+                 ticket_trust: TrustStore | None = None, rate: RateLimit | None = None) -> None:
+        """``ticket_trust`` holds the issuers' keys: without it the hub relays used marks it cannot verify (logged at start).
+        ``rate`` is the per-gate event limit, shared with the link's ``drop`` filter."""
         self.config = config
         self.store = store
         self.link = link
@@ -128,12 +129,11 @@ class HubService:
         self._quota_next_tick = 0
         self._quota_last_pass = -QUOTA_MIN_PASS_S
         self.checker = EventChecker(config.site, ticket_trust, config.used_retention_days * 86_400_000)
-        self._rate = RateLimit(config.gate_event_rate, config.gate_event_burst)
+        self._rate = rate or RateLimit(config.gate_event_rate, config.gate_event_burst)
         self._pong_seq = self._now_ms()
         self._next_prune = 0.0
         self._held: dict[str, deque] = {}
         self._held_count = 0
-        self._dropped: Counter[str] = Counter()  # event messages dropped for rate before a batch was formed
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)
         if ticket_trust is None:
@@ -143,10 +143,11 @@ class HubService:
     def from_config(cls, config: HubConfig, clock: Callable[[], float] = time.time) -> "HubService":
         """``clock`` is the hub time (Unix s) of leases and health; tests pass one they can move."""
         inbound: queue.Queue = queue.Queue()
-        link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue())
+        rate = RateLimit(config.gate_event_rate, config.gate_event_burst)
+        link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue(), drop=rate.should_drop)
         store = SqliteHubStore(config.database, config.synchronous)
         trust = load_trust_store(config.trust) if config.trust is not None else None
-        return cls(config, store, link, load_signing_key(config.key), inbound, clock, trust)
+        return cls(config, store, link, load_signing_key(config.key), inbound, clock, trust, rate)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -200,12 +201,9 @@ class HubService:
         return batch
 
     def _hold(self, item: object) -> None:
-        """Queue ``item`` under its gate; an events message of a gate over its rate is PUBACKed and dropped here, unread."""
-        if isinstance(item, Inbound) and (gate := limited_gate(item.topic, self._rate)) is not None:
+        """Queue ``item`` under its gate; an events message of a gate that went over its rate meanwhile is dropped here, unread."""
+        if isinstance(item, Inbound) and self._rate.should_drop(item.topic):
             self.link.ack(item.mid, item.qos)
-            self._dropped[gate] += 1
-            if self._rate.should_log(gate):
-                log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, self._rate.rate, self._rate.burst)
             return
         key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
         self._held.setdefault(key, deque()).append(item)
@@ -256,8 +254,7 @@ class HubService:
         """Decode, commit, PUBACK, then publish; no single message can stop the worker."""
         now_ms = self._now_ms()
         intake = read_batch(batch, self.config.site, self._rate)
-        intake.limited.update(self._dropped)
-        self._dropped.clear()
+        intake.limited.update(self._rate.collect_dropped())
         if intake.reconnected:
             self._outbox_cursor, self._outbox_dirty = 0, True  # paho resends its own; the cursor finds the rest
         try:

@@ -120,12 +120,17 @@ class MqttLink:
         pubacks: queue.Queue,
         manual_ack: bool = True,
         on_connected: Callable[["MqttLink"], None] | None = None,
+        drop: Callable[[str], bool] | None = None,
     ) -> None:
         """``on_connected`` runs in paho's thread at each connect, before any message of
         the new session is handed on: the place to publish a birth and to set the
-        Last Will of the *next* connection (``set_will``)."""
+        Last Will of the *next* connection (``set_will``). ``drop(topic)``, when
+        given, runs in paho's thread for every incoming message: true PUBACKs the
+        message at once and hands nothing on (the hub's rate limit, so a flood is
+        shed before it can hold the broker's in-flight window)."""
         self._broker = broker
         self._on_connected = on_connected
+        self._drop = drop
         self._subscriptions = subscriptions
         self._inbound = inbound
         self._pubacks = pubacks
@@ -218,6 +223,9 @@ class MqttLink:
 
     @guarded
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if self._drop is not None and self._drop(message.topic):
+            client.ack(message.mid, message.qos)
+            return
         self._inbound.put(Inbound(message.topic, message.payload, message.mid, message.qos))
 
     @guarded
