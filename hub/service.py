@@ -285,13 +285,14 @@ class HubService:
         done = Committed()
         events = [event for unit in units for event in unit.events]
         with self.store.transaction():
+            # pings first: a ping names the gate's next seq when it was sent, and events the
+            # gate made after it may be in this same batch; they must not look like a rollback
+            done.pongs = [(unit.gate, self._pong(unit.gate, unit.ping, now_ms)) for unit in units if unit.ping is not None]
             stored = self.store.store_events(events, now_ms)
             self._relay(stored.new_events, now_ms, done)
             for unit in units:
                 if unit.report is not None:
                     self._apply_report(unit.gate, unit.report, now_ms, done)
-                if unit.ping is not None:
-                    done.pongs.append((unit.gate, self._pong(unit.gate, unit.ping, now_ms)))
                 if unit.request is not None:
                     done.requests.append((unit.gate, unit.request))
             for (gate, incarnation), acked in stored.contiguous.items():

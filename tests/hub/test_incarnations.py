@@ -91,3 +91,12 @@ def test_retention_prunes_old_events_into_the_archive_and_old_history(tmp_path):
         archived.close()
     finally:
         store.close()
+
+
+def test_events_made_right_after_a_ping_do_not_look_like_a_state_that_went_backwards(hub, gate_factory):
+    gate = gate_factory("g1")
+    for _ in range(20):  # each round: a ping naming the next seq, then the events the gate makes right after it
+        gate.ping()
+        gate.publish_events(gate.make_events(3, kind="deny", data={}))
+    assert gate.wait_for(lambda view: len(view.pongs) == 20 and view.acked_seq == 60, TIMEOUT)
+    assert not any(pong.reset for pong, _ in gate.view.pongs)
