@@ -33,7 +33,8 @@ from datetime import datetime, timedelta
 from nacl.signing import SigningKey
 
 from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest
-from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, snapshot_bodies, used_mark_map
+from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, used_mark_map
+from protocol.snapshots import snapshot_bodies
 from protocol.keys import load_signing_key
 from protocol.mqtt import Inbound, MqttLink
 from protocol.topics import HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream, snapshot_stream

@@ -22,18 +22,16 @@ from protocol.hub_messages import (
     HubMessage,
     Pong,
     SequenceTracker,
-    Snapshot,
-    SnapshotAssembler,
     Verdict,
     decode_ack,
     decode_command,
     decode_lease,
     decode_pong,
     decode_revocations,
-    decode_snapshot_chunk,
     decode_used,
     open_message,
 )
+from protocol.snapshots import Snapshot, SnapshotAssembler, decode_snapshot_chunk
 from protocol.messages import MessageError
 from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic
 from protocol.trust import TrustStore

@@ -40,16 +40,15 @@ from protocol.hub_messages import (
     HubMessage,
     QuotaLease,
     SequenceTracker,
-    SnapshotAssembler,
     Verdict,
     decode_ack,
     decode_lease,
     decode_pong,
     decode_revocations,
-    decode_snapshot_chunk,
     decode_used,
     open_message,
 )
+from protocol.snapshots import SnapshotAssembler, decode_snapshot_chunk
 from protocol.messages import MessageError
 from protocol.topics import ACK, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, gate_client_id, gate_subscriptions, gate_topic, stream_of_hub_topic
 from protocol.trust import TrustStore

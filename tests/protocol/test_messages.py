@@ -16,8 +16,6 @@ from protocol.hub_messages import (
     QuotaLease,
     RevocationEntry,
     SequenceTracker,
-    SnapshotAssembler,
-    SnapshotMismatch,
     UnknownHubKey,
     UsedMark,
     Verdict,
@@ -30,15 +28,14 @@ from protocol.hub_messages import (
     decode_pong,
     pong_body,
     decode_revocations,
-    decode_snapshot_chunk,
     decode_used,
     lease_body,
     open_message,
     revocations_body,
     sign_message,
-    snapshot_bodies,
     used_body,
 )
+from protocol.snapshots import SnapshotAssembler, SnapshotMismatch, decode_snapshot_chunk, snapshot_bodies
 from protocol.gate_messages import (
     EventData,
     EventKind,

@@ -11,7 +11,20 @@ from gate.clock import GateClock
 from gate.rules import GateRules
 from gate.sync.inbox import HubInbox
 from gate.validator import open_validator
-from protocol.hub_messages import Ack, Pong, QuotaLease, RevocationEntry, ack_body, pong_body, UsedMark, lease_body, revocations_body, sign_message, snapshot_bodies, used_body
+from protocol.hub_messages import (
+    Ack,
+    Pong,
+    QuotaLease,
+    RevocationEntry,
+    ack_body,
+    pong_body,
+    UsedMark,
+    lease_body,
+    revocations_body,
+    sign_message,
+    used_body,
+)
+from protocol.snapshots import snapshot_bodies
 from protocol.topics import hub_topic
 from protocol.trust import TrustedKey, TrustStore
 from tests.conftest import NOW, SITE
