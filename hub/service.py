@@ -333,8 +333,12 @@ class HubService:
             self._quota_dirty.update((use.day, use.slot_start) for use in uses)
 
     def _apply_report(self, gate: str, report: HealthReport, now_ms: int, done: Committed) -> None:
-        health = apply_report(self.store.gate_health(gate), gate, report, now_ms)
+        current = self.store.gate_health(gate)
+        health = apply_report(current, gate, report, now_ms)
         done.reports += 1
+        if current is not None and report.incarnation is not None and current.incarnation not in (None, report.incarnation):
+            log.warning("gate %s runs a new state (incarnation %s, was %s): sending its leases again", gate, report.incarnation.hex(), current.incarnation.hex())
+            self._resend_leases(gate, now_ms)
         if health is None:
             log.info("ignored stale %s of gate %s (bdseq %s)", report.kind, gate, report.bdseq)
             return
@@ -349,8 +353,15 @@ class HubService:
             log.warning("gate state reset: gate %s incarnation %s is at seq %d but the hub holds up to %d; told to start a new incarnation",
                         gate, ping.incarnation.hex(), ping.next_seq - 1, stored)
             self.store.record_reset(gate, now_ms)
+            self._resend_leases(gate, now_ms)
         heads = {stream: self.publisher.heads.get(stream, 0) for stream in SITE_STREAMS}
         return Pong(ping.nonce, ping.incarnation, self.store.contiguous_seq(gate, ping.incarnation), heads, reset)
+
+    def _resend_leases(self, gate: str, now_ms: int) -> None:
+        self._flush_published()  # first, so a lease just acknowledged by the broker is not marked published again after this
+        yesterday = (datetime.fromtimestamp(now_ms / 1000, self.config.timezone) - timedelta(days=1)).date().isoformat()
+        if self.store.republish_leases(gate, yesterday):
+            self._outbox_cursor, self._outbox_dirty = 0, True
 
     def _publish_answers(self, done: Committed, now_ms: int) -> None:
         for gate, seq, ack in done.acks:

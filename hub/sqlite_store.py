@@ -364,6 +364,20 @@ class SqliteHubStore:
         rows = self._db.execute(f"SELECT {GATE_COLUMNS} FROM gates ORDER BY gate").fetchall()
         return [self._health(row) for row in rows]
 
+    def republish_leases(self, gate: str, first_day: str) -> int:
+        """Mark the gate's newest lease of every slot from ``first_day`` on for publishing again; returns how many.
+
+        For a gate whose state is new (wiped, replaced, reset): it holds no
+        lease, and a gate treats a slot without a lease as uncapped. A gate that
+        still has them refuses the copies as replays.
+        """
+        with self.transaction():
+            return self._db.execute(
+                "UPDATE outbox SET published = 0 WHERE stream = ? AND seq IN"
+                " (SELECT max(lease_id) FROM quota_leases WHERE gate = ? AND day >= ? GROUP BY day, slot_start)",
+                (quota_stream(gate), gate, first_day),
+            ).rowcount
+
     def published_head(self, stream: str) -> int:
         """The highest seq of ``stream`` the broker has acknowledged (0 when none)."""
         row = self._db.execute("SELECT max(seq) FROM outbox WHERE stream = ? AND published = 1", (stream,)).fetchone()

@@ -134,6 +134,9 @@ class HealthStore(Protocol):
 
     def published_head(self, stream: str) -> int: ...
 
+    def republish_leases(self, gate: str, first_day: str) -> int:
+        """Publish the gate's current leases again (a new gate state holds none)."""
+
     def history(self, gate: str, limit: int) -> list[tuple[int, str, dict]]:
         """Latest (received_ms, kind, fields) reports of ``gate``, newest first."""
 

@@ -234,3 +234,15 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
     assert {gate: row["used"] for gate, row in rows.items()} == {"g1": 5, "g2": 1}
     # the gates' heartbeats confirmed a lease (the hub may have sent a newer one since)
     assert all(1 <= row["confirmed"] <= row["lease_id"] for row in rows.values()), rows
+
+
+def test_a_gate_that_comes_back_with_a_new_state_gets_its_leases_again(quota_hub, gate_factory):
+    (g1,) = connect_all(quota_hub, gate_factory, "g1")
+    set_quota(quota_hub, 40)
+    assert g1.wait_for(lambda view: (DAY, START) in view.leases, TIMEOUT)
+    held = lease_of(g1)
+    g1.disconnect()
+    wiped = gate_factory("g1", clock=quota_hub.service.clock, bdseq=2)  # a re-imaged board: new incarnation, no lease
+    assert wiped.incarnation != g1.incarnation
+    assert wiped.wait_for(lambda view: (DAY, START) in view.leases, TIMEOUT), "without its lease it would treat the slot as uncapped"
+    assert lease_of(wiped).lease_id >= held.lease_id and lease_of(wiped).granted >= held.granted
