@@ -15,6 +15,7 @@ from gate.cache.revocation_files import RevocationStoreError
 from gate.cache.state import StateError
 from gate.scanner.errors import ScannerError
 from gate.turnstile.errors import TurnstileError
+from hub.sqlite_store import HubStoreError
 from protocol.errors import KeyFileError
 
 from . import __version__, gate_cli, hub_cli, scan_cli, ticket_cli
@@ -23,7 +24,7 @@ from .errors import CommandError
 
 EXIT_USAGE = 2
 # Failures a user causes or must fix (config, files, devices): one line, no traceback.
-USER_ERRORS = (CommandError, KeyFileError, ConfigError, StateError, RevocationStoreError, ScannerError, TurnstileError)
+USER_ERRORS = (CommandError, KeyFileError, ConfigError, StateError, RevocationStoreError, ScannerError, TurnstileError, HubStoreError)
 
 
 def build_parser() -> argparse.ArgumentParser:
