@@ -12,9 +12,10 @@ covers it and sends it again when acks stop coming.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,9 @@ from protocol.topics import EVENTS, PING, REQUEST, TopicError, parse_gate_topic
 log = logging.getLogger(__name__)
 
 LOG_EVERY_S = 10.0  # at most one "rate limited" line per gate this often
+MAX_BATCH_MESSAGES = 500
+MAX_HELD_MESSAGES = 2000
+PER_GATE_BATCH_EVENTS = 1000  # one gate's share of one commit: bounds how long another gate waits
 
 
 @dataclass
@@ -106,6 +110,58 @@ class RateLimit:
                 return False
             self._logged[gate] = now
             return True
+
+
+class FairQueue:
+    """The next batch, fair between gates: each gate contributes at most PER_GATE_BATCH_EVENTS.
+
+    Everything waiting is first sorted into per-gate queues (order kept within
+    a gate), so a flooding gate's backlog waits behind one batch share and a
+    quiet gate's message goes into the very next commit. An events message of
+    a gate that went over its rate meanwhile is PUBACKed (``ack``) and dropped
+    here, unread. Used by the hub's worker thread only.
+    """
+
+    def __init__(self, inbound: queue.Queue, limit: RateLimit, ack: Callable[[int, int], None]) -> None:
+        self._inbound, self._limit, self._ack = inbound, limit, ack
+        self._held: dict[str, deque] = {}
+        self._count = 0
+
+    def take(self, wait_s: float) -> list:
+        if not self._held:
+            try:
+                self._hold(self._inbound.get(timeout=wait_s))
+            except queue.Empty:
+                return []
+        while self._count < MAX_HELD_MESSAGES:
+            try:
+                self._hold(self._inbound.get_nowait())
+            except queue.Empty:
+                break
+        batch: list = []
+        for key in list(self._held):
+            waiting, budget = self._held[key], PER_GATE_BATCH_EVENTS
+            while waiting and budget > 0 and len(batch) < MAX_BATCH_MESSAGES:
+                item = waiting.popleft()
+                batch.append(item)
+                budget -= _weight(item)
+            if not waiting:
+                del self._held[key]
+        self._count -= len(batch)
+        return batch
+
+    def _hold(self, item: object) -> None:
+        if isinstance(item, Inbound) and self._limit.should_drop(item.topic):
+            self._ack(item.mid, item.qos)
+            return
+        key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
+        self._held.setdefault(key, deque()).append(item)
+        self._count += 1
+
+
+def _weight(item: object) -> int:
+    """About how many events a message holds, without decoding it (an event map is ~100 bytes)."""
+    return max(1, len(item.payload) // 100) if isinstance(item, Inbound) else 1
 
 
 def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:

@@ -25,9 +25,9 @@ import os
 import queue
 import threading
 import time
-from collections import Counter, deque
+
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from nacl.signing import SigningKey
@@ -36,14 +36,15 @@ from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotReques
 from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, used_mark_map
 from protocol.snapshots import snapshot_bodies
 from protocol.keys import load_signing_key
-from protocol.mqtt import Inbound, MqttLink
+from protocol.mqtt import MqttLink
 from protocol.topics import HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream, snapshot_stream
 from protocol.trust import TrustStore, load_trust_store
 
 from .config import HubConfig
 from .health import apply_report, status
 from .ingest import EventChecker
-from .intake import Intake, RateLimit, Unit, read_batch
+from .intake import FairQueue, Intake, RateLimit, Unit, read_batch
+from .progress import Committed, HubStats
 from .publisher import Publisher
 from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_use, slot_reports, slot_window_ms
 from .sqlite_store import SqliteHubStore
@@ -51,59 +52,12 @@ from .store import HubStore, OutboxRow
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_MESSAGES = 500
-MAX_HELD_MESSAGES = 2000
-PER_GATE_BATCH_EVENTS = 1000  # one gate's share of one commit: bounds how long another gate waits
 USED_CHUNK = 500
 OUTBOX_PAGE = 1000
 POLL_S = 0.05
 SNAPSHOT_COOLDOWN_S = 2.0
 QUOTA_MIN_PASS_S = 0.05  # slots changed by a stream of batches are reallocated at most this often
 PRUNE_EVERY_S = 3600.0
-
-
-@dataclass
-class HubStats:
-    """Counters the worker updates under ``HubService.progress``; read them under it too."""
-
-    messages: int = 0
-    events_stored: int = 0
-    duplicates: int = 0
-    malformed: int = 0
-    acks_sent: int = 0
-    used_marks: int = 0
-    reports: int = 0
-    snapshots_sent: int = 0
-    outbox_published: int = 0
-    leases_sent: int = 0
-    quota_passes: int = 0
-    unrelayed: int = 0
-    pongs: int = 0
-    pruned_events: int = 0
-    acked: dict[str, int] = field(default_factory=dict)
-    refused_by_gate: Counter[str] = field(default_factory=Counter)
-    rate_limited: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass
-class Committed:
-    """What one committed batch (or message) leaves to do after the commit, and to count."""
-
-    acks: list[tuple[str, int, Ack]] = field(default_factory=list)
-    rows: list[OutboxRow] = field(default_factory=list)
-    pongs: list[tuple[str, Pong]] = field(default_factory=list)
-    requests: list[tuple[str, SnapshotRequest]] = field(default_factory=list)
-    events_stored: int = 0
-    duplicates: int = 0
-    marks: int = 0
-    unrelayed: int = 0
-    reports: int = 0
-    published: int = 0
-    snapshots: int = 0
-
-    def merge(self, other: "Committed") -> None:
-        for name, value in vars(other).items():
-            setattr(self, name, getattr(self, name) + value)
 
 
 class HubService:
@@ -133,8 +87,7 @@ class HubService:
         self._rate = rate or RateLimit(config.gate_event_rate, config.gate_event_burst)
         self._pong_seq = self._now_ms()
         self._next_prune = 0.0
-        self._held: dict[str, deque] = {}
-        self._held_count = 0
+        self._queue = FairQueue(inbound, self._rate, link.ack)
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)
         if ticket_trust is None:
@@ -173,42 +126,7 @@ class HubService:
             self.store.close()
 
     def _take(self) -> list:
-        """The next batch, fair between gates: each gate contributes at most PER_GATE_BATCH_EVENTS.
-
-        Everything waiting is first sorted into per-gate queues (order kept
-        within a gate), so a flooding gate's backlog waits behind one batch
-        share and a quiet gate's message goes into the very next commit.
-        """
-        if not self._held:
-            try:
-                self._hold(self.inbound.get(timeout=POLL_S))
-            except queue.Empty:
-                return []
-        while self._held_count < MAX_HELD_MESSAGES:
-            try:
-                self._hold(self.inbound.get_nowait())
-            except queue.Empty:
-                break
-        batch: list = []
-        for key in list(self._held):
-            waiting, budget = self._held[key], PER_GATE_BATCH_EVENTS
-            while waiting and budget > 0 and len(batch) < MAX_BATCH_MESSAGES:
-                item = waiting.popleft()
-                batch.append(item)
-                budget -= _weight(item)
-            if not waiting:
-                del self._held[key]
-        self._held_count -= len(batch)
-        return batch
-
-    def _hold(self, item: object) -> None:
-        """Queue ``item`` under its gate; an events message of a gate that went over its rate meanwhile is dropped here, unread."""
-        if isinstance(item, Inbound) and self._rate.should_drop(item.topic):
-            self.link.ack(item.mid, item.qos)
-            return
-        key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
-        self._held.setdefault(key, deque()).append(item)
-        self._held_count += 1
+        return self._queue.take(POLL_S)
 
     def _housekeeping(self) -> None:
         self._published_ids.extend(self.publisher.collect_published())
@@ -458,11 +376,6 @@ class HubService:
             self.publisher.publish(stream, first + offset, now_ms, body)
         log.info("sent gate %s a %s snapshot as of seq %d (%d entries, %d chunks; it had %d)", gate, request.stream, as_of, len(items), len(bodies), request.from_seq)
         return 1
-
-
-def _weight(item: object) -> int:
-    """About how many events a message holds, without decoding it (an event map is ~100 bytes)."""
-    return max(1, len(item.payload) // 100) if isinstance(item, Inbound) else 1
 
 
 def online_gates(store: HubStore, now_ms: int, heartbeat_interval_s: int) -> dict[str, bool]:
