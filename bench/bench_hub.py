@@ -38,7 +38,7 @@ from nacl.signing import SigningKey
 from lungta.config import load_hub_config
 from hub.service import HubService
 from hub.sqlite_store import SqliteHubStore
-from protocol.messages import RevocationEntry
+from protocol.hub_messages import RevocationEntry
 from protocol.topics import REVOCATIONS, hub_topic
 from protocol.trust import TrustedKey, TrustStore
 from tests.broker import Broker

@@ -99,6 +99,9 @@ def run(gate_count: int, admissions: int) -> None:
         root = Path(tmp)
         broker = Broker(root / "broker", SITE, names)
         broker.start()
+        # before the hub and the gates connect: the client id is the login, so these two
+        # clients (the hub's and g0's logins) would otherwise take over their sessions
+        bare = _bare_round_trips(broker, admissions)
         service, stop, thread = _hub(root / "hub", broker, hub_key)
         gates = []
         try:
@@ -109,7 +112,6 @@ def run(gate_count: int, admissions: int) -> None:
                 sync.start()
                 sync.link.subscribed.wait(WAIT)
                 gates.append(sync)
-            bare = _bare_round_trips(broker, admissions)
             windows, slowest = [], []
             rng = random.Random(7)
             for _ in range(admissions):

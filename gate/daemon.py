@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from protocol.messages import Command
+from protocol.hub_messages import Command
 
 from .decision import Decision, Reason
 from .display import Display

@@ -154,7 +154,7 @@ class Validator:
 
     def _record_guarded(self, text: str, decision: Decision, reading: ClockReading, direction: Direction) -> ScanResult:
         try:
-            result = self._record(decision, reading, direction)
+            result = self._record(decision, reading, direction, text)
         except STORAGE_FAULTS as exc:
             return self._storage_failed(text, exc)
         except Exception as exc:  # the last guard around recording: deny, count, report; nothing was committed
@@ -182,7 +182,7 @@ class Validator:
         log.error("scan input=%s refused: internal_error %s at %s", input_hash(text), type(exc).__name__, where)
         return Decision.deny(Reason.INTERNAL_ERROR, f"{type(exc).__name__} at {where} (input {input_hash(text)})")
 
-    def _record(self, decision: Decision, reading: ClockReading, direction: Direction) -> ScanResult:
+    def _record(self, decision: Decision, reading: ClockReading, direction: Direction, text: str) -> ScanResult:
         now = reading.now
         local = datetime.fromtimestamp(now, self.rules.timezone)
         zone, day, minute = zone_of(self.rules), local.date().isoformat(), local.hour * 60 + local.minute
@@ -196,6 +196,8 @@ class Validator:
         admission = mark = None
         with self.store.transaction(durable=kind != "deny") as db:  # a deny opened nothing: no fsync of its own
             key = (claims.ticket_id, zone, day, self.rules.gate_id) if claims else None
+            if claims and kind != "deny":
+                data["ticket"] = text  # the hub verifies the ticket itself before it relays any mark of it
             awaited: Direction | None = None
             if claims and kind == "admission":
                 mark = self.store.add_usage(db, key, 1, 0, now, claims.expires)

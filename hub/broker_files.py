@@ -13,7 +13,12 @@ import os
 import subprocess
 from pathlib import Path
 
+from protocol.messages import MAX_MESSAGE_BYTES
 from protocol.topics import ROOT, check_name
+
+# The largest MQTT packet a Lungta broker accepts: the largest message plus room for the
+# topic and properties. deploy/mosquitto/mosquitto.conf carries the same number.
+MAX_PACKET_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
 
 
 def acl_text(site: str, hub_user: str) -> str:

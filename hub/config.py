@@ -16,6 +16,12 @@ to hub.toml, so a site directory can be moved as a whole. Every key:
     timezone = "Asia/Shanghai"    # the site's; quota slots are local times, as at the gates
     quota_lease_s = 120           # how long a quota lease lets a cut-off gate admit (docs/quotas.md)
     quota_skew_s = 30             # margin for a gate's heartbeat clock against its lease clock
+    trust = "trust.toml"          # the ticket issuers' keys: used marks are relayed only for tickets verified with them
+    gate_event_rate = 5000        # events per second one gate may send on average (a flood delays only that gate)
+    gate_event_burst = 10000      # events a gate may send at once (a gate catching up after a long cut)
+    event_retention_days = 90     # events older than this are pruned (copied to event_archive first, if set)
+    event_archive = "archive.db"  # optional: an SQLite file pruned events are copied to
+    history_retention_days = 7    # gate birth/heartbeat history kept this long
 
     [broker]
     host = "127.0.0.1"
@@ -61,3 +67,9 @@ class HubConfig:
     quota_lease_s: int = 120
     quota_skew_s: int = 30
     http: HttpSettings | None = None  # [http]: the operator console (hub/console/settings.py); None: no console
+    trust: Path | None = None
+    gate_event_rate: float = 5000.0
+    gate_event_burst: int = 10_000
+    event_retention_days: int = 90
+    event_archive: Path | None = None
+    history_retention_days: int = 7

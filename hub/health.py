@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from protocol.messages import HealthReport
+from protocol.gate_messages import HealthReport
 
 from .store import GateHealth
 
@@ -28,13 +28,14 @@ def apply_report(current: GateHealth | None, gate: str, report: HealthReport, re
     if report.bdseq is not None and state.bdseq is not None and report.bdseq < state.bdseq:
         return None
     if report.kind == "birth":
-        return replace(state, online=True, bdseq=report.bdseq, last_seen_ms=received_ms, born_ms=received_ms, birth=report.fields)
+        return replace(state, online=True, bdseq=report.bdseq, last_seen_ms=received_ms, born_ms=received_ms, birth=report.fields, incarnation=report.incarnation or state.incarnation)
     if report.kind == "death":
         if same and not state.online and current is not None:
             return None  # a second copy of the same death
         return replace(state, online=False, bdseq=report.bdseq, died_ms=received_ms)
     online = state.online or (newer and report.bdseq is not None) or current is None
-    return replace(state, online=online, bdseq=report.bdseq if report.bdseq is not None else state.bdseq, last_seen_ms=received_ms, heartbeat=report.fields)
+    return replace(state, online=online, bdseq=report.bdseq if report.bdseq is not None else state.bdseq, last_seen_ms=received_ms, heartbeat=report.fields,
+                   incarnation=report.incarnation or state.incarnation)
 
 
 def status(health: GateHealth, now_ms: int, stale_after_ms: int) -> str:
@@ -78,7 +79,21 @@ def gate_row(health: GateHealth, now_ms: int, stale_after_ms: int, revocation_se
         "bdseq": health.bdseq if health.bdseq is not None else "-",
         "scanner": beat.get("scanner", "-"),
         "relay": beat.get("relay", "-"),
+        "alert": alert(health, now_ms),
     }
+
+
+RESET_ALERT_MS = 24 * 3_600_000
+
+
+def alert(health: GateHealth, now_ms: int) -> str:
+    """What the operator must look at: a gate state reset in the last day, refused (invalid) messages."""
+    alerts = []
+    if health.reset_ms is not None and now_ms - health.reset_ms < RESET_ALERT_MS:
+        alerts.append(f"gate state reset {_age(now_ms, health.reset_ms)}")
+    if health.refused:
+        alerts.append(f"{health.refused} invalid message(s)")
+    return "; ".join(alerts) or "-"
 
 
 def render_table(rows: list[dict[str, object]]) -> str:

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .broker_files import acl_text, write_password_file
+from .broker_files import MAX_PACKET_BYTES, acl_text, write_password_file
 
 SITE = "potala"
 HUB_USER = "hub-potala"
@@ -56,6 +56,7 @@ class Broker:
         lines = [
             "per_listener_settings false",
             "allow_anonymous false",
+            f"max_packet_size {MAX_PACKET_BYTES}",
             f"password_file {directory / 'passwd'}",
             f"acl_file {directory / 'acl'}",
             "persistence true",
@@ -70,6 +71,9 @@ class Broker:
             "log_type notice",
             "log_type information",
             f"listener {self.port} {HOST}",
+            # a listener option, so after `listener`; as deploy/mosquitto/mosquitto.conf: the client
+            # id is the login, so no login can take over another client's session
+            "use_username_as_clientid true",
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # else mosquitto drops to 'mosquitto', who cannot read a 0700 tmp dir

@@ -15,7 +15,7 @@ from __future__ import annotations
 import paho.mqtt.client as mqtt
 from nacl.signing import SigningKey
 
-from protocol.messages import sign_message
+from protocol.hub_messages import sign_message
 from protocol.mqtt import MqttLink
 from protocol.topics import hub_topic
 
@@ -30,11 +30,14 @@ class Publisher:
         self._key = key
         self._site = site
         self._pending: dict[int, mqtt.MQTTMessageInfo] = {}
+        self.heads: dict[str, int] = {}  # highest seq handed to the broker per stream: what a pong reports
 
     def publish(self, stream: str, seq: int, at_ms: int, body: object) -> mqtt.MQTTMessageInfo:
         """Sign and publish one message at QoS 1."""
         payload = sign_message(stream, seq, at_ms, body, self._key, site=self._site)
-        return self._link.publish(hub_topic(self._site, stream), payload)
+        info = self._link.publish(hub_topic(self._site, stream), payload)
+        self.heads[stream] = max(self.heads.get(stream, 0), seq)
+        return info
 
     def publish_rows(self, rows: list[OutboxRow]) -> int:
         """Publish outbox rows not already in flight; returns how many were sent."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from protocol.messages import GateEvent, HealthReport
+from protocol.gate_messages import GateEvent, HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +198,6 @@ def slot_window_ms(quota: Quota, zone: ZoneInfo) -> tuple[int, int]:
 # ---- what gates tell the hub ------------------------------------------------------------
 
 
-def _int(value: object, low: int, high: int) -> int | None:
-    return value if type(value) is int and low <= value <= high else None
-
-
 def _day(value: object) -> str | None:
     try:
         return parse_day(value) if isinstance(value, str) else None
@@ -210,16 +206,14 @@ def _day(value: object) -> str | None:
 
 
 def quota_use(event: GateEvent) -> QuotaUse | None:
-    """The persons an event counted against a lease (``data["quota"]``), or None; a malformed entry is logged."""
-    entry = event.data.get("quota")
+    """The persons an event counted against a lease (``data.quota``), or None; a slot day that is no date is logged."""
+    entry = event.data.quota
     if entry is None:
         return None
-    if isinstance(entry, dict):
-        day, start, persons = _day(entry.get("day")), _int(entry.get("slot_start"), 0, MINUTES_PER_DAY - 1), _int(entry.get("persons"), -MAX_CAP, MAX_CAP)
-        if day is not None and start is not None and persons is not None:
-            return QuotaUse(event.gate, day, start, event.at_ms, persons)
-    log.warning("gate %s event seq %d has a malformed quota entry %.80r; not counted", event.gate, event.seq, entry)
-    return None
+    if _day(entry.day) is None:
+        log.warning("gate %s event seq %d has a quota entry for day %r; not counted", event.gate, event.seq, entry.day)
+        return None
+    return QuotaUse(event.gate, entry.day, entry.slot_start, event.at_ms, entry.persons)
 
 
 def quota_uses(events: Iterable[GateEvent]) -> list[QuotaUse]:
@@ -227,26 +221,16 @@ def quota_uses(events: Iterable[GateEvent]) -> list[QuotaUse]:
 
 
 def slot_reports(gate: str, report: HealthReport) -> list[SlotReport]:
-    """The leases a heartbeat lists, ``[day, slot_start, slot_end, granted, used, lease_id, expires_ms]`` each.
+    """The leases a heartbeat lists, as slot reports at the heartbeat's ``at``.
 
     The time they were true at is the heartbeat's ``at``: the gate's lease
     clock (``Validator.clock_status``), the never-decreasing clock it checks
     lease expiry with, read before the leases. A heartbeat without ``at``
     says nothing usable.
     """
-    rows = report.fields.get("quota")
-    if rows is None or report.at_ms is None:
+    if report.at_ms is None:
         return []
-    at_ms = report.at_ms
-    reports = []
-    for row in rows if isinstance(rows, list) else [rows]:
-        fields = row if isinstance(row, list) and len(row) == 7 else [None] * 7
-        day, start, used, lease_id = _day(fields[0]), _int(fields[1], 0, MINUTES_PER_DAY - 1), _int(fields[4], -MAX_CAP, MAX_CAP), _int(fields[5], 1, 2**63 - 1)
-        if day is None or start is None or lease_id is None or used is None:
-            log.warning("gate %s heartbeat has a malformed quota entry %.80r; ignored", gate, row)
-            continue
-        reports.append(SlotReport(day, start, GateReport(at_ms, lease_id, max(0, used))))
-    return reports
+    return [SlotReport(lease.day, lease.slot_start, GateReport(report.at_ms, lease.lease_id, max(0, lease.used))) for lease in report.leases if _day(lease.day) is not None]
 
 
 def record_report(slot: GateSlot, report: GateReport) -> GateSlot:

@@ -25,56 +25,46 @@ import os
 import queue
 import threading
 import time
+
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from nacl.signing import SigningKey
 
+from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest
+from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, used_mark_map
+from protocol.snapshots import snapshot_bodies
 from protocol.keys import load_signing_key
-from protocol.messages import GateEvent, HealthReport, MessageError, SnapshotRequest, ack_body, decode_events, decode_health, decode_snapshot_request, revocations_body, snapshot_bodies, used_mark_map
-from protocol.mqtt import Connected, Inbound, MqttLink
-from protocol.topics import EVENTS, HEARTBEAT, REQUEST, REVOCATIONS, TopicError, ack_stream, hub_subscription, parse_gate_topic, snapshot_stream
+from protocol.mqtt import MqttLink
+from protocol.topics import HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream, snapshot_stream
+from protocol.trust import TrustStore, load_trust_store
 
 from .config import HubConfig
 from .health import apply_report, status
-from .ingest import used_marks_for
+from .ingest import EventChecker
+from .intake import FairQueue, Intake, RateLimit, Unit, read_batch
+from .progress import Committed, HubStats
 from .publisher import Publisher
-from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_uses, slot_reports, slot_window_ms
+from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_use, slot_reports, slot_window_ms
 from .sqlite_store import SqliteHubStore
 from .store import HubStore, OutboxRow
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_MESSAGES = 500
-MAX_BATCH_EVENTS = 20_000
 USED_CHUNK = 500
 OUTBOX_PAGE = 1000
 POLL_S = 0.05
 SNAPSHOT_COOLDOWN_S = 2.0
 QUOTA_MIN_PASS_S = 0.05  # slots changed by a stream of batches are reallocated at most this often
-
-
-@dataclass
-class HubStats:
-    """Counters the worker updates under ``HubService.progress``; read them under it too."""
-
-    messages: int = 0
-    events_stored: int = 0
-    duplicates: int = 0
-    malformed: int = 0
-    acks_sent: int = 0
-    used_marks: int = 0
-    reports: int = 0
-    snapshots_sent: int = 0
-    outbox_published: int = 0
-    leases_sent: int = 0
-    quota_passes: int = 0
-    acked: dict[str, int] = field(default_factory=dict)
+PRUNE_EVERY_S = 3600.0
 
 
 class HubService:
-    def __init__(self, config: HubConfig, store: HubStore, link: MqttLink, key: SigningKey, inbound: queue.Queue, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: HubConfig, store: HubStore, link: MqttLink, key: SigningKey, inbound: queue.Queue, clock: Callable[[], float] = time.time,
+                 ticket_trust: TrustStore | None = None, rate: RateLimit | None = None) -> None:
+        """``ticket_trust`` holds the issuers' keys: without it the hub relays used marks it cannot verify (logged at start).
+        ``rate`` is the per-gate event limit, shared with the link's ``drop`` filter."""
         self.config = config
         self.store = store
         self.link = link
@@ -82,7 +72,7 @@ class HubService:
         self.publisher = Publisher(link, key, config.site)
         self.stats = HubStats()
         self.progress = threading.Condition()
-        self._clock = clock
+        self.clock = clock
         self._outbox_cursor = 0
         self._outbox_dirty = True
         self._published_ids: list[int] = []
@@ -93,17 +83,28 @@ class HubService:
         self._quota_all = True  # at start: every gate must hold a lease of every slot
         self._quota_next_tick = 0
         self._quota_last_pass = -QUOTA_MIN_PASS_S
+        self.checker = EventChecker(config.site, ticket_trust, config.used_retention_days * 86_400_000)
+        self._rate = rate or RateLimit(config.gate_event_rate, config.gate_event_burst)
+        self._pong_seq = self._now_ms()
+        self._next_prune = 0.0
+        self._queue = FairQueue(inbound, self._rate, link.ack)
+        for stream in SITE_STREAMS:
+            self.publisher.heads[stream] = store.published_head(stream)
+        if ticket_trust is None:
+            log.warning("no issuer trust in the hub config: used marks are relayed as the gates claim them, unverified (docs/security.md)")
 
     @classmethod
     def from_config(cls, config: HubConfig, clock: Callable[[], float] = time.time) -> "HubService":
         """``clock`` is the hub time (Unix s) of leases and health; tests pass one they can move."""
         inbound: queue.Queue = queue.Queue()
-        link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue())
+        rate = RateLimit(config.gate_event_rate, config.gate_event_burst)
+        link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue(), drop=rate.should_drop)
         store = SqliteHubStore(config.database, config.synchronous)
-        return cls(config, store, link, load_signing_key(config.key), inbound, clock)
+        trust = load_trust_store(config.trust) if config.trust is not None else None
+        return cls(config, store, link, load_signing_key(config.key), inbound, clock, trust, rate)
 
     def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        return int(self.clock() * 1000)
 
     def wait_for(self, predicate: Callable[[HubStats], bool], timeout: float) -> bool:
         """Block until ``predicate(stats)`` holds (checked after every batch) or ``timeout``."""
@@ -125,19 +126,7 @@ class HubService:
             self.store.close()
 
     def _take(self) -> list:
-        try:
-            first = self.inbound.get(timeout=POLL_S)
-        except queue.Empty:
-            return []
-        batch, events = [first], 0
-        while len(batch) < MAX_BATCH_MESSAGES and events < MAX_BATCH_EVENTS:
-            try:
-                item = self.inbound.get_nowait()
-            except queue.Empty:
-                break
-            batch.append(item)
-            events += len(item.payload) // 64 if isinstance(item, Inbound) else 0
-        return batch
+        return self._queue.take(POLL_S)
 
     def _housekeeping(self) -> None:
         self._published_ids.extend(self.publisher.collect_published())
@@ -149,6 +138,20 @@ class HubService:
             self._publish_outbox()
         if self.link.connected.is_set():
             self._run_quotas()
+        if time.monotonic() >= self._next_prune:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Retention (hub.toml): old events (archived first when configured) and gate history, once an hour."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        now_ms, day_ms = self._now_ms(), 86_400_000
+        events, history = self.store.prune(now_ms - self.config.event_retention_days * day_ms, now_ms - self.config.history_retention_days * day_ms,
+                                           now_ms // 1000 - self.config.used_retention_days * 86_400, self.config.event_archive)
+        if events or history:
+            log.info("retention: pruned %d event(s) and %d gate history row(s)", events, history)
+        with self.progress:
+            self.stats.pruned_events += events
+            self.progress.notify_all()
 
     def _flush_published(self) -> None:
         self._published_ids.extend(self.publisher.collect_published())
@@ -167,75 +170,144 @@ class HubService:
         self._outbox_dirty = len(rows) == OUTBOX_PAGE
 
     def _handle(self, batch: list) -> None:
+        """Decode, commit, PUBACK, then publish; no single message can stop the worker."""
         now_ms = self._now_ms()
-        events: list[GateEvent] = []
-        reports, requests, mids = [], [], []
-        malformed = 0
-        for item in batch:
-            if isinstance(item, Connected):
-                self._outbox_cursor, self._outbox_dirty = 0, True  # paho resends its own; the cursor finds the rest
-                continue
-            mids.append((item.mid, item.qos))
+        intake = read_batch(batch, self.config.site, self._rate)
+        intake.limited.update(self._rate.collect_dropped())
+        if intake.reconnected:
+            self._outbox_cursor, self._outbox_dirty = 0, True  # paho resends its own; the cursor finds the rest
+        try:
+            done = self._commit(intake.units, now_ms)
+        except Exception:  # noqa: BLE001 - last guard: find the one message that fails, keep the rest
+            log.exception("a batch of %d message(s) failed to commit; committing them one by one", len(intake.units))
+            done = self._commit_singly(intake, now_ms)
+        refused = {gate: count for gate, count in (intake.refused + intake.limited).items() if gate != "(bad topic)"}
+        if refused:
+            self.store.count_refused(refused, now_ms)
+        for mid, qos in [(unit.mid, unit.qos) for unit in intake.units] + intake.refused_mids:
+            self.link.ack(mid, qos)
+        self._publish_answers(done, now_ms)
+        self._count(intake, done)
+
+    def _commit_singly(self, intake: Intake, now_ms: int) -> Committed:
+        done = Committed()
+        for unit in intake.units:
             try:
-                topic = parse_gate_topic(item.topic)
-                if topic.site != self.config.site:
-                    raise TopicError(f"message for site {topic.site!r} reached the hub of {self.config.site!r}")
-                if topic.kind == EVENTS:
-                    decoded = decode_events(item.payload)
-                    strangers = {event.gate for event in decoded} - {topic.gate}
-                    if strangers:
-                        raise MessageError(f"events of gate(s) {sorted(strangers)} published on gate {topic.gate}'s topic")
-                    events.extend(decoded)
-                elif topic.kind == REQUEST:
-                    requests.append((topic.gate, decode_snapshot_request(item.payload)))
-                else:
-                    reports.append((topic.gate, decode_health(topic.kind, item.payload)))
-            except (MessageError, TopicError) as error:
-                malformed += 1
-                log.warning("refused message on %s: %s", item.topic, error)
+                done.merge(self._commit([unit], now_ms))
+            except Exception:  # noqa: BLE001 - last guard: this message is refused, logged and counted; the others go on
+                log.exception("refused message of gate %s: it cannot be stored", unit.gate)
+                intake.refused[unit.gate] += 1
+        return done
+
+    def _commit(self, units: list[Unit], now_ms: int) -> Committed:
+        """One transaction: events, the marks and quota counts the hub believes, reports, ack and pong answers."""
+        done = Committed()
+        events = [event for unit in units for event in unit.events]
         with self.store.transaction():
+            # pings first: a ping names the gate's next seq when it was sent, and events the
+            # gate made after it may be in this same batch; they must not look like a rollback
+            done.pongs = [(unit.gate, self._pong(unit.gate, unit.ping, now_ms)) for unit in units if unit.ping is not None]
             stored = self.store.store_events(events, now_ms)
-            marks = used_marks_for(stored.new_events)
-            rows = self.store.add_used_marks(marks, now_ms, USED_CHUNK) if marks else []
-            uses = quota_uses(stored.new_events)
-            if uses:
-                self.store.add_quota_uses(uses)
-                self._quota_dirty.update((use.day, use.slot_start) for use in uses)
-            alive = []  # gates that said they are up: each gets an ack, which is also its clock sync
-            for gate, report in reports:
-                health = apply_report(self.store.gate_health(gate), gate, report, now_ms)
-                if health is None:
-                    log.info("ignored stale %s of gate %s (bdseq %s)", report.kind, gate, report.bdseq)
-                    continue
-                self.store.save_health(health, report, now_ms)
-                self._note_quota_report(gate, report)
-                if report.kind != "death":
-                    alive.append(gate)
-            acks = dict(stored.contiguous)
-            acks.update({gate: self.store.contiguous_seq(gate) for gate in alive if gate not in acks})
-            ack_seqs = {gate: self.store.next_seq(ack_stream(gate)) for gate in acks}
+            self._relay(stored.new_events, now_ms, done)
+            for unit in units:
+                if unit.report is not None:
+                    self._apply_report(unit.gate, unit.report, now_ms, done)
+                if unit.request is not None:
+                    done.requests.append((unit.gate, unit.request))
+            for (gate, incarnation), acked in stored.contiguous.items():
+                done.acks.append((gate, self.store.next_seq(ack_stream(gate)), Ack(incarnation, acked)))
             if self._published_ids:
                 self.store.mark_published(self._published_ids)
-        for mid, qos in mids:
-            self.link.ack(mid, qos)
-        for gate, acked in acks.items():
-            self.publisher.publish(ack_stream(gate), ack_seqs[gate], now_ms, ack_body(acked))
-        self.publisher.publish_rows(rows)
-        snapshots = sum(self._answer(gate, request, now_ms) for gate, request in requests)
+                done.published += len(self._published_ids)
+                self._published_ids = []
+        done.events_stored, done.duplicates = len(stored.new_events), stored.duplicates
+        return done
+
+    def _relay(self, events: list[GateEvent], now_ms: int, done: Committed) -> None:
+        """The used marks and quota counts of new events, as far as the hub can check them."""
+        facts = {fact.ticket_id: fact for fact in filter(None, map(self.checker.verify, events))}
+        if facts:
+            self.store.remember_tickets(list(facts.values()))
+        marks, uses = [], []
+        unrelayed: dict[str, tuple[int, str]] = {}
+        for event in events:
+            checked = self.checker.check(event, now_ms, lambda ticket_id: facts.get(ticket_id) or self.store.ticket_facts(ticket_id))
+            if checked.refused:
+                count, first = unrelayed.get(event.gate, (0, f"seq {event.seq} ({event.kind.value}): {checked.refused}"))
+                unrelayed[event.gate] = (count + 1, first)
+                done.unrelayed += 1
+            if checked.mark is not None:
+                marks.append(checked.mark)
+            use = quota_use(event) if checked.quota_persons is not None else None
+            if use is not None:
+                uses.append(replace(use, persons=checked.quota_persons))
+        for gate, (count, first) in unrelayed.items():  # one line per gate and batch: a flood of lies must not flood the log
+            log.warning("gate %s: %d event(s) stored but not relayed; first: %s", gate, count, first)
+        if marks:
+            done.rows += self.store.add_used_marks(marks, now_ms, USED_CHUNK)
+            done.marks += len(marks)
+        if uses:
+            self.store.add_quota_uses(uses)
+            self._quota_dirty.update((use.day, use.slot_start) for use in uses)
+
+    def _apply_report(self, gate: str, report: HealthReport, now_ms: int, done: Committed) -> None:
+        current = self.store.gate_health(gate)
+        health = apply_report(current, gate, report, now_ms)
+        done.reports += 1
+        if current is not None and report.incarnation is not None and current.incarnation not in (None, report.incarnation):
+            log.warning("gate %s runs a new state (incarnation %s, was %s): sending its leases again", gate, report.incarnation.hex(), current.incarnation.hex())
+            self._resend_leases(gate, now_ms)
+        if health is None:
+            log.info("ignored stale %s of gate %s (bdseq %s)", report.kind, gate, report.bdseq)
+            return
+        self.store.save_health(health, report, now_ms)
+        self._note_quota_report(gate, report)
+
+    def _pong(self, gate: str, ping: Ping, now_ms: int) -> Pong:
+        """The answer to a ping; a gate about to reuse seqs the hub already holds is told to reset."""
+        stored = self.store.max_seq(gate, ping.incarnation)
+        reset = stored >= ping.next_seq
+        if reset:
+            log.warning("gate state reset: gate %s incarnation %s is at seq %d but the hub holds up to %d; told to start a new incarnation",
+                        gate, ping.incarnation.hex(), ping.next_seq - 1, stored)
+            self.store.record_reset(gate, now_ms)
+            self._resend_leases(gate, now_ms)
+        heads = {stream: self.publisher.heads.get(stream, 0) for stream in SITE_STREAMS}
+        return Pong(ping.nonce, ping.incarnation, self.store.contiguous_seq(gate, ping.incarnation), heads, reset)
+
+    def _resend_leases(self, gate: str, now_ms: int) -> None:
+        self._flush_published()  # first, so a lease just acknowledged by the broker is not marked published again after this
+        yesterday = (datetime.fromtimestamp(now_ms / 1000, self.config.timezone) - timedelta(days=1)).date().isoformat()
+        if self.store.republish_leases(gate, yesterday):
+            self._outbox_cursor, self._outbox_dirty = 0, True
+
+    def _publish_answers(self, done: Committed, now_ms: int) -> None:
+        for gate, seq, ack in done.acks:
+            self.publisher.publish(ack_stream(gate), seq, now_ms, ack_body(ack))
+        self.publisher.publish_rows(done.rows)
+        for gate, pong in done.pongs:
+            self._pong_seq += 1  # pongs are matched by nonce, not seq: a counter in memory is enough
+            self.publisher.publish(pong_stream(gate), self._pong_seq, now_ms, pong_body(pong))
+        done.snapshots = sum(self._answer(gate, request, now_ms) for gate, request in done.requests)
+
+    def _count(self, intake: Intake, done: Committed) -> None:
         with self.progress:
             stats = self.stats
-            stats.messages += len(mids)
-            stats.events_stored += len(stored.new_events)
-            stats.duplicates += stored.duplicates
-            stats.malformed += malformed
-            stats.acks_sent += len(acks)
-            stats.used_marks += len(marks)
-            stats.reports += len(reports)
-            stats.snapshots_sent += snapshots
-            stats.outbox_published += len(self._published_ids)
-            stats.acked.update(acks)
+            stats.messages += len(intake.units) + len(intake.refused_mids)
+            stats.events_stored += done.events_stored
+            stats.duplicates += done.duplicates
+            stats.malformed += sum(intake.refused.values())
+            stats.refused_by_gate.update(intake.refused)
+            stats.rate_limited.update(intake.limited)
+            stats.acks_sent += len(done.acks)
+            stats.used_marks += done.marks
+            stats.unrelayed += done.unrelayed
+            stats.reports += done.reports
+            stats.pongs += len(done.pongs)
+            stats.snapshots_sent += done.snapshots
+            stats.outbox_published += done.published
+            stats.acked.update({gate: ack.acked_seq for gate, _, ack in done.acks})
             self.progress.notify_all()
-        self._published_ids = []
 
     # ---- quotas ----
 

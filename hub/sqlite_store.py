@@ -20,10 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from protocol.cbor import decode_exactly, encode
-from protocol.messages import (
+from protocol.hub_messages import (
     Command,
-    GateEvent,
-    HealthReport,
     QuotaLease,
     RevocationEntry,
     UsedMark,
@@ -34,20 +32,31 @@ from protocol.messages import (
     used_body,
     used_mark_map,
 )
+from protocol.gate_messages import GateEvent, HealthReport, event_data_map
 from protocol.topics import REVOCATIONS, USED, command_stream, quota_stream
 
 from .quota import GateReport, GateSlot, LeaseGrant, Quota, QuotaUse, SentLease, SlotReport
+from .ingest import TicketFacts
 from .store import GateHealth, OutboxRow, StoredBatch
 
 log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    event_id BLOB PRIMARY KEY, gate TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    event_id BLOB PRIMARY KEY, gate TEXT NOT NULL, incarnation BLOB NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
     at_ms INTEGER NOT NULL, ticket_id BLOB, data BLOB NOT NULL, received_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_gate_seq ON events (gate, seq);
-CREATE TABLE IF NOT EXISTS gate_progress (gate TEXT PRIMARY KEY, contiguous_seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_received ON events (received_ms);
+CREATE TABLE IF NOT EXISTS event_seqs (
+    gate TEXT NOT NULL, incarnation BLOB NOT NULL, seq INTEGER NOT NULL, event_id BLOB NOT NULL,
+    PRIMARY KEY (gate, incarnation, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gate_progress (
+    gate TEXT NOT NULL, incarnation BLOB NOT NULL, contiguous_seq INTEGER NOT NULL, PRIMARY KEY (gate, incarnation)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verified_tickets (
+    ticket_id BLOB PRIMARY KEY, expires INTEGER NOT NULL, persons INTEGER NOT NULL, entries INTEGER NOT NULL, zones TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stream_seq (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     row_id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL,
@@ -60,7 +69,8 @@ CREATE TABLE IF NOT EXISTS revocations (
 CREATE TABLE IF NOT EXISTS used_marks (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL, expires INTEGER, mark BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS gates (
     gate TEXT PRIMARY KEY, online INTEGER NOT NULL, bdseq INTEGER, last_seen_ms INTEGER NOT NULL,
-    born_ms INTEGER, died_ms INTEGER, birth BLOB, heartbeat BLOB
+    born_ms INTEGER, died_ms INTEGER, birth BLOB, heartbeat BLOB, incarnation BLOB,
+    resets INTEGER NOT NULL DEFAULT 0, reset_ms INTEGER, refused INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS gate_history (id INTEGER PRIMARY KEY, gate TEXT NOT NULL, kind TEXT NOT NULL, received_ms INTEGER NOT NULL, fields BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS gate_history_by_gate ON gate_history (gate, id);
@@ -86,8 +96,13 @@ CREATE TABLE IF NOT EXISTS quota_recent (
 
 SYNCHRONOUS = ("full", "normal", "off")
 RECENT_BUCKET_MS = 10_000  # granularity of a gate's recent demand (hub.quota.GateSlot.recent)
+SCHEMA_VERSION = 2  # wire format 2: events keyed by (gate, incarnation, seq)
+GATE_COLUMNS = "gate, online, bdseq, last_seen_ms, born_ms, died_ms, birth, heartbeat, incarnation, resets, reset_ms, refused"
+Stream = tuple[str, bytes]  # (gate, incarnation): one gate state's event sequence
 
-SYNCHRONOUS = ("full", "normal", "off")
+
+class HubStoreError(Exception):
+    """The hub database cannot be used as it is; names the file."""
 
 
 def _cbor(blob: bytes | None) -> dict:
@@ -105,10 +120,15 @@ class SqliteHubStore:
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION) or (version == 0 and self._has_table("events")):
+            raise HubStoreError(f"{path}: made by an older Lungta hub (schema {version}, this one needs {SCHEMA_VERSION}); move it aside to start a new one")
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._depth = 0
-        self._contiguous: dict[str, int] = {}
-        self._pending: dict[str, set[int]] = {}
+        self._contiguous: dict[Stream, int] = {}
+        self._pending: dict[Stream, set[int]] = {}
+        self._max: dict[Stream, int] = {}
         self._data_version = self._version()
 
     # ---- transactions ----
@@ -130,11 +150,15 @@ class SqliteHubStore:
             self._db.execute("ROLLBACK")
             self._contiguous.clear()  # the cache may hold what was rolled back; reload lazily
             self._pending.clear()
+            self._max.clear()
             raise
         else:
             self._db.execute("COMMIT")
         finally:
             self._depth = 0
+
+    def _has_table(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
     def _version(self) -> int:
         return self._db.execute("PRAGMA data_version").fetchone()[0]
@@ -149,42 +173,84 @@ class SqliteHubStore:
 
     # ---- events ----
 
-    def _load_gate(self, gate: str) -> int:
-        if gate not in self._contiguous:
-            row = self._db.execute("SELECT contiguous_seq FROM gate_progress WHERE gate = ?", (gate,)).fetchone()
+    def _load_stream(self, key: Stream) -> int:
+        if key not in self._contiguous:
+            row = self._db.execute("SELECT contiguous_seq FROM gate_progress WHERE gate = ? AND incarnation = ?", key).fetchone()
             start = row[0] if row else 0
-            self._contiguous[gate] = start
-            self._pending[gate] = {seq for (seq,) in self._db.execute("SELECT seq FROM events WHERE gate = ? AND seq > ?", (gate, start))}
-        return self._contiguous[gate]
+            self._contiguous[key] = start
+            self._pending[key] = {seq for (seq,) in self._db.execute("SELECT seq FROM event_seqs WHERE gate = ? AND incarnation = ? AND seq > ?", (*key, start))}
+            self._max[key] = max(self._pending[key], default=start)
+        return self._contiguous[key]
 
     def store_events(self, events: Sequence[GateEvent], received_ms: int) -> StoredBatch:
+        """Each event once by event_id; each (gate, incarnation, seq) once, so a renumbered event fills its new seq."""
         new: list[GateEvent] = []
-        touched: set[str] = set()
-        insert = "INSERT OR IGNORE INTO events (event_id, gate, seq, kind, at_ms, ticket_id, data, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        touched: set[Stream] = set()
+        insert = "INSERT OR IGNORE INTO events (event_id, gate, incarnation, seq, kind, at_ms, ticket_id, data, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         for event in events:
-            contiguous = self._load_gate(event.gate)
-            touched.add(event.gate)
-            cursor = self._db.execute(insert, (event.event_id, event.gate, event.seq, event.kind, event.at_ms, event.ticket_id, encode(event.data), received_ms))
-            if cursor.rowcount != 1:
+            key = (event.gate, event.incarnation)
+            contiguous = self._load_stream(key)
+            touched.add(key)
+            data = encode(event_data_map(event.data))  # built from checked values, never the gate's own structure
+            if self._db.execute(insert, (event.event_id, event.gate, event.incarnation, event.seq, event.kind.value, event.at_ms, event.ticket_id, data, received_ms)).rowcount == 1:
+                new.append(event)
+            if self._db.execute("INSERT OR IGNORE INTO event_seqs VALUES (?, ?, ?, ?)", (*key, event.seq, event.event_id)).rowcount != 1:
                 continue
-            pending = self._pending[event.gate]
-            if event.seq <= contiguous or event.seq in pending:
-                log.warning("gate %s sent a new event id for seq %d, which is already stored", event.gate, event.seq)
-            pending.add(event.seq)
-            new.append(event)
-        for gate in touched:
-            before = contiguous = self._contiguous[gate]
-            pending = self._pending[gate]
+            if event.seq <= contiguous:
+                log.warning("gate %s sent seq %d again under another event id", event.gate, event.seq)
+                continue
+            self._pending[key].add(event.seq)
+            self._max[key] = max(self._max[key], event.seq)
+        for key in touched:
+            before = contiguous = self._contiguous[key]
+            pending = self._pending[key]
             while contiguous + 1 in pending:
                 contiguous += 1
                 pending.discard(contiguous)
             if contiguous != before:
-                self._contiguous[gate] = contiguous
-                self._db.execute("INSERT INTO gate_progress VALUES (?, ?) ON CONFLICT (gate) DO UPDATE SET contiguous_seq = excluded.contiguous_seq", (gate, contiguous))
-        return StoredBatch(new, {gate: self._contiguous[gate] for gate in touched}, len(events) - len(new))
+                self._contiguous[key] = contiguous
+                self._db.execute("INSERT INTO gate_progress VALUES (?, ?, ?) ON CONFLICT (gate, incarnation) DO UPDATE SET contiguous_seq = excluded.contiguous_seq", (*key, contiguous))
+        return StoredBatch(new, {key: self._contiguous[key] for key in touched}, len(events) - len(new))
 
-    def contiguous_seq(self, gate: str) -> int:
-        return self._load_gate(gate)
+    def contiguous_seq(self, gate: str, incarnation: bytes) -> int:
+        return self._load_stream((gate, incarnation))
+
+    def max_seq(self, gate: str, incarnation: bytes) -> int:
+        self._load_stream((gate, incarnation))
+        return self._max[gate, incarnation]
+
+    def remember_tickets(self, facts: Sequence[TicketFacts]) -> None:
+        with self.transaction():
+            self._db.executemany("INSERT OR REPLACE INTO verified_tickets VALUES (?, ?, ?, ?, ?)", [(f.ticket_id, f.expires, f.persons, f.entries, "\n".join(f.zones)) for f in facts])
+
+    def ticket_facts(self, ticket_id: bytes) -> TicketFacts | None:
+        row = self._db.execute("SELECT expires, persons, entries, zones FROM verified_tickets WHERE ticket_id = ?", (ticket_id,)).fetchone()
+        return None if row is None else TicketFacts(ticket_id, row[0], row[1], row[2], tuple(zone for zone in row[3].split("\n") if zone))
+
+    def prune(self, events_before_ms: int, history_before_ms: int, tickets_expired_before_s: int, archive: Path | None) -> tuple[int, int]:
+        """Drop events received before ``events_before_ms`` (copied to ``archive`` first, if given) and older gate history.
+
+        The event sequence bookkeeping at or below each stream's contiguous seq
+        goes with the events; what is above it is kept, so an ack never moves back.
+        """
+        if archive is not None:
+            self._db.execute("ATTACH DATABASE ? AS archive", (str(archive),))
+        try:
+            with self.transaction():
+                if archive is not None:
+                    self._db.execute("CREATE TABLE IF NOT EXISTS archive.events AS SELECT * FROM main.events WHERE 0")
+                    self._db.execute("INSERT INTO archive.events SELECT * FROM main.events WHERE received_ms < ?", (events_before_ms,))
+                events = self._db.execute("DELETE FROM events WHERE received_ms < ?", (events_before_ms,)).rowcount
+                self._db.execute(
+                    "DELETE FROM event_seqs WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.event_id = event_seqs.event_id)"
+                    " AND seq <= coalesce((SELECT contiguous_seq FROM gate_progress p WHERE p.gate = event_seqs.gate AND p.incarnation = event_seqs.incarnation), 0)"
+                )
+                history = self._db.execute("DELETE FROM gate_history WHERE received_ms < ?", (history_before_ms,)).rowcount
+                self._db.execute("DELETE FROM verified_tickets WHERE expires < ?", (tickets_expired_before_s,))
+        finally:
+            if archive is not None:
+                self._db.execute("DETACH DATABASE archive")
+        return events, history
 
     def event_count(self) -> int:
         return self._db.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -263,24 +329,59 @@ class SqliteHubStore:
     # ---- health ----
 
     def gate_health(self, gate: str) -> GateHealth | None:
-        row = self._db.execute("SELECT gate, online, bdseq, last_seen_ms, born_ms, died_ms, birth, heartbeat FROM gates WHERE gate = ?", (gate,)).fetchone()
+        row = self._db.execute(f"SELECT {GATE_COLUMNS} FROM gates WHERE gate = ?", (gate,)).fetchone()
         return self._health(row) if row else None
 
     def _health(self, row: tuple) -> GateHealth:
-        gate, online, bdseq, last_seen, born, died, birth, heartbeat = row
-        return GateHealth(gate, bool(online), bdseq, last_seen, born, died, _cbor(birth), _cbor(heartbeat), self.contiguous_seq(gate))
+        gate, online, bdseq, last_seen, born, died, birth, heartbeat, incarnation, resets, reset_ms, refused = row
+        acked = self.contiguous_seq(gate, incarnation) if incarnation else 0
+        return GateHealth(gate, bool(online), bdseq, last_seen, born, died, _cbor(birth), _cbor(heartbeat), acked, incarnation, resets, reset_ms, refused)
 
     def save_health(self, health: GateHealth, report: HealthReport, received_ms: int) -> None:
         with self.transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO gates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (health.gate, int(health.online), health.bdseq, health.last_seen_ms, health.born_ms, health.died_ms, encode(health.birth), encode(health.heartbeat)),
+                f"INSERT OR REPLACE INTO gates ({GATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (health.gate, int(health.online), health.bdseq, health.last_seen_ms, health.born_ms, health.died_ms, encode(dict(health.birth)), encode(dict(health.heartbeat)),
+                 health.incarnation, health.resets, health.reset_ms, health.refused),
             )
-            self._db.execute("INSERT INTO gate_history (gate, kind, received_ms, fields) VALUES (?, ?, ?, ?)", (health.gate, report.kind, received_ms, encode(report.fields)))
+            self._db.execute("INSERT INTO gate_history (gate, kind, received_ms, fields) VALUES (?, ?, ?, ?)", (health.gate, report.kind.value, received_ms, encode(dict(report.fields))))
+
+    def _touch_gate(self, gate: str, now_ms: int) -> None:
+        self._db.execute("INSERT OR IGNORE INTO gates (gate, online, last_seen_ms) VALUES (?, 0, ?)", (gate, now_ms))
+
+    def record_reset(self, gate: str, now_ms: int) -> None:
+        with self.transaction():
+            self._touch_gate(gate, now_ms)
+            self._db.execute("UPDATE gates SET resets = resets + 1, reset_ms = ? WHERE gate = ?", (now_ms, gate))
+
+    def count_refused(self, counts: dict[str, int], now_ms: int) -> None:
+        with self.transaction():
+            for gate, count in counts.items():
+                self._touch_gate(gate, now_ms)
+                self._db.execute("UPDATE gates SET refused = refused + ? WHERE gate = ?", (count, gate))
 
     def gates(self) -> list[GateHealth]:
-        rows = self._db.execute("SELECT gate, online, bdseq, last_seen_ms, born_ms, died_ms, birth, heartbeat FROM gates ORDER BY gate").fetchall()
+        rows = self._db.execute(f"SELECT {GATE_COLUMNS} FROM gates ORDER BY gate").fetchall()
         return [self._health(row) for row in rows]
+
+    def republish_leases(self, gate: str, first_day: str) -> int:
+        """Mark the gate's newest lease of every slot from ``first_day`` on for publishing again; returns how many.
+
+        For a gate whose state is new (wiped, replaced, reset): it holds no
+        lease, and a gate treats a slot without a lease as uncapped. A gate that
+        still has them refuses the copies as replays.
+        """
+        with self.transaction():
+            return self._db.execute(
+                "UPDATE outbox SET published = 0 WHERE stream = ? AND seq IN"
+                " (SELECT max(lease_id) FROM quota_leases WHERE gate = ? AND day >= ? GROUP BY day, slot_start)",
+                (quota_stream(gate), gate, first_day),
+            ).rowcount
+
+    def published_head(self, stream: str) -> int:
+        """The highest seq of ``stream`` the broker has acknowledged (0 when none)."""
+        row = self._db.execute("SELECT max(seq) FROM outbox WHERE stream = ? AND published = 1", (stream,)).fetchone()
+        return row[0] or 0
 
     def history(self, gate: str, limit: int) -> list[tuple[int, str, dict]]:
         rows = self._db.execute("SELECT received_ms, kind, fields FROM gate_history WHERE gate = ? ORDER BY id DESC LIMIT ?", (gate, limit))
@@ -301,12 +402,29 @@ class SqliteHubStore:
         )
         return [Quota(*row) for row in rows]
 
+    def _lease_room(self, key: tuple[str, int, str]) -> int:
+        """Persons the gate may still count in the slot: the largest lease it was sent minus what it counted."""
+        row = self._db.execute(
+            "SELECT coalesce((SELECT max(granted) FROM quota_leases WHERE day = ? AND slot_start = ? AND gate = ?), 0)"
+            " - coalesce((SELECT admitted FROM quota_gates WHERE day = ? AND slot_start = ? AND gate = ?), 0)", key + key
+        ).fetchone()
+        return max(0, row[0])
+
     def add_quota_uses(self, uses: Sequence[QuotaUse]) -> None:
+        """Count persons, each gate bounded by the leases it holds: a gate claiming 2^31 persons cannot starve the slot."""
         totals: Counter[tuple[str, int, str]] = Counter()
         buckets: Counter[tuple[str, int, str, int]] = Counter()
+        room: dict[tuple[str, int, str], int] = {}
         for use in uses:
-            totals[use.day, use.slot_start, use.gate] += use.persons
-            buckets[use.day, use.slot_start, use.gate, use.at_ms // RECENT_BUCKET_MS] += use.persons
+            key = (use.day, use.slot_start, use.gate)
+            if key not in room:
+                room[key] = self._lease_room(key)
+            persons = min(use.persons, room[key] - totals[key])
+            if persons < use.persons:
+                log.warning("gate %s counted %d person(s) in slot %s %d beyond the leases it holds; %d counted", use.gate, use.persons, use.day, use.slot_start, max(0, persons))
+                persons = max(0, persons)
+            totals[key] += persons
+            buckets[use.day, use.slot_start, use.gate, use.at_ms // RECENT_BUCKET_MS] += persons
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO quota_gates (day, slot_start, gate, admitted) VALUES (?, ?, ?, ?) ON CONFLICT (day, slot_start, gate) DO UPDATE SET admitted = admitted + excluded.admitted",

@@ -9,13 +9,17 @@ thread (the hub's worker); a store is not shared between threads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from protocol.messages import Command, GateEvent, HealthReport, RevocationEntry, UsedMark
+from protocol.hub_messages import Command, RevocationEntry, UsedMark
 
+from protocol.gate_messages import GateEvent, HealthReport
+
+from .ingest import TicketFacts
 from .quota import GateSlot, LeaseGrant, Quota, QuotaUse, SlotReport
 
 
@@ -23,13 +27,13 @@ from .quota import GateSlot, LeaseGrant, Quota, QuotaUse, SlotReport
 class StoredBatch:
     """The outcome of storing a batch: which events were new, and each gate's contiguous seq.
 
-    ``contiguous[g]`` is the highest seq such that every event 1..seq of gate
-    ``g`` is stored: what the hub may acknowledge. It has an entry for every
-    gate that had an event in the batch, new or duplicate.
+    ``contiguous[(g, i)]`` is the highest seq such that every event 1..seq of
+    gate ``g``'s incarnation ``i`` is stored: what the hub may acknowledge. It
+    has an entry for every (gate, incarnation) with an event in the batch.
     """
 
     new_events: list[GateEvent]
-    contiguous: dict[str, int]
+    contiguous: dict[tuple[str, bytes], int]
     duplicates: int = 0
 
 
@@ -46,7 +50,13 @@ class OutboxRow:
 
 @dataclass(frozen=True)
 class GateHealth:
-    """The hub's current view of a gate; ``birth``/``heartbeat`` are the maps last sent."""
+    """The hub's current view of a gate; ``birth``/``heartbeat`` are the (checked scalar) fields last sent.
+
+    ``incarnation`` is the gate state the latest birth named; ``resets`` counts
+    the times the hub told the gate its state went backwards (``reset_ms`` the
+    last: an operator alert "gate state reset"); ``refused`` counts its
+    messages that failed validation.
+    """
 
     gate: str
     online: bool
@@ -54,17 +64,32 @@ class GateHealth:
     last_seen_ms: int
     born_ms: int | None = None
     died_ms: int | None = None
-    birth: dict = field(default_factory=dict)
-    heartbeat: dict = field(default_factory=dict)
+    birth: Mapping[str, object] = field(default_factory=dict)
+    heartbeat: Mapping[str, object] = field(default_factory=dict)
     acked_seq: int = 0
+    incarnation: bytes | None = None
+    resets: int = 0
+    reset_ms: int | None = None
+    refused: int = 0
 
 
 class EventStore(Protocol):
     def store_events(self, events: Sequence[GateEvent], received_ms: int) -> StoredBatch:
         """Insert each event once (idempotent by event_id); call inside ``transaction()``."""
 
-    def contiguous_seq(self, gate: str) -> int:
-        """Highest seq of ``gate`` below which every event is stored (0 when none)."""
+    def contiguous_seq(self, gate: str, incarnation: bytes) -> int:
+        """Highest seq of the gate's incarnation below which every event is stored (0 when none)."""
+
+    def max_seq(self, gate: str, incarnation: bytes) -> int:
+        """Highest seq of the gate's incarnation stored at all: a gate about to reuse it went backwards."""
+
+    def remember_tickets(self, facts: Sequence[TicketFacts]) -> None:
+        """Keep what the hub verified of tickets, to bound later exits and rollbacks of them."""
+
+    def ticket_facts(self, ticket_id: bytes) -> TicketFacts | None: ...
+
+    def prune(self, events_before_ms: int, history_before_ms: int, tickets_expired_before_s: int, archive: Path | None) -> tuple[int, int]:
+        """Retention: (events, history rows) dropped; events are copied to ``archive`` first when given."""
 
     def event_count(self) -> int: ...
 
@@ -100,6 +125,17 @@ class HealthStore(Protocol):
         """Replace the gate's current state and append the report to its history."""
 
     def gates(self) -> list[GateHealth]: ...
+
+    def record_reset(self, gate: str, now_ms: int) -> None:
+        """Count a "gate state reset" for the operator's alert."""
+
+    def count_refused(self, counts: dict[str, int], now_ms: int) -> None:
+        """Add each gate's refused (invalid) messages to its health."""
+
+    def published_head(self, stream: str) -> int: ...
+
+    def republish_leases(self, gate: str, first_day: str) -> int:
+        """Publish the gate's current leases again (a new gate state holds none)."""
 
     def history(self, gate: str, limit: int) -> list[tuple[int, str, dict]]:
         """Latest (received_ms, kind, fields) reports of ``gate``, newest first."""

@@ -347,7 +347,11 @@ def hub_sync_settings(hub: Section) -> SyncSettings:
         heartbeat_seconds=hub.number("heartbeat_seconds", 10, 1, 3600),
         batch_events=hub.integer("batch_events", 100, 1, 10_000),
         window_events=hub.integer("window_events", 1000, 1, 100_000),
-        resend_after_seconds=hub.number("resend_after_seconds", 30, 1, 3600),
+        resend_after_seconds=hub.number("resend_after_seconds", 5, 1, 3600),
+        ping_seconds=hub.number("ping_seconds", 1.0, 0.1, 60),
+        hub_timeout_seconds=hub.number("hub_timeout_seconds", 3.5, 0.5, 600),
+        max_rtt_seconds=hub.number("max_rtt_seconds", 1.0, 0.01, 60),
+        catch_up_seconds=hub.number("catch_up_seconds", 5.0, 0, 600),
     )
 
 
@@ -377,6 +381,12 @@ def load_hub_config(path: Path) -> HubConfig:
         quota_lease_s=hub.integer("quota_lease_s", 120, 1, 86_400),
         quota_skew_s=hub.integer("quota_skew_s", 30, 0, 3600),
         http=build_settings(document.table("http"), HttpSettings).resolved(path.parent) if document.has("http") else None,  # type: ignore[attr-defined]
+        trust=hub.path_value("trust") if hub.has("trust") else None,
+        gate_event_rate=hub.number("gate_event_rate", 5000, 1, 100_000_000),
+        gate_event_burst=hub.integer("gate_event_burst", 10_000, 1, 1_000_000_000),
+        event_retention_days=hub.integer("event_retention_days", 90, 1, 36_500),
+        event_archive=hub.path_value("event_archive") if hub.has("event_archive") else None,
+        history_retention_days=hub.integer("history_retention_days", 7, 1, 36_500),
     )
     document.finish()
     return config

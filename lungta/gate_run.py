@@ -77,6 +77,7 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
             sync.start()
             stack.callback(sync.stop)
             daemon.watch("hub-sync", lambda: sync._thread is not None and sync._thread.is_alive())
+            sync.wait_caught_up(config.hub.catch_up_seconds)  # apply what is queued for this gate before deciding
         else:
             log.warning("no [hub] in %s: this gate runs standalone (no revocations, used marks or quotas from a hub)", config.file)
         log.info("starting gate %s at site %s from %s (%d trusted key(s))", config.rules.gate_id, config.rules.site, config.file, len(trust))

@@ -29,7 +29,7 @@ from .paths import check_database
 if TYPE_CHECKING:
     from hub.config import HubConfig
     from hub.console.actions import Outcome
-    from protocol.messages import Command
+    from protocol.hub_messages import Command
     from hub.sqlite_store import SqliteHubStore
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ import logging
 import queue
 import socket
 import ssl
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,25 @@ def _no_delay(client: mqtt.Client) -> None:
             log.debug("TCP_NODELAY not set: %s", error)
 
 
+def guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """Last guard around a paho callback: an exception there would end paho's network thread.
+
+    A disk full in the connect callback once left a gate running for minutes
+    with no hub link at all. The error is logged with its traceback and counted
+    (``MqttLink.callback_errors``); the link carries on.
+    """
+
+    @functools.wraps(callback)
+    def run(self: "MqttLink", *args: object) -> None:
+        try:
+            callback(self, *args)
+        except Exception:  # noqa: BLE001 - documented last guard: logged and counted, the network thread lives on
+            self.callback_errors += 1
+            log.exception("MQTT %s callback failed; the link goes on", callback.__name__.lstrip("_"))
+
+    return run
+
+
 class MqttLink:
     """A persistent-session MQTT v5 client that hands everything to queues."""
 
@@ -100,17 +120,24 @@ class MqttLink:
         pubacks: queue.Queue,
         manual_ack: bool = True,
         on_connected: Callable[["MqttLink"], None] | None = None,
+        drop: Callable[[str], bool] | None = None,
     ) -> None:
         """``on_connected`` runs in paho's thread at each connect, before any message of
         the new session is handed on: the place to publish a birth and to set the
-        Last Will of the *next* connection (``set_will``)."""
+        Last Will of the *next* connection (``set_will``). ``drop(topic)``, when
+        given, runs in paho's thread for every incoming message: true PUBACKs the
+        message at once and hands nothing on (the hub's rate limit, so a flood is
+        shed before it can hold the broker's in-flight window)."""
         self._broker = broker
         self._on_connected = on_connected
+        self._drop = drop
         self._subscriptions = subscriptions
         self._inbound = inbound
         self._pubacks = pubacks
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        self.callback_errors = 0
+        self._last_state = ""  # the last connection state logged: one line per change, not per retry
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
         if broker.username is not None:
             client.username_pw_set(broker.username, broker.password)
@@ -119,6 +146,7 @@ class MqttLink:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -152,11 +180,19 @@ class MqttLink:
         """PUBACK an inbound message once it is durably handled (thread-safe in paho)."""
         self._client.ack(mid, qos)
 
+    def _log_state(self, level: int, state: str) -> None:
+        """Log a connection state once per change: a broker away for an hour gives one line, not 3600."""
+        if state != self._last_state:
+            self._last_state = state
+            log.log(level, "%s", state)
+
+    @guarded
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
-            log.error("broker %s:%d refused the connection: %s", self._broker.host, self._broker.port, reason_code)
+            self._log_state(logging.ERROR, f"broker {self._broker.host}:{self._broker.port} refused the connection: {reason_code} (check username, password and client certificate)")
             return
-        log.info("connected to broker %s:%d (session present: %s)", self._broker.host, self._broker.port, flags.session_present)
+        self._log_state(logging.INFO, f"connected to broker {self._broker.host}:{self._broker.port}")
+        log.debug("session present: %s", flags.session_present)
         _no_delay(client)
         if self._subscriptions:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
@@ -165,20 +201,34 @@ class MqttLink:
         self.connected.set()
         self._inbound.put(Connected(flags.session_present))
 
+    @guarded
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        """The TCP or TLS connection itself failed (refused, DNS, TLS verify); paho retries with backoff."""
+        self._log_state(logging.ERROR, f"cannot connect to broker {self._broker.host}:{self._broker.port} (refused, unreachable, DNS or TLS verification); retrying with backoff")
+
+    @guarded
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list, properties: object) -> None:
         failed = [str(code) for code in reason_codes if code.is_failure]
         if failed:
             log.error("broker refused the subscription: %s; check the ACL", ", ".join(failed))
             return
+        log.info("subscribed to %s", ", ".join(self._subscriptions))
         self.subscribed.set()
 
+    @guarded
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         self.connected.clear()
         self.subscribed.clear()
-        log.warning("disconnected from broker: %s; reconnecting with backoff", reason_code)
+        self._log_state(logging.WARNING, f"disconnected from broker: {reason_code}; reconnecting with backoff")
 
+    @guarded
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if self._drop is not None and self._drop(message.topic):
+            client.ack(message.mid, message.qos)
+            return
         self._inbound.put(Inbound(message.topic, message.payload, message.mid, message.qos))
 
+    @guarded
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object) -> None:
         self._pubacks.put(Puback(mid, not getattr(reason_code, "is_failure", False), str(reason_code)))
+

@@ -8,10 +8,11 @@ Hub to gates (written only by the hub's broker identity)::
     lungta/<site>/hub/snapshot/<gate>      signed snapshot chunks
     lungta/<site>/hub/command/<gate>       signed commands
     lungta/<site>/hub/quota/<gate>         signed quota leases
+    lungta/<site>/hub/pong/<gate>          signed answers to the gate's pings
 
 Gates to hub (each gate writes only below its own ``gate/<gate>/``)::
 
-    lungta/<site>/gate/<gate>/birth | death | heartbeat | events | request
+    lungta/<site>/gate/<gate>/birth | death | heartbeat | ping | events | request
 
 A hub stream name is the topic suffix after ``hub/``, so the stream a signed
 message claims can be checked against the topic it arrived on. Site and gate
@@ -32,15 +33,17 @@ ACK = "ack"
 SNAPSHOT = "snapshot"
 COMMAND = "command"
 QUOTA = "quota"
+PONG = "pong"
 SITE_STREAMS = (REVOCATIONS, USED)
-GATE_STREAM_KINDS = (ACK, SNAPSHOT, COMMAND, QUOTA)
+GATE_STREAM_KINDS = (ACK, SNAPSHOT, COMMAND, QUOTA, PONG)
 
 BIRTH = "birth"
 DEATH = "death"
 HEARTBEAT = "heartbeat"
+PING = "ping"
 EVENTS = "events"
 REQUEST = "request"
-GATE_KINDS = (BIRTH, DEATH, HEARTBEAT, EVENTS, REQUEST)
+GATE_KINDS = (BIRTH, DEATH, HEARTBEAT, PING, EVENTS, REQUEST)
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -77,6 +80,10 @@ def command_stream(gate: str) -> str:
 
 def quota_stream(gate: str) -> str:
     return gate_stream(QUOTA, gate)
+
+
+def pong_stream(gate: str) -> str:
+    return gate_stream(PONG, gate)
 
 
 def check_stream(stream: str) -> str:

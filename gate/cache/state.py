@@ -130,6 +130,26 @@ class GateStore:
             raise StateError(f"{self.path}: incarnation id missing or damaged")
         return value
 
+    def start_incarnation(self) -> bytes:
+        """Begin a new incarnation of this state and return its id.
+
+        For a state the hub says went backwards (restored from a backup, or
+        rolled back by corruption): its event seqs may repeat ones the hub
+        holds for the old incarnation. The unsent outbox is kept and renumbered
+        from 1 under the new id (the hub stores each event once by event_id),
+        the old incarnation's ack position is forgotten, and the caller pulls
+        full snapshots before it trusts the state again.
+        """
+        with self.transaction() as db:
+            seqs = [seq for (seq,) in db.execute("SELECT seq FROM outbox ORDER BY seq")]
+            db.execute("UPDATE outbox SET seq = -seq")
+            db.executemany("UPDATE outbox SET seq = ? WHERE seq = ?", [(number, -seq) for number, seq in enumerate(seqs, 1)])
+            incarnation = os.urandom(INCARNATION_BYTES)
+            self._set_meta(db, INCARNATION_KEY, incarnation)
+            self._set_meta(db, "next_seq", len(seqs) + 1)
+            self._set_meta(db, "acked_seq", 0)
+        return incarnation
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

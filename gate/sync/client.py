@@ -9,14 +9,20 @@ birth/death sequence number (``bdseq``), the birth carries it and the Last
 Will (death) of that same connection carries it too, so the hub can tell a
 late will of an old connection from the death of the current one.
 
-The gate decides without the hub: this thread going quiet, or the broker
-being away for hours, only makes ``validator.hub_online`` false, which the
-offline policy in gate.toml turns into a decision rule.
+Hub liveness, not broker liveness: the gate pings the hub every
+``ping_seconds`` with a fresh nonce; ``validator.hub_online`` is true only
+while signed answers (``Pong``) to its own pings keep coming (within
+``hub_timeout_seconds``) and only once this state's incarnation has pulled
+full snapshots. A pong is also the only source of hub time (its round trip
+bounds the error) and says where the site streams are, so a gate that is
+behind asks for the rest at once. The gate decides without the hub: the
+offline policy in gate.toml turns "not hub online" into a decision rule.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -26,12 +32,29 @@ from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from protocol.messages import Command, GateEvent, SnapshotRequest, encode_events, encode_health, encode_snapshot_request
+from protocol.gate_messages import (
+    EventData,
+    EventKind,
+    GateEvent,
+    LeaseReport,
+    Ping,
+    SnapshotRequest,
+    decode_event_data,
+    encode_events,
+    encode_health,
+    encode_ping,
+    encode_snapshot_request,
+    lease_report_map,
+    scalars,
+)
+from protocol.hub_messages import Command, Pong
+from protocol.messages import NONCE_LENGTH, MessageError
 from protocol.mqtt import Connected, Inbound, MqttLink
-from protocol.topics import BIRTH, DEATH, EVENTS, HEARTBEAT, REQUEST, USED, gate_client_id, gate_subscriptions, gate_topic
+from protocol.topics import BIRTH, DEATH, EVENTS, HEARTBEAT, PING, REQUEST, SITE_STREAMS, USED, gate_client_id, gate_subscriptions, gate_topic
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet
+from ..cache.state import OutboxEvent
 from ..validator import Validator
 from .inbox import HubInbox
 from .settings import SyncSettings
@@ -41,6 +64,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 WAKE = object()
+SYNCED_KEY = "synced_incarnation"  # meta: the incarnation whose full snapshots are in
+MAX_OUTSTANDING_PINGS = 16
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 
 
@@ -84,6 +109,12 @@ class HubSync:
         self._snapshot_asked: dict[str, float] = {}
         self._next_heartbeat = 0.0
         self._outbox_dirty = True  # the outbox may hold events not yet sent; cleared when a read comes back short
+        self._pings: dict[bytes, float] = {}  # nonce -> monotonic send time, of pings not yet answered
+        self._next_ping = 0.0
+        self._last_pong: float | None = None
+        self.heads: dict[str, int] | None = None  # the site streams' heads per the latest pong
+        self.clock_samples = 0
+        self.resets = 0
         self.progress = threading.Condition()
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -134,11 +165,12 @@ class HubSync:
                     self._outbox_dirty = True
                 elif isinstance(item, Inbound):
                     self._receive(item)
-                self.validator.hub_online = self.link.connected.is_set()
                 if self.link.connected.is_set():
                     self._upload()
                     self._heartbeat()
-            except Exception:  # noqa: BLE001 - the sync thread must outlive any one bad step
+                    self._ping()
+                self._update_online()
+            except Exception:  # noqa: BLE001 - last guard: the sync thread must outlive any one bad step; logged
                 log.exception("hub sync step failed; going on")
             with self.progress:
                 self.progress.notify_all()
@@ -148,6 +180,8 @@ class HubSync:
         self.link.ack(item.mid, item.qos)
         if outcome.acked_seq is not None:
             self.uploader.on_ack(outcome.acked_seq, self._monotonic())
+        if outcome.pong is not None and outcome.pong_at_ms is not None:
+            self._on_pong(outcome.pong, outcome.pong_at_ms)
         if outcome.snapshot_request is not None:
             self._ask_snapshot(outcome.snapshot_request)
         if outcome.command is not None:
@@ -178,9 +212,100 @@ class HubSync:
             self._outbox_dirty = len(events) == window[1]
             if not events:
                 return
-            payload = encode_events([GateEvent(e.event_id, self.gate, e.seq, e.kind, e.at_ms, e.ticket_id, e.data) for e in events])
+            incarnation = self.validator.store.incarnation
+            payload = encode_events([self._outgoing(event, incarnation) for event in events])
             self.link.publish(gate_topic(self.site, self.gate, EVENTS), payload)
             self.uploader.published(events[-1].seq, self._monotonic())
+
+    def _outgoing(self, event: OutboxEvent, incarnation: bytes) -> GateEvent:
+        """The wire form of an outbox event; data the protocol cannot carry is reduced to its scalars, never stuck."""
+        try:
+            data = decode_event_data(event.data)
+        except MessageError as error:
+            log.error("event seq %d: data does not fit the protocol (%s); sending its plain fields only", event.seq, error)
+            data = EventData(extra=scalars(event.data))
+        return GateEvent(event.event_id, self.gate, incarnation, event.seq, EventKind(event.kind), event.at_ms, event.ticket_id, data)
+
+    # ---- liveness, hub time, catch-up, incarnations ---------------------------------------
+
+    def _ping(self) -> None:
+        now = self._monotonic()
+        if now < self._next_ping:
+            return
+        self._next_ping = now + self.settings.ping_seconds
+        nonce = os.urandom(NONCE_LENGTH)
+        self._pings[nonce] = now
+        for stale in list(self._pings)[:-MAX_OUTSTANDING_PINGS]:
+            del self._pings[stale]
+        store = self.validator.store
+        self.link.publish(gate_topic(self.site, self.gate, PING), encode_ping(Ping(nonce, store.incarnation, int(store.get_meta("next_seq", 1)))))
+
+    def _on_pong(self, pong: Pong, at_ms: int) -> None:
+        """Only an answer to one of our own recent pings counts: liveness, then hub time, then reset and catch-up."""
+        sent = self._pings.pop(pong.nonce, None)
+        if sent is None:
+            log.info("ignored a hub answer to a ping this gate did not send or already had answered")
+            return
+        now = self._monotonic()
+        rtt = now - sent
+        self._last_pong = now
+        if rtt <= self.settings.max_rtt_seconds:
+            self.validator.sync_clock(at_ms / 1000 + rtt / 2)  # the hub answered between send and receipt: error at most rtt/2
+            self.clock_samples += 1
+        else:
+            log.info("hub answer after %.2f s: too slow to set the clock by", rtt)
+        store = self.validator.store
+        if pong.incarnation != store.incarnation:
+            return
+        if pong.reset:
+            self._start_incarnation()
+            return
+        self.heads = dict(pong.heads)
+        for stream in SITE_STREAMS:
+            if not self._synced() or pong.heads.get(stream, 0) > self.inbox.tracker.last(stream):
+                if not self._synced() and stream in self.inbox.installed:
+                    continue
+                self._ask_snapshot(SnapshotRequest(stream, self.inbox.tracker.last(stream)))
+        if not self._synced() and set(SITE_STREAMS) <= self.inbox.installed:
+            store.set_meta(SYNCED_KEY, store.incarnation)
+            log.info("incarnation %s is in step with the hub: full snapshots installed", store.incarnation.hex())
+
+    def _start_incarnation(self) -> None:
+        store = self.validator.store
+        old = store.incarnation
+        new = store.start_incarnation()
+        self.resets += 1
+        self.inbox.installed.clear()
+        self.uploader = Uploader(0, self.settings.window_events, self.settings.batch_events, self.settings.resend_after_seconds)
+        self._outbox_dirty = True
+        self._snapshot_asked.clear()
+        log.warning("gate state reset: the hub holds seqs of incarnation %s this state no longer has; now incarnation %s, pulling full snapshots", old.hex(), new.hex())
+
+    def _synced(self) -> bool:
+        store = self.validator.store
+        return store.get_meta(SYNCED_KEY) == store.incarnation
+
+    def _live(self) -> bool:
+        return self.link.connected.is_set() and self._last_pong is not None and self._monotonic() - self._last_pong <= self.settings.hub_timeout_seconds
+
+    def _update_online(self) -> None:
+        online = self._live() and self._synced()
+        if online != self.validator.hub_online:
+            log.warning("hub %s", "online: answers to pings are arriving" if online else "offline: no answer to pings (or state not yet in step); the offline policy applies")
+        self.validator.hub_online = online
+
+    @property
+    def caught_up(self) -> bool:
+        """In step with the hub: live, snapshots of this incarnation in, and every site stream at the head the hub reported."""
+        heads = self.heads
+        return self._live() and self._synced() and heads is not None and all(self.inbox.tracker.last(stream) >= heads.get(stream, 0) for stream in SITE_STREAMS)
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        """Block until ``caught_up`` or ``timeout``: a restarted gate applies what is queued for it before deciding."""
+        caught_up = self.wait_for(lambda sync: sync.caught_up, timeout)
+        if not caught_up:
+            log.warning("not in step with the hub after %.1f s; deciding with the offline policy until it is", timeout)
+        return caught_up
 
     def _heartbeat(self) -> None:
         now = self._monotonic()
@@ -192,7 +317,8 @@ class HubSync:
     # ---- health ----------------------------------------------------------------------
 
     def _health(self, kind: str, bdseq: int) -> bytes:
-        fields: dict = {"bdseq": bdseq, "at": int(self._clock() * 1000), "version": software_version()}
+        store = self.validator.store
+        fields: dict = {"bdseq": bdseq, "at": int(self._clock() * 1000), "version": software_version(), "incarnation": store.incarnation, "next_seq": int(store.get_meta("next_seq", 1))}
         if kind != DEATH:
             fields.update(self.health_fields())  # its "at" (the lease clock) replaces the wall time
         return encode_health(fields)
@@ -208,7 +334,8 @@ class HubSync:
             "backlog": store.backlog(),
             "clock_trusted": trusted,
             "clock_offset_ms": None if offset is None else round(offset * 1000),
-            "quota": [list(row) for row in store.quota_leases()],
+            "hub_online": self.validator.hub_online,
+            "quota": [lease_report_map(LeaseReport(*row)) for row in store.quota_leases()],
             "disk_free_mb": shutil.disk_usage(store.path.parent).free // 2**20,
             "temperature_c": _temperature(),
         }

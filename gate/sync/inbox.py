@@ -16,24 +16,24 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocol.messages import (
+from protocol.gate_messages import SnapshotRequest
+from protocol.hub_messages import (
     Command,
     HubMessage,
-    MessageError,
+    Pong,
     SequenceTracker,
-    Snapshot,
-    SnapshotAssembler,
-    SnapshotRequest,
     Verdict,
     decode_ack,
     decode_command,
     decode_lease,
+    decode_pong,
     decode_revocations,
-    decode_snapshot_chunk,
     decode_used,
     open_message,
 )
-from protocol.topics import ACK, COMMAND, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic
+from protocol.snapshots import Snapshot, SnapshotAssembler, decode_snapshot_chunk
+from protocol.messages import MessageError
+from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet, RevocationStoreError
@@ -57,11 +57,17 @@ class InboxCounters:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the caller must do after a message: ask for a snapshot, run a command, note an ack."""
+    """What the caller must do after a message: ask for a snapshot, run a command, note an ack or a pong.
+
+    ``acked_seq`` is set only for an ack of this gate's own incarnation (the
+    outbox is already pruned); ``pong`` comes with the hub time of its envelope.
+    """
 
     snapshot_request: SnapshotRequest | None = None
     command: Command | None = None
     acked_seq: int | None = None
+    pong: Pong | None = None
+    pong_at_ms: int | None = None
 
 
 class HubInbox:
@@ -75,6 +81,7 @@ class HubInbox:
         self.tracker = SequenceTracker({**validator.store.stream_seqs(), REVOCATIONS: revocations.sequence})
         self._assembler = SnapshotAssembler()
         self._waiting: dict[str, list[HubMessage]] = {}
+        self.installed: set[str] = set()  # site streams a full snapshot was installed for since start (or the last reset)
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """Verify and apply one message; never raises for anything the network can send."""
@@ -83,6 +90,8 @@ class HubInbox:
             message = open_message(payload, self.hub_trust, int(self._now()), site=self.site, stream=stream)
         except (MessageError, TopicError) as error:
             return self._refuse(topic, getattr(error, "reason", "topic"), error)
+        if stream.partition("/")[0] == PONG:
+            return self._pong(topic, message)  # matched by its nonce, not by seq
         verdict = self.tracker.check(stream, message.seq)
         if verdict is Verdict.REPLAY:
             self.counters.replays += 1
@@ -111,6 +120,14 @@ class HubInbox:
             log.warning("gap in %s: have seq %d, got %d; asking the hub for a snapshot", message.stream, self.tracker.last(message.stream), message.seq)
         return Outcome(snapshot_request=SnapshotRequest(message.stream, self.tracker.last(message.stream)))
 
+    def _pong(self, topic: str, message: HubMessage) -> Outcome:
+        try:
+            pong = decode_pong(message.body)
+        except MessageError as error:
+            return self._refuse(topic, error.reason, error)
+        self.counters.applied += 1
+        return Outcome(pong=pong, pong_at_ms=message.at_ms)
+
     def waiting_for_snapshot(self, stream: str) -> bool:
         return bool(self._waiting.get(stream))
 
@@ -127,10 +144,13 @@ class HubInbox:
             marks = self._foreign_marks(decode_used(message.body))
             store.apply_usage_marks(marks, position)
         elif kind == ACK:
-            acked = decode_ack(message.body)
-            store.acknowledge(acked, position)
-            self.validator.sync_clock(message.at_ms / 1000)  # acks are sent the moment the hub stores: live hub time
-            outcome = Outcome(acked_seq=acked)
+            ack = decode_ack(message.body)
+            if ack.incarnation == store.incarnation:
+                store.acknowledge(ack.acked_seq, position)
+                outcome = Outcome(acked_seq=ack.acked_seq)
+            else:  # an ack of a replaced incarnation: its seqs mean nothing for this outbox
+                store.set_stream_seq(message.stream, message.seq)
+                log.info("ignored an ack for incarnation %s (this state is %s)", ack.incarnation.hex(), store.incarnation.hex())
         elif kind == QUOTA:
             lease = decode_lease(message.body)
             if store.set_quota_lease(lease.day, lease.slot_start, lease.slot_end, lease.granted, lease.lease_id, lease.expires_ms, position):
@@ -152,7 +172,7 @@ class HubInbox:
 
     def _foreign_marks(self, marks: list) -> list[UsageMark]:
         """Other gates' marks only: this gate's own counters are authoritative here."""
-        return [UsageMark(m.ticket_id, m.zone, m.day, m.gate, m.entries, m.exits, m.at_ms // 1000) for m in marks if m.gate != self.gate]
+        return [UsageMark(m.ticket_id, m.zone, m.day, m.gate, m.entries, m.exits, m.at_ms // 1000, m.expires) for m in marks if m.gate != self.gate]
 
     def _install(self, snapshot: Snapshot) -> None:
         if snapshot.of == REVOCATIONS:
@@ -160,6 +180,7 @@ class HubInbox:
         else:
             self.validator.store.apply_usage_marks(self._foreign_marks(snapshot.entries), (USED, snapshot.as_of))
         self.tracker.reset(snapshot.of, snapshot.as_of)
+        self.installed.add(snapshot.of)
         self.counters.snapshots += 1
         log.info("installed %s snapshot as of seq %d: %d entries", snapshot.of, snapshot.as_of, len(snapshot.entries))
         waiting = sorted(self._waiting.pop(snapshot.of, []), key=lambda message: message.seq)

@@ -10,12 +10,23 @@ from protocol.mqtt import BrokerConfig
 
 @dataclass(frozen=True)
 class SyncSettings:
-    """``trust`` holds the hub's public key(s): only messages they sign are acted on."""
+    """``trust`` holds the hub's public key(s): only messages they sign are acted on.
+
+    ``ping_seconds``: how often the gate asks the hub for a signed answer;
+    ``hub_timeout_seconds``: without an answer for this long the hub counts as
+    offline (a cut, a dead hub or a stalled broker is noticed within it);
+    ``max_rtt_seconds``: an answer slower than this is not used to set the clock;
+    ``catch_up_seconds``: how long a starting gate waits to apply what is queued.
+    """
 
     trust: Path
     broker: BrokerConfig
     heartbeat_seconds: float = 10.0
     batch_events: int = 100
     window_events: int = 1000
-    resend_after_seconds: float = 30.0
+    resend_after_seconds: float = 5.0  # short: a message the hub dropped for rate is sent again soon
     snapshot_retry_seconds: float = 10.0
+    ping_seconds: float = 1.0
+    hub_timeout_seconds: float = 3.5
+    max_rtt_seconds: float = 1.0
+    catch_up_seconds: float = 5.0

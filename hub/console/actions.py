@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol.messages import Command, RevocationEntry
+from protocol.hub_messages import Command, RevocationEntry
 from protocol.topics import REVOCATIONS, TopicError, check_name
 
 from ..config import HubConfig

@@ -264,7 +264,7 @@ def test_bad_config_stops_gate_run_with_one_line(tmp_path):
 
 
 def test_a_hub_emergency_command_opens_every_relay_and_shows_in_the_status(tmp_path, validator):
-    from protocol.messages import Command
+    from protocol.hub_messages import Command
 
     turnstile = build_turnstile(_sim(tmp_path))
     daemon = GateDaemon(validator, [], turnstile, LogDisplay(), load_catalogue())

@@ -108,7 +108,8 @@ class Gate:
 
     def __init__(self, tmp_path: Path, broker, name: str, ticket_trust: TrustStore, hub_trust: TrustStore) -> None:
         self.validator: Validator = open_validator(tmp_path / name, GateRules(broker.site, gate_id=name), ticket_trust, clock=GateClock(0))
-        settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=0.2, resend_after_seconds=2)
+        settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=0.2, resend_after_seconds=2,
+                                ping_seconds=0.2, hub_timeout_seconds=1.5, snapshot_retry_seconds=1)
         self.commands: list = []
         self.sync = HubSync(settings, self.validator, self.validator.revocations, hub_trust, self.commands.append)
 

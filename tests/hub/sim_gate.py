@@ -23,26 +23,34 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from protocol.messages import (
+from protocol.gate_messages import (
+    EventKind,
     GateEvent,
+    LeaseReport,
+    Ping,
+    SnapshotRequest,
+    decode_event_data,
+    encode_events,
+    encode_health,
+    encode_ping,
+    encode_snapshot_request,
+    lease_report_map,
+)
+from protocol.hub_messages import (
     HubMessage,
-    MessageError,
     QuotaLease,
     SequenceTracker,
-    SnapshotAssembler,
-    SnapshotRequest,
     Verdict,
     decode_ack,
     decode_lease,
+    decode_pong,
     decode_revocations,
-    decode_snapshot_chunk,
     decode_used,
-    encode_events,
-    encode_health,
-    encode_snapshot_request,
     open_message,
 )
-from protocol.topics import ACK, QUOTA, REVOCATIONS, SNAPSHOT, USED, gate_client_id, gate_subscriptions, gate_topic, stream_of_hub_topic
+from protocol.snapshots import SnapshotAssembler, decode_snapshot_chunk
+from protocol.messages import MessageError
+from protocol.topics import ACK, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, gate_client_id, gate_subscriptions, gate_topic, stream_of_hub_topic
 from protocol.trust import TrustStore
 
 
@@ -77,6 +85,8 @@ class GateView:
     pubacks: dict[int, ReasonCode] = field(default_factory=dict)
     leases: dict[tuple[str, int], QuotaLease] = field(default_factory=dict)
     quota_used: dict[tuple[str, int], int] = field(default_factory=dict)
+    pongs: list = field(default_factory=list)
+    disconnects: int = 0
 
 
 class SimGate:
@@ -94,8 +104,10 @@ class SimGate:
         keep_messages: bool = True,
         subscriptions: list[str] | None = None,
         changed: threading.Condition | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``subscriptions`` defaults to a real gate's; ``changed`` may be shared by many gates."""
+        """``subscriptions`` defaults to a real gate's; ``changed`` may be shared by many gates; ``clock`` dates its events."""
+        self.clock = clock
         self.site, self.gate, self.bdseq = site, gate, bdseq
         self.trust = hub_trust
         self.tracker = SequenceTracker()
@@ -105,6 +117,7 @@ class SimGate:
         self.keep_messages = keep_messages
         self._assembler = SnapshotAssembler()
         self._next_seq = 1
+        self.incarnation = os.urandom(16)
         self._host, self._port, self._expiry = host, port, session_expiry_s
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gate_client_id(site, gate), protocol=mqtt.MQTTv5)
         client.username_pw_set(username or gate, password)
@@ -142,7 +155,8 @@ class SimGate:
         events = []
         for index in range(count):
             ticket_id = ticket_ids[index] if ticket_ids else os.urandom(12)
-            events.append(GateEvent(os.urandom(16), self.gate, self._next_seq, kind, int(time.time() * 1000), ticket_id, dict(data if data is not None else {"usage": {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}})))
+            fields = dict(data if data is not None else {"usage": {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}})
+            events.append(GateEvent(os.urandom(16), self.gate, self.incarnation, self._next_seq, EventKind(kind), int(self.clock() * 1000), ticket_id, decode_event_data(fields)))
             self._next_seq += 1
         return events
 
@@ -165,10 +179,17 @@ class SimGate:
                 self.view.quota_used[(day, slot_start)] = self.view.quota_used.get((day, slot_start), 0) + count
         return events
 
+    def ping(self, next_seq: int | None = None) -> bytes:
+        """Ask the hub for a pong; returns the nonce the answer must echo."""
+        nonce = os.urandom(16)
+        self.client.publish(gate_topic(self.site, self.gate, "ping"), encode_ping(Ping(nonce, self.incarnation, next_seq or self._next_seq)), qos=1)
+        return nonce
+
     def quota_heartbeat(self, at_ms: int | None = None) -> mqtt.MQTTMessageInfo:
-        """A heartbeat listing every lease held as [day, slot_start, slot_end, granted, used, lease_id, expires_ms]."""
+        """A heartbeat listing every lease held, with what the gate used of it."""
         with self.changed:
-            rows = [[day, start, lease.slot_end, lease.granted, self.view.quota_used.get((day, start), 0), lease.lease_id, lease.expires_ms] for (day, start), lease in self.view.leases.items()]
+            rows = [lease_report_map(LeaseReport(day, start, lease.slot_end, lease.granted, self.view.quota_used.get((day, start), 0), lease.lease_id, lease.expires_ms))
+                    for (day, start), lease in self.view.leases.items()]
         return self.heartbeat(quota=rows, **({} if at_ms is None else {"at": at_ms}))
 
     def request_snapshot(self, stream: str) -> mqtt.MQTTMessageInfo:
@@ -187,7 +208,7 @@ class SimGate:
         if reason_code.is_failure:
             return
         client.subscribe([(topic, 1) for topic in self.subscriptions])
-        client.publish(gate_topic(self.site, self.gate, "birth"), encode_health({"bdseq": self.bdseq, "version": "sim-1", "at": int(time.time() * 1000)}), qos=1)
+        client.publish(gate_topic(self.site, self.gate, "birth"), encode_health({"bdseq": self.bdseq, "version": "sim-1", "at": int(time.time() * 1000), "incarnation": self.incarnation}), qos=1)
         with self.changed:
             self.view.connected = True
             self.changed.notify_all()
@@ -200,6 +221,7 @@ class SimGate:
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         with self.changed:
             self.view.connected = self.view.subscribed = False
+            self.view.disconnects += 1
             self.changed.notify_all()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode, properties: object) -> None:
@@ -225,7 +247,7 @@ class SimGate:
         """Apply a verified message; its receipt is stamped after verification and application."""
         view = self.view
         verdict = self.tracker.check(message.stream, message.seq)
-        if verdict is Verdict.REPLAY:
+        if verdict is Verdict.REPLAY and not message.stream.startswith(PONG):
             view.refused.append((message.stream, "replay"))
             return
         if verdict is Verdict.GAP:
@@ -238,7 +260,11 @@ class SimGate:
         elif kind == USED:
             view.used.extend(decode_used(message.body))
         elif kind == ACK:
-            view.acked_seq = max(view.acked_seq, decode_ack(message.body))
+            ack = decode_ack(message.body)
+            if ack.incarnation == self.incarnation:
+                view.acked_seq = max(view.acked_seq, ack.acked_seq)
+        elif kind == PONG:
+            view.pongs.append((decode_pong(message.body), message.at_ms))
         elif kind == QUOTA:
             lease = decode_lease(message.body)
             held = view.leases.get((lease.day, lease.slot_start))

@@ -6,7 +6,7 @@ import json
 
 from hub.health import apply_report
 from hub.store import GateHealth
-from protocol.messages import HealthReport, encode_health
+from protocol.gate_messages import HealthReport, encode_health
 from protocol.topics import gate_topic
 from tests.hub.conftest import TIMEOUT
 from tests.hub.test_sync import hub_command

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ def test_hub_run_serves_gates_and_stops_cleanly_on_sigterm(hub_config_path, gate
     hub = subprocess.Popen([sys.executable, "-m", "lungta", "hub", "run", "--config", str(hub_config_path)], stderr=subprocess.PIPE, text=True)
     try:
         for line in hub.stderr:
-            if "connected to broker" in line:
+            if "subscribed to" in line:  # the SUBSCRIBE is acknowledged: gate messages now reach the hub
                 break
         gate = gate_factory("g1")
         gate.publish_events(gate.make_events(3))
@@ -29,3 +30,12 @@ def test_a_bad_hub_toml_stops_hub_run_with_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lungta", "hub", "run", "--config", str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and str(config) in result.stderr and "hub.site" in result.stderr
+
+
+def test_a_hub_database_of_wire_format_1_stops_hub_run_with_one_line(hub_config_path):
+    database = hub_config_path.parent / "hub.db"
+    with sqlite3.connect(database) as old:  # what a version-1 hub left: events without incarnations
+        old.execute("CREATE TABLE events (event_id BLOB PRIMARY KEY, gate TEXT, seq INTEGER)")
+    result = subprocess.run([sys.executable, "-m", "lungta", "hub", "run", "--config", str(hub_config_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and str(database) in result.stderr and "move it aside" in result.stderr

@@ -29,7 +29,8 @@ from hub.quota import (
     slot_window_ms,
     targets,
 )
-from protocol.messages import GateEvent, HealthReport
+from protocol.gate_messages import EventData, EventKind, GateEvent, LeaseReport, decode_event_data, decode_health, encode_health, lease_report_map
+from protocol.messages import MalformedMessage
 
 LEASE_MS, SKEW_MS = 120_000, 30_000
 POLICY = QuotaPolicy(LEASE_MS, SKEW_MS)
@@ -74,14 +75,18 @@ def test_slot_window_is_in_the_sites_time_zone():
 
 
 def test_quota_entries_of_events_and_heartbeats_are_read_and_bad_ones_skipped():
-    good = GateEvent(b"\x01" * 16, "g1", 1, "admission", 5, b"t", {"quota": {"day": "2026-11-18", "slot_start": 540, "persons": 3}})
-    rollback = replace(good, seq=2, kind="rollback", data={"quota": {"day": "2026-11-18", "slot_start": 540, "persons": -3}})
-    bad = replace(good, seq=3, data={"quota": {"day": "18.11.2026", "slot_start": 540, "persons": 1}})
-    assert [use.persons for use in quota_uses([good, rollback, bad, replace(good, data={})])] == [3, -3]
-    fields = {"clock_offset_ms": 250, "quota": [["2026-11-18", 540, 600, 10, 6, 4, 9_000], ["2026-11-18", 540, 4], "junk"]}
-    (report,) = slot_reports("g1", HealthReport("heartbeat", 1, 7_000, fields))
+    good = GateEvent(b"\x01" * 16, "g1", b"i" * 16, 1, EventKind.ADMISSION, 5, b"t", decode_event_data({"quota": {"day": "2026-11-18", "slot_start": 540, "persons": 3}}))
+    rollback = replace(good, seq=2, kind=EventKind.ROLLBACK, data=decode_event_data({"quota": {"day": "2026-11-18", "slot_start": 540, "persons": -3}}))
+    bad = replace(good, seq=3, data=decode_event_data({"quota": {"day": "2026-19-18", "slot_start": 540, "persons": 1}}))
+    assert [use.persons for use in quota_uses([good, rollback, bad, replace(good, data=EventData())])] == [3, -3]
+    with pytest.raises(MalformedMessage):
+        decode_event_data({"quota": {"day": "18.11.2026", "slot_start": 540, "persons": 1}})
+    fields = {"bdseq": 1, "at": 7_000, "clock_offset_ms": 250, "quota": [lease_report_map(LeaseReport("2026-11-18", 540, 600, 10, 6, 4, 9_000))]}
+    (report,) = slot_reports("g1", decode_health("heartbeat", encode_health(fields)))
     assert (report.day, report.slot_start, report.report) == ("2026-11-18", 540, GateReport(7_000, 4, 6)), "at is the gate's lease clock already"
-    assert slot_reports("g1", HealthReport("heartbeat", 1, None, fields)) == []
+    assert slot_reports("g1", decode_health("heartbeat", encode_health({**fields, "at": None}))) == []
+    with pytest.raises(MalformedMessage):
+        decode_health("heartbeat", encode_health({**fields, "quota": [["2026-11-18", 540, 600, 10, 6, 4, 9_000]]}))
 
 
 def test_a_report_drops_the_leases_the_gate_replaced_and_an_older_report_changes_nothing():

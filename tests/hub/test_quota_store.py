@@ -9,7 +9,7 @@ import pytest
 from lungta.config import ConfigError, load_hub_config
 from hub.quota import GateReport, GateSlot, LeaseGrant, Quota, QuotaUse, SentLease, SlotReport, record_report
 from hub.sqlite_store import RECENT_BUCKET_MS, SqliteHubStore
-from protocol.messages import decode_lease
+from protocol.hub_messages import decode_lease
 
 QUOTA = Quota("2026-11-18", 540, 600, 100)
 T0 = 1_795_000_000_000
@@ -44,9 +44,17 @@ def test_a_lease_is_an_outbox_row_whose_lease_id_is_its_stream_seq(store):
 
 def test_uses_add_up_and_only_recent_ones_count_as_demand(store):
     old, new = T0 - 10 * RECENT_BUCKET_MS, T0 + 1
+    store.add_leases(QUOTA, [LeaseGrant("g1", 10, T0 + 120_000), LeaseGrant("g2", 10, T0 + 120_000)], T0)
     store.add_quota_uses([QuotaUse("g1", QUOTA.day, 540, old, 4), QuotaUse("g1", QUOTA.day, 540, new, 3), QuotaUse("g1", QUOTA.day, 540, new, -1)])
     store.add_quota_uses([QuotaUse("g2", QUOTA.day, 540, new, 5), QuotaUse("g2", QUOTA.day, 600, new, 50)])
-    assert store.quota_ledger(QUOTA.day, 540, T0) == [GateSlot("g1", admitted=6, recent=2), GateSlot("g2", admitted=5, recent=5)]
+    (g1, g2) = store.quota_ledger(QUOTA.day, 540, T0)
+    assert (g1.admitted, g1.recent, g2.admitted, g2.recent) == (6, 2, 5, 5)
+
+
+def test_a_gate_cannot_count_more_persons_than_the_leases_it_was_sent(store):
+    store.add_leases(QUOTA, [LeaseGrant("g1", 10, T0 + 120_000)], T0)
+    store.add_quota_uses([QuotaUse("g1", QUOTA.day, 540, T0, 2**31 - 1), QuotaUse("g2", QUOTA.day, 540, T0, 5)])
+    assert {slot.gate: slot.admitted for slot in store.quota_ledger(QUOTA.day, 540, T0)} == {"g1": 10, "g2": 0}, "2^31 persons claimed cannot starve the slot"
 
 
 def test_reports_keep_the_newest_and_prune_like_record_report(store):

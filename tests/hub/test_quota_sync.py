@@ -21,7 +21,8 @@ from lungta.config import load_hub_config
 from hub.quota import format_slot
 from hub.service import HubService
 from protocol.keys import kid_for
-from protocol.messages import QuotaLease, lease_body, sign_message
+from protocol.hub_messages import QuotaLease, lease_body, sign_message
+from protocol.gate_messages import LeaseReport, lease_report_map
 from protocol.topics import hub_topic
 from tests.hub.conftest import TIMEOUT, RunningHub, write_hub_config
 from tests.hub.sim_gate import SimGate, hub_impostor
@@ -94,7 +95,7 @@ def granted(gate: SimGate) -> int:
 
 
 def connect_all(hub: RunningHub, gate_factory, *names: str) -> list[SimGate]:
-    gates = [gate_factory(name) for name in names]
+    gates = [gate_factory(name, clock=hub.service.clock) for name in names]
     assert hub.service.wait_for(lambda stats: stats.reports >= len(names), TIMEOUT), "births reached the hub"
     return gates
 
@@ -181,7 +182,7 @@ def test_a_cut_off_gate_keeps_its_share_until_it_says_what_it_used_after_expiry(
 
     g2.bdseq = 2
     g2.connect()
-    g2.heartbeat(quota=[[DAY, START, away.slot_end, away.granted, 4, away.lease_id, away.expires_ms]], at=clock.ms)
+    g2.heartbeat(quota=[lease_report_map(LeaseReport(DAY, START, away.slot_end, away.granted, 4, away.lease_id, away.expires_ms))], at=clock.ms)
     assert g1.wait_for(lambda view: view.leases[(DAY, START)].granted > 30, TIMEOUT), "g2's unused 6 are shared out again"
     assert g2.wait_for(lambda view: view.leases[(DAY, START)].lease_id > away.lease_id, TIMEOUT)
     rows = show(quota_hub)
@@ -233,3 +234,15 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
     assert {gate: row["used"] for gate, row in rows.items()} == {"g1": 5, "g2": 1}
     # the gates' heartbeats confirmed a lease (the hub may have sent a newer one since)
     assert all(1 <= row["confirmed"] <= row["lease_id"] for row in rows.values()), rows
+
+
+def test_a_gate_that_comes_back_with_a_new_state_gets_its_leases_again(quota_hub, gate_factory):
+    (g1,) = connect_all(quota_hub, gate_factory, "g1")
+    set_quota(quota_hub, 40)
+    assert g1.wait_for(lambda view: (DAY, START) in view.leases, TIMEOUT)
+    held = lease_of(g1)
+    g1.disconnect()
+    wiped = gate_factory("g1", clock=quota_hub.service.clock, bdseq=2)  # a re-imaged board: new incarnation, no lease
+    assert wiped.incarnation != g1.incarnation
+    assert wiped.wait_for(lambda view: (DAY, START) in view.leases, TIMEOUT), "without its lease it would treat the slot as uncapped"
+    assert lease_of(wiped).lease_id >= held.lease_id and lease_of(wiped).granted >= held.granted

@@ -8,8 +8,12 @@ import pytest
 
 from hub.ingest import used_mark_for
 from hub.sqlite_store import SqliteHubStore
-from protocol.messages import Command, GateEvent, RevocationEntry, UsedMark
+from protocol.hub_messages import Command, RevocationEntry, UsedMark
+from protocol.gate_messages import EventKind, GateEvent, decode_event_data
+from protocol.messages import MalformedMessage
 from tests.conftest import NOW
+
+OLD, NEW = b"o" * 16, b"n" * 16  # two incarnations of one gate's state
 
 
 @pytest.fixture
@@ -19,19 +23,40 @@ def store(tmp_path):
     opened.close()
 
 
-def events(gate: str, seqs, kind: str = "admission") -> list[GateEvent]:
-    return [GateEvent(f"{gate}:{seq}".encode().ljust(16, b"."), gate, seq, kind, NOW * 1000, b"t" * 12, {}) for seq in seqs]
+def events(gate: str, seqs, kind: str = "admission", incarnation: bytes = OLD) -> list[GateEvent]:
+    return [GateEvent(f"{gate}:{seq}".encode().ljust(16, b"."), gate, incarnation, seq, EventKind(kind), NOW * 1000, b"t" * 12) for seq in seqs]
 
 
 def test_events_are_stored_once_and_the_ack_point_is_the_contiguous_prefix(store):
     with store.transaction():
         first = store.store_events(events("g1", [1, 2, 4, 5]) + events("g2", [1]), 0)
-    assert first.contiguous == {"g1": 2, "g2": 1} and first.duplicates == 0
+    assert first.contiguous == {("g1", OLD): 2, ("g2", OLD): 1} and first.duplicates == 0
     with store.transaction():
         again = store.store_events(events("g1", [2, 3]), 0)
     assert [e.seq for e in again.new_events] == [3] and again.duplicates == 1
-    assert again.contiguous == {"g1": 5}
+    assert again.contiguous == {("g1", OLD): 5}
     assert store.event_count() == 6
+
+
+def test_each_incarnation_has_its_own_sequence_and_a_renumbered_event_fills_its_new_seq(store):
+    with store.transaction():
+        store.store_events(events("g1", [1, 2, 3]), 0)
+    old_unsent = [GateEvent(b"x" * 16, "g1", OLD, 4, EventKind.DENY, NOW * 1000)]
+    with store.transaction():
+        store.store_events(old_unsent, 0)
+    renumbered = [GateEvent(b"x" * 16, "g1", NEW, 1, EventKind.DENY, NOW * 1000)] + events("g1", [2], incarnation=NEW)
+    with store.transaction():
+        stored = store.store_events(renumbered, 0)
+    assert stored.contiguous == {("g1", NEW): 2}, "the event already stored under the old incarnation still fills seq 1 of the new one"
+    assert [event.seq for event in stored.new_events] == [], "both event ids were stored before: nothing new to relay"
+    assert store.contiguous_seq("g1", OLD) == 4 and store.max_seq("g1", OLD) == 4 and store.max_seq("g1", NEW) == 2
+
+
+def test_an_event_decoded_from_the_wire_keeps_only_checked_fields():
+    data = decode_event_data({"usage": {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}, "reason": "valid", "nested": {"a": [1]}, "big": 2**60})
+    assert data.usage.entries == 1 and dict(data.extra) == {"reason": "valid"}
+    with pytest.raises(MalformedMessage):
+        decode_event_data({"usage": {"zone": "main", "day": "2026-11-18", "entries": 2**40, "exits": 0}})
 
 
 def test_the_ack_point_survives_reopening_with_a_gap_still_open(tmp_path):
@@ -40,9 +65,9 @@ def test_the_ack_point_survives_reopening_with_a_gap_still_open(tmp_path):
         store.store_events(events("g1", [1, 3]), 0)
     store.close()
     reopened = SqliteHubStore(tmp_path / "hub.db")
-    assert reopened.contiguous_seq("g1") == 1
+    assert reopened.contiguous_seq("g1", OLD) == 1
     with reopened.transaction():
-        assert reopened.store_events(events("g1", [2]), 0).contiguous == {"g1": 3}
+        assert reopened.store_events(events("g1", [2]), 0).contiguous == {("g1", OLD): 3}
     reopened.close()
 
 
@@ -51,9 +76,9 @@ def test_a_rolled_back_batch_leaves_nothing_behind(store):
         with store.transaction():
             store.store_events(events("g1", [1, 2]), 0)
             raise RuntimeError("crash before commit")
-    assert store.event_count() == 0 and store.contiguous_seq("g1") == 0
+    assert store.event_count() == 0 and store.contiguous_seq("g1", OLD) == 0
     with store.transaction():
-        assert store.store_events(events("g1", [1, 2]), 0).contiguous == {"g1": 2}
+        assert store.store_events(events("g1", [1, 2]), 0).contiguous == {("g1", OLD): 2}
 
 
 def test_outbox_rows_get_consecutive_seqs_per_stream_and_stay_until_published(store):
@@ -90,10 +115,9 @@ def test_another_connections_commit_is_noticed(store, tmp_path):
 
 def test_only_events_that_changed_a_tickets_counters_become_used_marks():
     usage = {"zone": "main", "day": "2026-11-18", "entries": 1, "exits": 0}
-    admission = replace(events("g1", [1])[0], data={"usage": usage, "expires": NOW + 60})
-    rollback = replace(events("g1", [2], "rollback")[0], data={"usage": {**usage, "entries": 0}})
-    deny = events("g1", [3], "deny")[0]
+    admission = replace(events("g1", [1])[0], data=decode_event_data({"usage": usage, "expires": NOW + 60}))
+    rollback = replace(events("g1", [2], "rollback")[0], data=decode_event_data({"usage": {**usage, "entries": 0}}))
+    deny = replace(events("g1", [3], "deny")[0], data=admission.data)
     assert used_mark_for(admission) == UsedMark(b"t" * 12, "g1", "main", "2026-11-18", 1, 0, NOW * 1000, NOW + 60)
     assert used_mark_for(rollback).entries == 0
     assert used_mark_for(deny) is None
-    assert used_mark_for(replace(admission, data={"usage": {**usage, "entries": "1"}})) is None

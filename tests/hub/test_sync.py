@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.sqlite_store import SqliteHubStore
 from lungta import hub_cli
-from protocol.messages import revocations_body, sign_message
+from protocol.hub_messages import revocations_body, sign_message
 from protocol.topics import gate_topic, hub_topic
 from tests.hub.conftest import TIMEOUT, start_hub, write_hub_config
 

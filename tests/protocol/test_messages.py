@@ -10,37 +10,46 @@ from nacl.signing import SigningKey
 
 from protocol.cose import sign1
 from protocol.keys import kid_for
-from protocol.messages import (
-    QuotaLease,
-    decode_lease,
-    lease_body,
+from protocol.messages import MalformedMessage
+from protocol.hub_messages import (
     BadMessageSignature,
-    GateEvent,
-    MalformedMessage,
+    QuotaLease,
     RevocationEntry,
     SequenceTracker,
-    SnapshotAssembler,
-    SnapshotMismatch,
-    SnapshotRequest,
     UnknownHubKey,
     UsedMark,
     Verdict,
     WrongStream,
+    Ack,
+    Pong,
+    ack_body,
     decode_ack,
-    decode_events,
-    decode_health,
+    decode_lease,
+    decode_pong,
+    pong_body,
     decode_revocations,
-    decode_snapshot_chunk,
-    decode_snapshot_request,
     decode_used,
-    encode_events,
-    encode_health,
-    encode_snapshot_request,
+    lease_body,
     open_message,
     revocations_body,
     sign_message,
-    snapshot_bodies,
     used_body,
+)
+from protocol.snapshots import SnapshotAssembler, SnapshotMismatch, decode_snapshot_chunk, snapshot_bodies
+from protocol.gate_messages import (
+    EventData,
+    EventKind,
+    GateEvent,
+    Ping,
+    decode_ping,
+    encode_ping,
+    SnapshotRequest,
+    decode_events,
+    decode_health,
+    decode_snapshot_request,
+    encode_events,
+    encode_health,
+    encode_snapshot_request,
 )
 from protocol.topics import TopicError, ack_stream, gate_topic, hub_topic, parse_gate_topic, stream_of_hub_topic
 from tests.conftest import NOW, SITE
@@ -146,26 +155,48 @@ def test_empty_snapshot_is_one_chunk_of_nothing():
     assert SnapshotAssembler().add(decode_snapshot_chunk(body)).entries == []
 
 
+INCARNATION = b"i" * 16
+
+
 def event(seq: int, **overrides: object) -> GateEvent:
-    fields = {"event_id": bytes([seq]) * 16, "gate": "g1", "seq": seq, "kind": "admission", "at_ms": NOW * 1000, "ticket_id": b"t" * 12, "data": {"day": "2026-11-18"}}
+    fields = {"event_id": bytes([seq]) * 16, "gate": "g1", "incarnation": INCARNATION, "seq": seq, "kind": EventKind.ADMISSION, "at_ms": NOW * 1000,
+              "ticket_id": b"t" * 12, "data": EventData(extra={"day": "2026-11-18"})}
     return GateEvent(**{**fields, **overrides})
 
 
-def test_events_decode_from_an_array_or_a_single_map():
-    events = [event(1), event(2, ticket_id=None, kind="state", data={})]
+def test_events_round_trip_as_an_array():
+    events = [event(1), event(2, ticket_id=None, kind=EventKind.DENY, data=EventData())]
     assert decode_events(encode_events(events)) == events
-    single = cbor2.dumps({"event_id": b"x" * 16, "gate": "g1", "seq": 3, "kind": "deny", "at": 5, "ticket_id": None, "data": {}})
-    assert decode_events(single) == [GateEvent(b"x" * 16, "g1", 3, "deny", 5, None, {})]
+    single = cbor2.dumps({"event_id": b"x" * 16, "gate": "g1", "incarnation": INCARNATION, "seq": 3, "kind": "deny", "at": 5, "ticket_id": None, "data": {}})
+    with pytest.raises(MalformedMessage):
+        decode_events(single)
+
+
+def test_self_referencing_event_data_is_never_re_encoded():
+    """Shared-value tags 28/29 make a map that contains itself: re-encoding it once crashed the hub."""
+    shared = bytes.fromhex("d81ca1616bd81d00")  # tag 28 {"k": tag 29 (0)}
+    item = cbor2.loads(encode_events([event(1)]))[0]
+    poisoned = cbor2.dumps([{**item, "data": {}}]).replace(cbor2.dumps({}), shared, 1)
+    try:
+        (decoded,) = decode_events(poisoned)
+    except MalformedMessage:
+        return  # a strict decoder refuses the tags outright (protocol/cbor.py)
+    assert dict(decoded.data.extra) == {}, "the self-referencing value is dropped, not kept"
+    assert cbor2.loads(encode_events([decoded]))[0]["data"] == {}
 
 
 @pytest.mark.parametrize(
     "item",
     [
-        {"event_id": b"short", "gate": "g1", "seq": 1, "kind": "admission", "at": 1},
-        {"event_id": b"x" * 16, "gate": "g1", "seq": 0, "kind": "admission", "at": 1},
-        {"event_id": b"x" * 16, "gate": "g/1", "seq": 1, "kind": "admission", "at": 1},
-        {"event_id": b"x" * 16, "gate": "g1", "seq": 1, "kind": "admission", "at": 1, "data": []},
-        {"event_id": b"x" * 16, "gate": "g1", "seq": 1, "kind": "admission", "at": 1, "surprise": 1},
+        {"event_id": b"short", "gate": "g1", "incarnation": INCARNATION, "seq": 1, "kind": "admission", "at": 1},
+        {"event_id": b"x" * 16, "gate": "g1", "incarnation": INCARNATION, "seq": 0, "kind": "admission", "at": 1},
+        {"event_id": b"x" * 16, "gate": "g/1", "incarnation": INCARNATION, "seq": 1, "kind": "admission", "at": 1},
+        {"event_id": b"x" * 16, "gate": "g1", "incarnation": INCARNATION, "seq": 1, "kind": "admission", "at": 1, "data": []},
+        {"event_id": b"x" * 16, "gate": "g1", "incarnation": INCARNATION, "seq": 1, "kind": "admission", "at": 1, "surprise": 1},
+        {"event_id": b"x" * 16, "gate": "g1", "seq": 1, "kind": "admission", "at": 1},
+        {"event_id": b"x" * 16, "gate": "g1", "incarnation": INCARNATION, "seq": 1, "kind": "teleport", "at": 1},
+        {"event_id": b"x" * 16, "gate": "g1", "incarnation": INCARNATION, "seq": 1, "kind": "admission", "at": 2**53 + 1},
+        {"event_id": b"x" * 16, "gate": "g1", "incarnation": INCARNATION, "seq": 1, "kind": "admission", "at": 1, "data": {"persons": 2**31}},
     ],
 )
 def test_a_malformed_event_refuses_the_whole_message(item):
@@ -205,7 +236,18 @@ def test_snapshot_request_and_ack_bodies():
     assert decode_snapshot_request(encode_snapshot_request(SnapshotRequest("used", 9))) == SnapshotRequest("used", 9)
     with pytest.raises(MalformedMessage):
         decode_snapshot_request(cbor2.dumps({"stream": "ack/g1", "from_seq": 1}))
-    assert decode_ack({"acked_seq": 12}) == 12
+    assert decode_ack(ack_body(Ack(INCARNATION, 12))) == Ack(INCARNATION, 12)
+    with pytest.raises(MalformedMessage):
+        decode_ack({"acked_seq": 12})
+
+
+def test_a_pong_echoes_the_nonce_and_carries_the_stream_heads():
+    pong = Pong(b"n" * 16, INCARNATION, 5, {"revocations": 3, "used": 9}, reset=True)
+    assert decode_pong(cbor2.loads(cbor2.dumps(pong_body(pong)))) == pong
+    with pytest.raises(MalformedMessage):
+        decode_pong({**pong_body(pong), "heads": {"ack/g1": 1}})
+    ping = Ping(b"n" * 16, INCARNATION, 7)
+    assert decode_ping(encode_ping(ping)) == ping
 
 
 def test_topics_round_trip_and_refuse_wildcards():

@@ -11,7 +11,20 @@ from gate.clock import GateClock
 from gate.rules import GateRules
 from gate.sync.inbox import HubInbox
 from gate.validator import open_validator
-from protocol.messages import QuotaLease, RevocationEntry, UsedMark, lease_body, revocations_body, sign_message, snapshot_bodies, used_body
+from protocol.hub_messages import (
+    Ack,
+    Pong,
+    QuotaLease,
+    RevocationEntry,
+    ack_body,
+    pong_body,
+    UsedMark,
+    lease_body,
+    revocations_body,
+    sign_message,
+    used_body,
+)
+from protocol.snapshots import snapshot_bodies
 from protocol.topics import hub_topic
 from protocol.trust import TrustedKey, TrustStore
 from tests.conftest import NOW, SITE
@@ -90,3 +103,32 @@ def test_a_message_for_another_gate_or_garbage_is_refused(inbox):
     inbox.handle("lungta/potala/gate/g1/events", b"x")
     inbox.handle(hub_topic(SITE, "revocations"), b"\xff\x00")
     assert inbox.counters.refused == 2 and inbox.counters.applied == 0
+
+
+def test_an_ack_prunes_the_outbox_only_for_this_states_own_incarnation(inbox):
+    store = inbox.validator.store
+    for _ in range(3):
+        store.record_event("deny", NOW * 1000, None, {})
+    outcome = send(inbox, "ack/g1", 1, ack_body(Ack(os.urandom(16), 3)))
+    assert outcome.acked_seq is None and store.backlog() == 3, "another incarnation's seqs mean nothing for this outbox"
+    outcome = send(inbox, "ack/g1", 2, ack_body(Ack(store.incarnation, 2)))
+    assert outcome.acked_seq == 2 and store.backlog() == 1
+
+
+def test_a_new_incarnation_renumbers_the_unsent_outbox_from_one(inbox):
+    store = inbox.validator.store
+    for _ in range(4):
+        store.record_event("deny", NOW * 1000, None, {})
+    store.acknowledge(2)
+    ids = [event.event_id for event in store.pending_events()]
+    old = store.incarnation
+    assert store.start_incarnation() == store.incarnation != old
+    assert [(event.seq, event.event_id) for event in store.pending_events()] == list(zip((1, 2), ids))
+    assert store.record_event("deny", NOW * 1000, None, {}).seq == 3
+
+
+def test_a_pong_is_handed_on_with_its_hub_time_whatever_its_seq(inbox):
+    pong = Pong(b"n" * 16, inbox.validator.store.incarnation, 0, {"revocations": 0, "used": 0})
+    for seq in (5, 5, 1):
+        outcome = send(inbox, "pong/g1", seq, pong_body(pong))
+        assert outcome.pong == pong and outcome.pong_at_ms == NOW * 1000

@@ -1,0 +1,229 @@
+"""Gate messages in: decoded one by one into checked types, each gate held to an event rate.
+
+Every inbound MQTT message becomes either a ``Unit`` the worker commits or a
+refusal counted against the gate of its topic; nothing a gate sends can make
+this raise (a last guard turns the unforeseen into a refusal, logged with its
+traceback). Refused and rate-limited messages are still PUBACKed by the
+worker: the broker must never deliver a poison message again. A gate loses
+nothing by being limited: it keeps every event until the hub's signed ack
+covers it and sends it again when acks stop coming.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest, decode_events, decode_health, decode_ping, decode_snapshot_request
+from protocol.messages import MessageError
+from protocol.mqtt import Connected, Inbound
+from protocol.topics import EVENTS, PING, REQUEST, TopicError, parse_gate_topic
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY_S = 10.0  # at most one "rate limited" line per gate this often
+MAX_BATCH_MESSAGES = 500
+MAX_HELD_MESSAGES = 2000
+PER_GATE_BATCH_EVENTS = 1000  # one gate's share of one commit: bounds how long another gate waits
+
+
+@dataclass
+class Unit:
+    """One gate message that passed validation, with its MQTT id for the PUBACK."""
+
+    gate: str
+    mid: int
+    qos: int
+    events: list[GateEvent] = field(default_factory=list)
+    report: HealthReport | None = None
+    request: SnapshotRequest | None = None
+    ping: Ping | None = None
+
+
+@dataclass
+class Intake:
+    """A batch after decoding: the units to commit, and what was refused, per gate."""
+
+    units: list[Unit] = field(default_factory=list)
+    refused_mids: list[tuple[int, int]] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+    limited: Counter[str] = field(default_factory=Counter)
+    reconnected: bool = False
+
+
+class RateLimit:
+    """A token bucket of events per gate: ``rate`` per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """Thread-safe: paho's thread asks ``should_drop``, the worker charges with ``take``."""
+        self.rate, self.burst = rate, burst
+        self._monotonic = monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._logged: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._dropped: Counter[str] = Counter()
+
+    def _tokens(self, gate: str) -> float:
+        now = self._monotonic()
+        tokens, then = self._buckets.get(gate, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        self._buckets[gate] = (tokens, now)
+        return tokens
+
+    def exhausted(self, gate: str) -> bool:
+        """True while the gate has used up its events: its messages are dropped before they are even decoded."""
+        with self._lock:
+            return self._tokens(gate) < 1
+
+    def take(self, gate: str, count: int) -> None:
+        """Charge ``count`` events; the bucket may go into debt, which the gate then waits out."""
+        with self._lock:
+            tokens = self._tokens(gate)
+            self._buckets[gate] = (tokens - count, self._monotonic())
+
+    def should_drop(self, topic: str) -> bool:
+        """For ``MqttLink(drop=...)``: an events message of a gate over its rate; counted, logged now and then."""
+        gate = limited_gate(topic, self)
+        if gate is None:
+            return False
+        with self._lock:
+            self._dropped[gate] += 1
+        if self.should_log(gate):
+            log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, self.rate, self.burst)
+        return True
+
+    def collect_dropped(self) -> Counter[str]:
+        """Messages dropped per gate since the last call."""
+        with self._lock:
+            dropped, self._dropped = self._dropped, Counter()
+        return dropped
+
+    def should_log(self, gate: str) -> bool:
+        with self._lock:
+            now = self._monotonic()
+            if now - self._logged.get(gate, -LOG_EVERY_S) < LOG_EVERY_S:
+                return False
+            self._logged[gate] = now
+            return True
+
+
+class FairQueue:
+    """The next batch, fair between gates: each gate contributes at most PER_GATE_BATCH_EVENTS.
+
+    Everything waiting is first sorted into per-gate queues (order kept within
+    a gate), so a flooding gate's backlog waits behind one batch share and a
+    quiet gate's message goes into the very next commit. An events message of
+    a gate that went over its rate meanwhile is PUBACKed (``ack``) and dropped
+    here, unread. Used by the hub's worker thread only.
+    """
+
+    def __init__(self, inbound: queue.Queue, limit: RateLimit, ack: Callable[[int, int], None]) -> None:
+        self._inbound, self._limit, self._ack = inbound, limit, ack
+        self._held: dict[str, deque] = {}
+        self._count = 0
+
+    def take(self, wait_s: float) -> list:
+        if not self._held:
+            try:
+                self._hold(self._inbound.get(timeout=wait_s))
+            except queue.Empty:
+                return []
+        while self._count < MAX_HELD_MESSAGES:
+            try:
+                self._hold(self._inbound.get_nowait())
+            except queue.Empty:
+                break
+        batch: list = []
+        for key in list(self._held):
+            waiting, budget = self._held[key], PER_GATE_BATCH_EVENTS
+            while waiting and budget > 0 and len(batch) < MAX_BATCH_MESSAGES:
+                item = waiting.popleft()
+                batch.append(item)
+                budget -= _weight(item)
+            if not waiting:
+                del self._held[key]
+        self._count -= len(batch)
+        return batch
+
+    def _hold(self, item: object) -> None:
+        if isinstance(item, Inbound) and self._limit.should_drop(item.topic):
+            self._ack(item.mid, item.qos)
+            return
+        key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
+        self._held.setdefault(key, deque()).append(item)
+        self._count += 1
+
+
+def _weight(item: object) -> int:
+    """About how many events a message holds, without decoding it (an event map is ~100 bytes)."""
+    return max(1, len(item.payload) // 100) if isinstance(item, Inbound) else 1
+
+
+def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
+    """Decode every message of a batch; never raises."""
+    intake = Intake()
+    for item in batch:
+        if isinstance(item, Connected):
+            intake.reconnected = True
+        elif isinstance(item, Inbound):
+            _read_one(item, site, limit, intake)
+    return intake
+
+
+def _read_one(item: Inbound, site: str, limit: RateLimit, intake: Intake) -> None:
+    try:
+        if limit.should_drop(item.topic):  # counted by the limit, collected with the next batch
+            intake.refused_mids.append((item.mid, item.qos))
+            return
+        unit = decode_unit(item, site)
+        if unit.events:
+            limit.take(unit.gate, len(unit.events))
+        intake.units.append(unit)
+        return
+    except (MessageError, TopicError) as error:
+        log.warning("refused message on %.200s: %s", item.topic, error)
+    except Exception:  # noqa: BLE001 - last guard: one message must never stop the hub; logged and counted
+        log.exception("refused message on %.200s: unexpected error while decoding", item.topic)
+    intake.refused[_gate_of(item.topic)] += 1
+    intake.refused_mids.append((item.mid, item.qos))
+
+
+def decode_unit(item: Inbound, site: str) -> Unit:
+    topic = parse_gate_topic(item.topic)
+    if topic.site != site:
+        raise TopicError(f"message for site {topic.site!r} reached the hub of {site!r}")
+    unit = Unit(topic.gate, item.mid, item.qos)
+    if topic.kind == EVENTS:
+        unit.events = decode_events(item.payload)
+        strangers = {event.gate for event in unit.events} - {topic.gate}
+        if strangers:
+            raise MessageError(f"events of gate(s) {sorted(strangers)} published on gate {topic.gate}'s topic")
+    elif topic.kind == REQUEST:
+        unit.request = decode_snapshot_request(item.payload)
+    elif topic.kind == PING:
+        unit.ping = decode_ping(item.payload)
+    else:
+        unit.report = decode_health(topic.kind, item.payload)
+    return unit
+
+
+def limited_gate(topic: str, limit: RateLimit) -> str | None:
+    """The gate of an events topic whose rate is used up, else None (a cheap check before any decoding)."""
+    try:
+        parsed = parse_gate_topic(topic)
+    except TopicError:
+        return None
+    return parsed.gate if parsed.kind == EVENTS and limit.exhausted(parsed.gate) else None
+
+
+def _gate_of(topic: str) -> str:
+    """The gate a refused message is counted against: its topic's gate level, if that is a gate name."""
+    try:
+        return parse_gate_topic(topic).gate
+    except TopicError:
+        return "(bad topic)"

@@ -1,0 +1,102 @@
+"""Gate state that went backwards or was wiped, and hub liveness: real gates, the real hub, a real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+
+from hub.sqlite_store import SqliteHubStore
+from protocol.gate_messages import EventKind, GateEvent
+from protocol.hub_messages import Pong, pong_body, sign_message
+from protocol.topics import hub_topic, pong_stream
+from tests.hub.conftest import TIMEOUT, Gate
+from tests.hub.sim_gate import hub_impostor
+from tests.hub.test_gate_sync import ticket
+from tests.hub.test_sync import hub_command
+
+
+def hub_events(hub) -> int:
+    store = SqliteHubStore(hub.config.database)
+    try:
+        return store.event_count()
+    finally:
+        store.close()
+
+
+def test_a_state_that_went_backwards_is_told_to_reset_and_loses_no_decision(tmp_path, hub, hub_config_path, broker, trust, hub_trust, issuer_key):
+    gate = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
+    for _ in range(5):
+        gate.validator.scan(ticket(issuer_key))
+    gate.wait(lambda g: g.validator.store.backlog() == 0, "five decisions stored at the hub")
+    first = gate.validator.store.incarnation
+    gate.stop()
+    gate.validator.store.set_meta("next_seq", 3)  # restored from an older copy: seqs 3..5 will be made again
+    for _ in range(2):
+        gate.validator.scan(ticket(issuer_key))
+    gate.validator.close()
+
+    back = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
+    try:
+        back.wait(lambda g: g.sync.resets == 1 and g.validator.store.backlog() == 0 and g.validator.hub_online, "reset, uploaded and in step again")
+        assert back.validator.store.incarnation != first
+        assert hub_events(hub) == 7, "the two decisions made after the rollback reached the hub under the new incarnation"
+        row = {r["gate"]: r for r in map(json.loads, hub_command("gates", "--config", str(hub_config_path), "--json").splitlines())}["g1"]
+        assert row["alert"].startswith("gate state reset"), "the operator sees it"
+    finally:
+        back.stop()
+        back.validator.close()
+
+
+def test_a_new_incarnation_is_not_hub_online_before_its_snapshots_are_in(hub, gates):
+    gate = gates("g2")
+    gate.wait(lambda g: g.validator.hub_online, "online once in step")
+    assert gate.sync.inbox.installed == {"revocations", "used"}
+
+
+def test_a_dead_hub_is_noticed_by_the_missing_answers_to_pings(hub, gates):
+    gate = gates("g3")
+    gate.wait(lambda g: g.validator.hub_online, "online")
+    stopped = time.monotonic()
+    hub.stop()  # the broker stays up: broker liveness would say nothing is wrong
+    gate.wait(lambda g: not g.validator.hub_online, "offline once the hub stops answering")
+    noticed = time.monotonic() - stopped
+    assert gate.sync.link.connected.is_set(), "the broker link is still up"
+    assert noticed < TIMEOUT
+
+
+def test_a_pong_the_gate_did_not_ask_for_never_sets_its_clock_or_makes_it_online(broker, gates, hub_key):
+    gate = gates("g1")  # no hub running: nobody answers its pings
+    stale = Pong(os.urandom(16), gate.validator.store.incarnation, 0, {"revocations": 0, "used": 0})
+    with hub_impostor(broker.host, broker.port, broker.hub_user, broker.password(broker.hub_user)) as impostor:
+        payload = sign_message(pong_stream("g1"), 1, int((time.time() - 6 * 3600) * 1000), pong_body(stale), hub_key, site=broker.site)
+        impostor.publish(hub_topic(broker.site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
+        gate.wait(lambda g: g.sync.inbox.counters.applied >= 1, "the signed pong was received")
+    assert gate.sync.clock_samples == 0 and gate.validator.clock_status()[1] is None, "a pong 6 h late, to no ping of ours, sets nothing"
+    assert not gate.validator.hub_online
+
+
+def test_retention_prunes_old_events_into_the_archive_and_old_history(tmp_path):
+    store = SqliteHubStore(tmp_path / "hub.db")
+    try:
+        events = [GateEvent(bytes([seq]) * 16, "g1", b"i" * 16, seq, EventKind.DENY, seq) for seq in (1, 2, 3)]
+        with store.transaction():
+            store.store_events(events[:2], received_ms=1_000)
+            store.store_events(events[2:], received_ms=9_000)
+        assert store.prune(events_before_ms=5_000, history_before_ms=5_000, tickets_expired_before_s=0, archive=tmp_path / "archive.db") == (2, 0)
+        assert store.event_count() == 1 and store.contiguous_seq("g1", b"i" * 16) == 3
+        archived = sqlite3.connect(tmp_path / "archive.db")
+        assert archived.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+        archived.close()
+    finally:
+        store.close()
+
+
+def test_events_made_right_after_a_ping_do_not_look_like_a_state_that_went_backwards(hub, gate_factory):
+    gate = gate_factory("g1")
+    for _ in range(20):  # each round: a ping naming the next seq, then the events the gate makes right after it
+        gate.ping()
+        gate.publish_events(gate.make_events(3, kind="deny", data={}))
+    assert gate.wait_for(lambda view: len(view.pongs) == 20 and view.acked_seq == 60, TIMEOUT)
+    assert not any(pong.reset for pong, _ in gate.view.pongs)
