@@ -25,6 +25,7 @@ from .cache.state import GateStore, OutboxEvent, UsageMark
 from .clock import GateClock
 from .decision import Decision, Reason
 from .engine import decide, zone_of
+from .realname.policy import PresentedHolder
 from .rules import Direction, GateRules, Usage
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,11 @@ class Validator:
         if close:
             close()
 
-    def scan(self, text: str, direction: Direction = Direction.ENTRY) -> ScanResult:
+    def scan(self, text: str, direction: Direction = Direction.ENTRY, holder: PresentedHolder | None = None) -> ScanResult:
         with self._lock:
             reading = self.clock.read()
             self._lease_clock = max(self._lease_clock, reading.now)
-            decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction)
+            decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction, holder)
             return self._record(decision, reading.now, reading.trusted, direction)
 
     def _record(self, decision: Decision, now: int, clock_trusted: bool, direction: Direction) -> ScanResult:
