@@ -7,7 +7,8 @@ import re
 import time
 from pathlib import Path
 
-from protocol.claims import TicketClaims, TicketType, TimeSlot, describe_claims, holder_id_hash
+from protocol.claims import TicketClaims, TicketType, TimeSlot, describe_claims
+from protocol.holder import HolderIdError, SiteSecretError, bind_holder, generate_site_secret, read_site_secret, write_site_secret
 from protocol.errors import TicketError
 from protocol.keys import generate_signing_key, kid_for, load_signing_key, write_key_pair
 from protocol.qr import write_ticket_png
@@ -39,12 +40,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     issue.add_argument("--entries-per-day", type=int, metavar="N", help="entries allowed per day, for multi-day passes")
     issue.add_argument("--slot", metavar="HH:MM-HH:MM", help="entry time slot, site local time")
     issue.add_argument("--zone", action="append", default=[], metavar="ZONE", help="zone the ticket admits to (repeatable; none = all zones)")
-    issue.add_argument("--holder", metavar="ID", help="real-name ticket: holder's ID number (only its salted hash is stored)")
+    issue.add_argument("--holder", metavar="ID", help="real-name ticket: holder's ID number (only a slow, secret-keyed binding is stored; docs/realname.md)")
+    issue.add_argument("--holder-secret", type=Path, metavar="FILE", help="the site's real-name secret (`lungta ticket secret`); required with --holder")
     issue.add_argument("--holder-name", metavar="NAME", help="holder's name, masked before it is stored (e.g. 扎*次仁)")
     issue.add_argument("--issuer", metavar="ISS", help="iss claim (optional; the kid already names the key)")
     issue.add_argument("--reentry", action="store_true", help="an exit re-arms the ticket for another entry")
     issue.add_argument("--png", type=Path, metavar="FILE", help="also write the QR code as a PNG image")
     issue.set_defaults(run=run_issue)
+
+    secret = ticket.add_parser("secret", help="create the site's real-name secret file", description="Write 32 random bytes as hex to FILE (mode 0600, never overwritten). Issuers and every gate that checks IDs need the same file.")
+    secret.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to create")
+    secret.set_defaults(run=run_secret)
 
     inspect = ticket.add_parser("inspect", help="decode a ticket and print its claims as JSON")
     inspect.add_argument("text", metavar="TEXT", help="ticket QR text (LT1:...)")
@@ -85,6 +91,7 @@ def run_issue(args: argparse.Namespace) -> None:
     if not 1 <= args.persons <= 999 or not 0 <= args.entries <= 65535:
         raise CommandError("--persons must be 1..999 and --entries 0..65535")
     ticket_id = new_ticket_id()
+    binding = _holder_binding(args, ticket_id)
     claims = TicketClaims(
         ticket_id=ticket_id,
         site=args.site,
@@ -98,14 +105,35 @@ def run_issue(args: argparse.Namespace) -> None:
         entries=args.entries,
         entries_per_day=args.entries_per_day,
         slot=slot,
-        holder_hash=holder_id_hash(ticket_id, args.holder) if args.holder else None,
         holder_name=mask_name(args.holder_name) if args.holder_name else None,
         reentry=args.reentry,
+        holder_binding=binding,
     )
     text = issue_ticket(claims, key)
     if args.png:
         write_ticket_png(text, args.png)
     print(text)
+
+
+def _holder_binding(args: argparse.Namespace, ticket_id: bytes):
+    if args.holder is None:
+        return None
+    if args.holder_secret is None:
+        raise CommandError("--holder needs --holder-secret FILE (create one with `lungta ticket secret --out FILE`)")
+    try:
+        return bind_holder(ticket_id, args.holder, read_site_secret(args.holder_secret))
+    except (HolderIdError, SiteSecretError) as error:
+        raise CommandError(f"--holder: {error}") from None
+
+
+def run_secret(args: argparse.Namespace) -> None:
+    try:
+        write_site_secret(args.out, generate_site_secret())
+    except FileExistsError:
+        raise CommandError(f"--out: {args.out} exists; a site secret is never overwritten (tickets already minted need it)") from None
+    except OSError as error:
+        raise CommandError(f"--out: cannot write {args.out}: {error.strerror}") from None
+    emit({"secret_file": str(args.out)})
 
 
 def run_inspect(args: argparse.Namespace) -> int:
