@@ -4,8 +4,8 @@ can be recovered from.
 A ticket carries ``Argon2id(normalised ID, salt)`` where the salt is keyed by a per-site
 secret and the ticket id (cti). The secret means a photo of a ticket alone gives nothing to
 search with; the slowness (tens of milliseconds per try, 16 MiB of memory) means that even
-with the secret leaked, searching the ~1.3e11 plausible resident ID numbers costs on the
-order of two centuries of one CPU core per ticket (arithmetic: docs/security.md,
+with the secret leaked, searching the ~1.3e11 plausible resident ID numbers costs over a
+century of one CPU core per ticket (arithmetic and its limits: docs/security.md,
 "Real-name binding"). The cti in the salt makes every ticket its own search, and two
 tickets of one person unlinkable.
 
@@ -46,7 +46,8 @@ class KdfParams:
 
 
 # Never change a published version's parameters: tickets already printed carry the number.
-BINDING_VERSIONS: dict[int, KdfParams] = {1: KdfParams(memory_kib=16 * 1024, iterations=3)}
+# v1: about 27 ms of one core of the reference machine, about 80 ms on a Raspberry Pi 4 (bench/bench_realname.py).
+BINDING_VERSIONS: dict[int, KdfParams] = {1: KdfParams(memory_kib=16 * 1024, iterations=2)}
 CURRENT_VERSION = 1
 
 
