@@ -3,7 +3,11 @@ every mistake is one line naming the key and the file."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
+from nacl.signing import SigningKey
 
 from gate.idcard.sam import SamSettings
 from gate.realname.policy import HolderCheck, LegacyPolicy
@@ -11,7 +15,9 @@ from gate.scanner.settings import HidSettings
 from lungta.config import ConfigError, load_gate_config
 from protocol.claims import TicketType
 from protocol.holder import write_site_secret
+from protocol.keys import write_key_pair
 from tests.test_config import GOOD, write
+from tests.test_systemd import COMMENTED_SETTING, SYSTEMD
 
 REALNAME = """
 [realname]
@@ -72,3 +78,20 @@ def test_checking_ids_without_a_reader_is_refused(tmp_path, secret):
     text = GOOD + REALNAME.split("[[realname.reader]]")[0]
     with pytest.raises(ConfigError, match=r"realname.reader: a gate that checks IDs needs at least one"):
         load_gate_config(write(tmp_path, text))
+
+
+def test_example_gate_toml_shows_every_realname_key_and_loads_uncommented(tmp_path):
+    """systemd/gate.toml documents [realname]: every key is shown, and uncommented it loads."""
+    text = (SYSTEMD / "gate.toml").read_text(encoding="utf-8")
+    keys = {"check", "types", "legacy", "secret_file", "timeout_seconds", "before_scan_seconds"} | {f.name for f in dataclasses.fields(SamSettings)}
+    assert not [key for key in sorted(keys) if not re.search(rf"^# ?{key} = ", text, re.MULTILINE)]
+    start, end = text.index("# [realname]"), text.index("# Turnstile (mode")
+    lines = [match.group(1) if (match := COMMENTED_SETTING.match(line)) else line for line in text[start:end].splitlines()]
+    block = "\n".join(lines).replace('check = "off"', 'check = "types"')
+    (tmp_path / "gate.toml").write_text(text[:start] + block + text[end:], encoding="utf-8")
+    write_site_secret(tmp_path / "holder.secret", bytes(32))
+    _, public = write_key_pair(SigningKey.generate(), tmp_path / "keys", "potala-sales")
+    (tmp_path / "trust.toml").write_text(f'[[key]]\nname = "potala-sales"\npublic_key_file = "{public}"\n', encoding="utf-8")
+    config = load_gate_config(tmp_path / "gate.toml")
+    assert config.rules.realname.types == {TicketType.GROUP}
+    assert [type(r).__name__ for r in config.realname.readers] == ["SamSettings", "HidSettings", "SerialSettings"]
