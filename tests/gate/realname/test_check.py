@@ -112,3 +112,53 @@ def test_fragments_from_an_id_reader_are_logged_without_the_number(caplog):
     id_line, scanner_line = [r.getMessage() for r in caplog.records]
     assert HOLDER[:10] not in id_line and "redacted" in id_line
     assert HOLDER[:10] in scanner_line  # QR scanners keep their diagnostics
+
+
+def test_a_line_reader_sending_something_else_first_is_ignored_until_a_real_id(issuer_key, validator):
+    import os as _os
+
+    from gate.scanner.settings import SerialSettings
+    from tests.gate.test_daemon import _raw_pty
+
+    master, slave = _raw_pty()
+    settings = IdCheckSettings((SerialSettings(_os.ttyname(slave)),), SECRET, timeout_seconds=5, before_scan_seconds=2)
+    check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
+    check.start()
+    ignored = threading.Event()
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: "gave something else than an ID" in record.getMessage() and ignored.set()
+    logger = logging.getLogger("gate.realname.check")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        def type_it():
+            _os.write(master, b"LT1:NOT-AN-ID-NUMBER\r")  # a ticket shown to the ID reader by mistake
+            assert ignored.wait(WAIT)
+            _os.write(master, HOLDER.encode() + b"\r")
+        result, _ = _check(check, validator, _ticket(issuer_key, validator), type_it)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+        check.stop()
+        _os.close(master)
+        _os.close(slave)
+    assert ignored.is_set() and result.decision.granted
+
+
+def test_a_binding_version_this_gate_does_not_know_is_left_to_staff(issuer_key, trust, tmp_path, fake):
+    from protocol.holder import HolderBinding
+
+    rules = GateRules(SITE, gate_id="east-2", realname=RealNamePolicy(HolderCheck.REQUIRED))
+    v = open_validator(tmp_path / "state2", rules, trust, clock=GateClock(0))
+    settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=10, before_scan_seconds=2)
+    check = IdCheck(v, [open_id_reader(r) for r in settings.readers], settings)
+    check.start()
+    try:
+        now = v.clock.read().now
+        text = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600, holder_binding=HolderBinding(9, bytes(16))), issuer_key)
+        started = time.monotonic()
+        result, _ = _check(check, v, text, lambda: fake.place(HOLDER))
+        assert result.decision.reason is Reason.HOLDER_CHECK_REQUIRED and time.monotonic() - started < settings.timeout_seconds
+    finally:
+        check.stop()
+        v.close()
