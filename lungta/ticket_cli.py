@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from protocol.claims import TicketClaims, TicketType, TimeSlot, describe_claims
-from protocol.holder import HolderIdError, SiteSecretError, bind_holder, generate_site_secret, read_site_secret, write_site_secret
+from protocol.holder import HolderBinding, HolderIdError, SiteSecretError, bind_holder, generate_site_secret, read_site_secret, write_site_secret
 from protocol.errors import TicketError
 from protocol.keys import generate_signing_key, kid_for, load_signing_key, write_key_pair
 from protocol.qr import write_ticket_png
@@ -115,7 +115,7 @@ def run_issue(args: argparse.Namespace) -> None:
     print(text)
 
 
-def _holder_binding(args: argparse.Namespace, ticket_id: bytes):
+def _holder_binding(args: argparse.Namespace, ticket_id: bytes) -> HolderBinding | None:
     if args.holder is None:
         return None
     if args.holder_secret is None:

@@ -8,7 +8,9 @@ The outcome is the only thing recorded; the ID number lives in memory only, from
 reader to the binding, and the reader threads never log it (``redact_id_reader_logs``).
 
 Thread ownership: ``start`` starts one thread per reader, ``stop`` stops and joins them;
-a reader thread that ends by itself is logged as an error and shows in ``health``.
+a reader thread that ends by itself is logged as an error and shows in ``health``. A
+stop requested while a check waits takes effect when that check ends (at most
+``timeout_seconds``): the decision thread is the daemon's, and the visitor gets an answer.
 """
 
 from __future__ import annotations
