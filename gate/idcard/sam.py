@@ -74,7 +74,7 @@ class SamSettings:
     baudrate: int = 115200
     poll_seconds: float = 0.2
     response_timeout: float = 1.0
-    dedupe_seconds: float = 3.0
+    dedupe_seconds: float = 1.0  # a card lifted and laid again this much later is read again (a retry)
     reopen_backoff: float = 0.5
     reopen_backoff_max: float = 10.0
 
