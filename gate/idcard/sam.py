@@ -10,7 +10,8 @@ The host side of the framing, as the readers' SAM_V communication protocol docum
 byte after the preamble and before CHK. A card is read by three commands: find (20 01:
 SW3 9F found, 80 none in the field), select (20 02: 90 selected) and read base information
 (30 01: 90, then text length, photo length, the 256-byte text file of GA/T 490 and the
-1024-byte photo). Only the ID-number field of the text is decoded; the name and address are
+1024-byte photo). The module's status (11 FF: 90) is asked once on opening, so a wrong
+port or baud rate is reported at once. Only the ID-number field of the text is decoded; the name and address are
 never decoded and the photo bytes are skipped, never decoded, kept or passed on.
 
 The reader is a DeviceScanner: one thread polls it, a card left on it is reported once
@@ -45,6 +46,7 @@ CARD_TYPE_OFFSET = 248
 
 
 class Command(bytes, enum.Enum):
+    STATUS = b"\x11\xff"
     FIND = b"\x20\x01"
     SELECT = b"\x20\x02"
     READ_BASE = b"\x30\x01"
@@ -134,6 +136,14 @@ class SamCardReader(DeviceScanner):
             self._port = open_serial_port(self.settings.port, self.settings.baudrate, self.settings.response_timeout)
         except SerialPortUnavailable as error:
             raise ScannerUnavailable(f"{self.source}: cannot open: {error.reason}") from error
+        try:
+            status = self._transact(Command.STATUS)[0]
+        except (ScannerUnavailable, FrameError) as error:
+            self._release()
+            raise ScannerUnavailable(f"{self.source}: not answering as an ID-card reader at {self.settings.baudrate} baud ({error})") from error
+        if status != Status.OK:
+            self._release()
+            raise ScannerUnavailable(f"{self.source}: the reader's security module reports status {status:02x}")
 
     def _release(self) -> None:
         if self._port is not None:

@@ -26,7 +26,7 @@ def card_text(number: str, name: str = "扎西次仁", card_type: str = " ") -> 
 
 
 class FakeSamReader:
-    """Serve SAM frames on a pty until closed; ``place`` / ``remove`` a card, ``garble`` the next reply."""
+    """Serve SAM frames on a pty until closed; ``place`` / ``remove`` a card; ``garble_next_read`` spoils the next card read."""
 
     def __init__(self) -> None:
         self.master, slave = pty.openpty()
@@ -36,7 +36,7 @@ class FakeSamReader:
         self.card: bytes | None = None
         self.reads = 0
         self.changed = threading.Condition()
-        self.garble_next = False
+        self.garble_next_read = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="fake-sam", daemon=True)
         self._thread.start()
@@ -79,7 +79,9 @@ class FakeSamReader:
 
     def _answer(self, command: bytes) -> bytes:
         card = self.card
-        if command == Command.FIND.value:
+        if command == Command.STATUS.value:
+            reply = reply_frame(Status.OK)
+        elif command == Command.FIND.value:
             reply = reply_frame(Status.FOUND, bytes(4)) if card else reply_frame(Status.NO_CARD)
         elif command == Command.SELECT.value:
             reply = reply_frame(Status.OK, bytes(8)) if card else reply_frame(Status.SELECT_FAILED)
@@ -90,7 +92,7 @@ class FakeSamReader:
             reply = reply_frame(Status.OK, (256).to_bytes(2, "big") + (1024).to_bytes(2, "big") + card + os.urandom(1024))
         else:
             reply = reply_frame(0x21)
-        if self.garble_next:
-            self.garble_next = False
+        if self.garble_next_read and command == Command.READ_BASE.value:
+            self.garble_next_read = False
             reply = reply[:-1] + bytes([reply[-1] ^ 0xFF])
         return reply
