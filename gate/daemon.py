@@ -30,6 +30,7 @@ from protocol.messages import Command
 from .decision import Reason
 from .display import Display
 from .feedback import VisitorMessage
+from .realname.check import IdCheck
 from .rules import Direction
 from .scanner.base import Scan, Scanner
 from .sdnotify import SystemdNotifier
@@ -71,9 +72,11 @@ class GateDaemon:
         catalogue: dict[Reason, VisitorMessage],
         notifier: SystemdNotifier | None = None,
         scan_queue_size: int = 16,
+        id_check: IdCheck | None = None,
     ) -> None:
         self.validator, self.scanners, self.turnstile = validator, list(scanners), turnstile
         self.display, self.catalogue = display, catalogue
+        self.id_check = id_check  # real-name tickets: waits for the holder's ID (gate/realname/check.py)
         self.notifier = notifier or SystemdNotifier({})
         self.counters = DaemonCounters()
         self._scans: queue.Queue[tuple[Scan, Direction]] = queue.Queue(scan_queue_size)
@@ -138,6 +141,9 @@ class GateDaemon:
 
     def _decide(self, scan: Scan, direction: Direction) -> None:
         result = self.validator.scan(scan.text, direction)
+        if self.id_check is not None and result.decision.reason is Reason.HOLDER_CHECK_REQUIRED:
+            self.display.show(result.decision, self.catalogue[result.decision.reason])  # "ID check"
+            result = self.id_check.complete(scan, direction, result, self.notifier.watchdog)
         decision = result.decision
         self.counters.scans += 1
         if decision.granted:
