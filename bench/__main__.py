@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from . import bench_cli, bench_daemon, bench_decode, bench_revocations, bench_sync, bench_ticket
+from . import bench_cli, bench_daemon, bench_decode, bench_realname, bench_revocations, bench_sync, bench_ticket
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         ("bench_hub", lambda: run_hub(quick)),
         ("bench_cli", lambda: bench_cli.main(["--rounds", "5", "--count", "1000", "--sheet-count", "20"] if quick else [])),
         ("bench_sync", lambda: bench_sync.main(["--gates", "3", "--admissions", "10"] if quick else [])),
+        ("bench_realname", lambda: bench_realname.main(["--rounds", "3", "--cards", "3"] if quick else [])),
     ]
     failed = []
     for name, run in benches:

@@ -40,6 +40,7 @@ from .decision import Decision, Reason
 from .display import Display
 from .feedback import VisitorMessage
 from .health import GateHealth
+from .realname.check import IdCheck
 from .rules import Direction
 from .scanner.base import Scan, Scanner
 from .sdnotify import SystemdNotifier
@@ -97,9 +98,11 @@ class GateDaemon:
         notifier: SystemdNotifier | None = None,
         scan_queue_size: int = 16,
         crash_policy: CrashPolicy = CrashPolicy(),
+        id_check: IdCheck | None = None,
     ) -> None:
         self.validator, self.scanners, self.turnstile = validator, list(scanners), turnstile
         self.display, self.catalogue = display, catalogue
+        self.id_check = id_check  # real-name tickets: waits for the holder's ID (gate/realname/check.py)
         self.notifier = notifier or SystemdNotifier({})
         self.counters = DaemonCounters()
         self.health: GateHealth = validator.health
@@ -231,6 +234,9 @@ class GateDaemon:
             result = self.validator.refuse(scan.text, direction, Reason.INTERNAL_ERROR, "turnstile not working: nobody is admitted")
         else:
             result = self.validator.scan(scan.text, direction)
+        if self.id_check is not None and result.decision.reason is Reason.HOLDER_CHECK_REQUIRED:
+            self.display.show(result.decision, self.catalogue[result.decision.reason])  # "ID check"
+            result = self.id_check.complete(scan, direction, result, self.notifier.watchdog)
         decision = result.decision
         self.counters.scans += 1
         if decision.granted:

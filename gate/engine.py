@@ -18,13 +18,16 @@ from protocol.ticket import verify_ticket
 from protocol.trust import TrustStore
 
 from .decision import Decision, Reason
+from .realname.policy import HolderRequirement, PresentedHolder, holder_matches
 from .rules import ClockPolicy, Direction, GateRules, OfflinePolicy, StateView
 
 MAIN_ZONE = "main"
 
 
-def decide(text: str, now: int, rules: GateRules, trust: TrustStore, state: StateView, direction: Direction = Direction.ENTRY) -> Decision:
-    """Decide one scan at Unix time ``now`` for a passage in ``direction``."""
+def decide(text: str, now: int, rules: GateRules, trust: TrustStore, state: StateView, direction: Direction = Direction.ENTRY,
+           holder: PresentedHolder | None = None) -> Decision:
+    """Decide one scan at Unix time ``now`` for a passage in ``direction``; ``holder`` is the ID
+    presented for a real-name ticket, already turned into digests (gate/realname/policy.py)."""
     try:
         verified = verify_ticket(text, trust, now)
     except TicketError as error:
@@ -48,7 +51,7 @@ def decide(text: str, now: int, rules: GateRules, trust: TrustStore, state: Stat
         if rules.offline_policy is OfflinePolicy.DENY:
             return Decision.deny(Reason.OFFLINE_REFUSED, "gate is cut off from the hub; single-entry tickets wait", claims)
         flagged = True
-    refusal = _quota(claims, local, state)
+    refusal = _quota(claims, local, state) or _holder(claims, rules, holder)
     return refusal or Decision.grant(claims, flagged=flagged)
 
 
@@ -107,6 +110,20 @@ def _quota(claims: TicketClaims, local: datetime, state: StateView) -> Decision 
     remaining = state.quota_remaining(local.date(), local.hour * 60 + local.minute)
     if remaining is not None and remaining < claims.persons:
         return Decision.deny(Reason.QUOTA_EXHAUSTED, f"{remaining} place(s) left in this slot at this gate, ticket is for {claims.persons}", claims)
+    return None
+
+
+def _holder(claims: TicketClaims, rules: GateRules, holder: PresentedHolder | None) -> Decision | None:
+    """Last of the checks: an ID is asked for only when everything else would admit."""
+    requirement = rules.realname.requirement(claims)
+    if requirement is HolderRequirement.NONE:
+        return None
+    if requirement is HolderRequirement.REFUSED:
+        return Decision.deny(Reason.HOLDER_MISMATCH, "old-format real-name ticket refused by site policy (realname.legacy = deny); reissue it", claims)
+    if holder is None or holder.ticket_id != claims.ticket_id:
+        return Decision.deny(Reason.HOLDER_CHECK_REQUIRED, "real-name ticket: ID check", claims)
+    if not holder_matches(claims, holder):
+        return Decision.deny(Reason.HOLDER_MISMATCH, "the ID presented is not the ticket holder's", claims)
     return None
 
 

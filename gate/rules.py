@@ -13,6 +13,8 @@ from datetime import date
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from .realname.policy import RealNamePolicy
+
 
 class Direction(str, enum.Enum):
     ENTRY = "entry"
@@ -49,6 +51,7 @@ class GateRules:
     slot_grace_after_minutes: int = 30
     clock_policy: ClockPolicy = ClockPolicy.DENY
     offline_policy: OfflinePolicy = OfflinePolicy.ADMIT_FLAGGED
+    realname: RealNamePolicy = RealNamePolicy()
 
 
 @dataclass(frozen=True)

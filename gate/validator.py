@@ -42,6 +42,7 @@ from .clock import ClockReading, GateClock
 from .decision import Decision, Reason
 from .engine import decide, zone_of
 from .health import Alarm, GateHealth
+from .realname.policy import PresentedHolder
 from .rules import Direction, GateRules, Usage
 
 log = logging.getLogger(__name__)
@@ -134,13 +135,13 @@ class Validator:
         if close:
             close()
 
-    def scan(self, text: str, direction: Direction = Direction.ENTRY) -> ScanResult:
+    def scan(self, text: str, direction: Direction = Direction.ENTRY, holder: PresentedHolder | None = None) -> ScanResult:
         """Decide and record one scan. Never raises for a fault of input, storage or code: those are denials."""
         with self._lock:
             reading = self.clock.read()
             self._lease_clock = max(self._lease_clock, reading.now)
             try:
-                decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction)
+                decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction, holder)
             except STORAGE_FAULTS as exc:  # a read failed: deny, and record that if the state still takes a commit
                 decision = self._storage_failed(text, exc).decision
             except Exception as exc:  # the last guard: a bug must deny, be counted and reported, never stop the gate

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gate.realname.policy import HolderCheck, LegacyPolicy, RealNamePolicy
+from gate.realname.settings import ID_READER_KINDS, IdCheckSettings
 from gate.rules import ClockPolicy, Direction, GateRules, OfflinePolicy
 from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings
 from gate.sync.settings import SyncSettings
@@ -25,6 +27,8 @@ from gate.turnstile.settings import TurnstileSettings
 from hub.config import DEFAULT_TIMEZONE, HubConfig
 from protocol.files import UnreadableFile, read_text_file, read_toml_file
 from hub.console.settings import HttpSettings
+from protocol.claims import TicketType
+from protocol.holder import SiteSecretError, read_site_secret
 from protocol.mqtt import BrokerConfig
 from protocol.topics import TopicError, check_name
 
@@ -229,6 +233,7 @@ class GateConfig:
     turnstile: TurnstileSettings | None = None
     scan_queue_size: int = 16
     hub: SyncSettings | None = None
+    realname: IdCheckSettings | None = None  # None: this gate does not check IDs
 
 
 def gate_rules(section: Section) -> GateRules:
@@ -246,6 +251,7 @@ def gate_rules(section: Section) -> GateRules:
         slot_grace_after_minutes=rules.integer("slot_grace_after_minutes", 30, 0, 720),
         clock_policy=ClockPolicy(rules.choice("clock_policy", "deny", [p.value for p in ClockPolicy])),
         offline_policy=OfflinePolicy(rules.choice("offline_policy", "admit_flagged", [p.value for p in OfflinePolicy])),
+        realname=_realname_policy(section.table("realname")),
     )
 
 
@@ -267,11 +273,49 @@ def load_gate_config(path: Path) -> GateConfig:
         turnstile=_turnstile(document) if mode == "turnstile" else None,
         scan_queue_size=document.table("daemon").integer("scan_queue_size", 16, 1, 1024),
         hub=hub_sync_settings(document.table("hub")) if document.has("hub") else None,
+        realname=_id_check(document.table("realname"), rules.realname),
     )
     if mode == "handheld" and document.has("turnstile"):
         raise ConfigError(f"{path}: turnstile: a handheld validator has no turnstile; remove the [turnstile] table or set gate.mode = \"turnstile\"")
     document.finish()
     return config
+
+
+def _realname_policy(section: Section) -> RealNamePolicy:
+    """[realname] check / types / legacy: which real-name tickets need an ID check (docs/realname.md)."""
+    check = HolderCheck(section.choice("check", "off", [c.value for c in HolderCheck]))
+    section._read.add("types")
+    labels = section._data.get("types", [])
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ConfigError(f"{section._where('types')}: expected an array of ticket types")
+    try:
+        types = frozenset(TicketType.from_label(label) for label in labels)
+    except ValueError as error:
+        raise ConfigError(f"{section._where('types')}: {error}") from None
+    if check is HolderCheck.TYPES and not types:
+        raise ConfigError(f"{section._where('types')}: check = \"types\" needs at least one ticket type")
+    return RealNamePolicy(check, types, LegacyPolicy(section.choice("legacy", "check", [p.value for p in LegacyPolicy])))
+
+
+def _id_check(section: Section, policy: RealNamePolicy) -> IdCheckSettings | None:
+    """[realname] secret_file, timing and the [[realname.reader]] array; None when IDs are not checked."""
+    section._read.update(("secret_file", "timeout_seconds", "before_scan_seconds", "reader"))
+    if policy.check is HolderCheck.OFF:
+        return None
+    try:
+        secret = read_site_secret(section.path_value("secret_file"))
+    except SiteSecretError as error:
+        raise ConfigError(f"{section._where('secret_file')}: {error}") from None
+    entries = section._data.get("reader", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not entries:
+        raise ConfigError(f"{section._where('reader')}: a gate that checks IDs needs at least one [[realname.reader]] table")
+    readers = []
+    for index, entry in enumerate(entries):
+        reader = Section(entry, section.file, f"realname.reader[{index}]")
+        kind = reader.choice("kind", "sam", ID_READER_KINDS)
+        readers.append(build_settings(reader, ID_READER_KINDS[kind]))
+        reader.finish()
+    return IdCheckSettings(tuple(readers), secret, section.number("timeout_seconds", 30, 1, 600), section.number("before_scan_seconds", 5, 0, 60))
 
 
 def _turnstile(document: Section) -> TurnstileSettings:

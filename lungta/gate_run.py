@@ -19,6 +19,8 @@ from pathlib import Path
 from gate.daemon import GateDaemon, GateFailed
 from gate.display import Display, LogDisplay, TerminalDisplay
 from gate.feedback import load_catalogue
+from gate.realname.check import IdCheck
+from gate.realname.settings import open_id_reader
 from gate.scanner.factory import open_scanner
 from gate.sdnotify import SystemdNotifier
 from gate.sync.client import HubSync
@@ -70,7 +72,12 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
             validator.passage_directions = frozenset(turnstile.directions)  # what the turnstile confirms, before any scan
         if display is None:
             display = TerminalDisplay(sys.stdout) if config.mode == "handheld" else LogDisplay()
-        daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size)
+        id_check = None
+        if config.realname is not None:
+            id_check = IdCheck(validator, [open_id_reader(r) for r in config.realname.readers], config.realname)
+            id_check.start()
+            stack.callback(id_check.stop)
+        daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size, id_check)
         sync = None
         if config.hub is not None:
             sync = HubSync(config.hub, validator, validator.revocations, load_trust_store(config.hub.trust), daemon.on_hub_command, daemon.status)

@@ -11,12 +11,16 @@ import argparse
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from protocol.claims import MAX_LABEL, TicketType
 
 from .arguments import TIME_HELP, add_timezone_option, parse_instant, timezone_of
 from .errors import CommandError
 from .output import emit
+
+if TYPE_CHECKING:
+    from protocol.holder import HolderBinding
 
 DEFAULT_VALIDITY_SECONDS = 24 * 3600
 TICKET_TYPES = ", ".join(t.label for t in TicketType)
@@ -31,7 +35,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ticket = commands.add_parser("ticket", help="mint, batch-print or inspect tickets").add_subparsers(dest="ticket_command", required=True, metavar="ACTION")
     issue = ticket.add_parser("issue", help="mint a signed ticket and print its QR text", description="Mint a ticket signed with KEY; prints the QR text on stdout (with --json: ticket id and text).")
     _claim_options(issue)
-    issue.add_argument("--holder", metavar="ID", help="real-name ticket: holder's ID number (only its salted hash is stored)")
+    issue.add_argument("--holder", metavar="ID", help="real-name ticket: holder's ID number (only a slow, secret-keyed binding is stored; docs/realname.md)")
+    issue.add_argument("--holder-secret", type=Path, metavar="FILE", help="the site's real-name secret (`lungta ticket secret`); required with --holder")
     issue.add_argument("--holder-name", metavar="NAME", help=f"holder's name, masked before it is stored (e.g. 扎*次仁); at most {MAX_LABEL} characters")
     issue.add_argument("--png", type=Path, metavar="FILE", help="also write the QR code as a PNG image")
     issue.add_argument("--json", action="store_true", help="print one JSON object: ticket_id, text, kid")
@@ -49,6 +54,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the batch (created)")
     batch.add_argument("--no-sheets", action="store_true", help="write only tickets.csv and batch.json (fastest; print later)")
     batch.set_defaults(run=run_batch)
+
+    secret = ticket.add_parser("secret", help="create the site's real-name secret file", description="Write 32 random bytes as hex to FILE (mode 0600, never overwritten). Issuers and every gate that checks IDs need the same file.")
+    secret.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to create")
+    secret.set_defaults(run=run_secret)
 
     inspect = ticket.add_parser("inspect", help="decode a ticket and print its claims as JSON")
     inspect.add_argument("text", metavar="TEXT", help="ticket QR text (LT1:...)")
@@ -136,7 +145,7 @@ def claims_template(args: argparse.Namespace, now: int) -> dict[str, object]:
 
 
 def run_issue(args: argparse.Namespace) -> None:
-    from protocol.claims import TicketClaims, holder_id_hash
+    from protocol.claims import TicketClaims
     from protocol.errors import TicketError
     from protocol.keys import kid_for, load_signing_key
     from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
@@ -145,8 +154,8 @@ def run_issue(args: argparse.Namespace) -> None:
     template = claims_template(args, int(time.time()))
     holder_name = mask_name(_label(args.holder_name, "--holder-name")) if args.holder_name else None
     ticket_id = new_ticket_id()
-    holder_hash = holder_id_hash(ticket_id, args.holder) if args.holder else None
-    text = issue_ticket(TicketClaims(ticket_id=ticket_id, holder_hash=holder_hash, holder_name=holder_name, **template), key)
+    holder_binding = _holder_binding(args, ticket_id)
+    text = issue_ticket(TicketClaims(ticket_id=ticket_id, holder_binding=holder_binding, holder_name=holder_name, **template), key)
     try:
         read_ticket(text)  # the gate's own parser: what it would refuse is never handed out
     except TicketError as error:
@@ -183,6 +192,31 @@ def run_batch(args: argparse.Namespace) -> None:
     key = load_signing_key(args.key)
     record = mint_batch(key, claims_template(args, int(time.time())), args.count, args.out, sheets=not args.no_sheets)
     emit(record)
+
+
+def _holder_binding(args: argparse.Namespace, ticket_id: bytes) -> "HolderBinding | None":
+    from protocol.holder import HolderIdError, SiteSecretError, bind_holder, read_site_secret
+
+    if args.holder is None:
+        return None
+    if args.holder_secret is None:
+        raise CommandError("--holder needs --holder-secret FILE (create one with `lungta ticket secret --out FILE`)")
+    try:
+        return bind_holder(ticket_id, args.holder, read_site_secret(args.holder_secret))
+    except (HolderIdError, SiteSecretError) as error:
+        raise CommandError(f"--holder: {error}") from None
+
+
+def run_secret(args: argparse.Namespace) -> None:
+    from protocol.holder import generate_site_secret, write_site_secret
+
+    try:
+        write_site_secret(args.out, generate_site_secret())
+    except FileExistsError:
+        raise CommandError(f"--out: {args.out} exists; a site secret is never overwritten (tickets already minted need it)") from None
+    except OSError as error:
+        raise CommandError(f"--out: cannot write {args.out}: {error.strerror}") from None
+    emit({"secret_file": str(args.out)})
 
 
 def run_inspect(args: argparse.Namespace) -> int:

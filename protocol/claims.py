@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .errors import BadClaims
+from .holder import HolderBinding
 
 CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI = 1, 4, 5, 6, 7
 CLAIM_LUNGTA = -65537
 
-K_SITE, K_ZONES, K_TYPE, K_PERSONS, K_ENTRIES, K_PER_DAY, K_SLOT, K_HOLDER_HASH, K_HOLDER_NAME, K_REENTRY = range(1, 11)
+K_SITE, K_ZONES, K_TYPE, K_PERSONS, K_ENTRIES, K_PER_DAY, K_SLOT, K_HOLDER_HASH, K_HOLDER_NAME, K_REENTRY, K_HOLDER_BINDING = range(1, 12)
 
 MAX_TIME = 2**40
 MAX_LABEL = 64
@@ -100,6 +101,7 @@ class TicketClaims:
     holder_hash: bytes | None = None
     holder_name: str | None = None
     reentry: bool = False
+    holder_binding: HolderBinding | None = None  # real-name binding (protocol/holder.py); holder_hash is the old format
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -108,10 +110,11 @@ class TicketClaims:
 
 
 def holder_id_hash(ticket_id: bytes, holder_id: str) -> bytes:
-    """Real-name binding: SHA-256(cti || holder id, upper-cased, spaces removed)[:16].
+    """The OLD real-name format: SHA-256(cti || holder id, upper-cased, spaces removed)[:16].
 
-    Salting with the ticket id keeps one person's tickets unlinkable to each
-    other; a gate that reads the visitor's ID card recomputes and compares.
+    Searchable in hours (the cti is in the same QR), so nothing mints it any more; gates
+    still check tickets already printed with it as ``realname.legacy`` says
+    (docs/realname.md). New tickets carry ``holder_binding`` (protocol/holder.py).
     """
     normalized = "".join(holder_id.split()).upper().encode("utf-8")
     return hashlib.sha256(ticket_id + normalized).digest()[:16]
@@ -138,6 +141,8 @@ def claims_to_cbor(claims: TicketClaims) -> dict:
         lungta[K_HOLDER_NAME] = claims.holder_name
     if claims.reentry:
         lungta[K_REENTRY] = True
+    if claims.holder_binding is not None:
+        lungta[K_HOLDER_BINDING] = [claims.holder_binding.version, claims.holder_binding.digest]
     cwt: dict[int, object] = {}
     if claims.issuer is not None:
         cwt[CLAIM_ISS] = claims.issuer
@@ -157,7 +162,7 @@ def claims_from_cbor(cwt: object) -> TicketClaims:
     lungta = cwt.get(CLAIM_LUNGTA)
     if not isinstance(lungta, dict):
         raise BadClaims("claim -65537 (Lungta ticket) is missing or not a map")
-    unknown = [k for k in lungta if not (type(k) is int and K_SITE <= k <= K_REENTRY)]
+    unknown = [k for k in lungta if not (type(k) is int and K_SITE <= k <= K_HOLDER_BINDING)]
     if unknown:
         raise BadClaims(f"unknown Lungta claim key(s) {unknown[:5]!r}")
     not_before = _time(cwt, CLAIM_NBF, "nbf")
@@ -181,6 +186,7 @@ def claims_from_cbor(cwt: object) -> TicketClaims:
         holder_hash=_bytes(lungta[K_HOLDER_HASH], "holder_hash", 16, 32) if K_HOLDER_HASH in lungta else None,
         holder_name=_label(lungta[K_HOLDER_NAME], "holder_name") if K_HOLDER_NAME in lungta else None,
         reentry=_bool(lungta.get(K_REENTRY, False), "reentry"),
+        holder_binding=_holder_binding(lungta[K_HOLDER_BINDING]) if K_HOLDER_BINDING in lungta else None,
         extra=extra,
     )
 
@@ -244,6 +250,12 @@ def _slot(value: object) -> TimeSlot:
     return TimeSlot(start, end)
 
 
+def _holder_binding(value: object) -> HolderBinding:
+    if type(value) is not list or len(value) != 2:
+        raise BadClaims("holder_binding must be an array [version, digest]")
+    return HolderBinding(_int(value[0], "holder_binding version", 1, 255), _bytes(value[1], "holder_binding digest", 16, 32))
+
+
 def describe_claims(claims: TicketClaims) -> dict[str, object]:
     """The claims as JSON-ready values, the shape every CLI and event uses."""
     def iso(ts: int | None) -> str | None:
@@ -264,5 +276,6 @@ def describe_claims(claims: TicketClaims) -> dict[str, object]:
         "issued_at": iso(claims.issued_at),
         "holder_name": claims.holder_name,
         "holder_hash": claims.holder_hash.hex() if claims.holder_hash else None,
+        "holder_binding": f"v{claims.holder_binding.version}:{claims.holder_binding.digest.hex()}" if claims.holder_binding else None,
         "reentry": claims.reentry,
     }

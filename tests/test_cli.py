@@ -42,7 +42,8 @@ def test_keygen_writes_owner_only_key_and_reports_the_kid(keys):
 
 
 def test_issue_then_inspect_shows_ticket_id_kid_claims_and_verdict(keys, tmp_path):
-    text = issue(keys, "--type", "child", "--persons", "2", "--slot", "09:00-10:00", "--holder", "540102199001011234", "--holder-name", "扎西次仁", "--png", str(tmp_path / "t.png"))
+    assert lungta("ticket", "secret", "--out", str(tmp_path / "holder.secret")).returncode == 0
+    text = issue(keys, "--type", "child", "--persons", "2", "--slot", "09:00-10:00", "--holder", "540102199001011233", "--holder-secret", str(tmp_path / "holder.secret"), "--holder-name", "扎西次仁", "--png", str(tmp_path / "t.png"))
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = lungta("ticket", "inspect", text, "--trust", str(keys / "sales.pub"))
     record = json.loads(result.stdout)

@@ -1,0 +1,47 @@
+"""The [realname] table of gate.toml as values: the ID check's readers, secret and timing.
+
+The policy (which tickets need a check) is ``RealNamePolicy`` in GateRules, read by the
+engine; these settings are what the ID check itself needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gate.scanner.base import DeviceScanner
+
+from gate.idcard.sam import SamSettings
+from gate.scanner.errors import SettingsError
+from gate.scanner.settings import HidSettings, SerialSettings
+
+IdReaderSettings = SamSettings | HidSettings | SerialSettings
+ID_READER_KINDS = {"sam": SamSettings, "hid": HidSettings, "serial": SerialSettings}
+
+
+@dataclass(frozen=True)
+class IdCheckSettings:
+    """``timeout_seconds``: how long the gate waits for an ID after asking for it.
+    ``before_scan_seconds``: an ID read this long before the ticket still counts (visitors
+    often lay the card first). The site secret is never shown in a repr."""
+
+    readers: tuple[IdReaderSettings, ...]
+    site_secret: bytes = field(repr=False)
+    timeout_seconds: float = 30.0
+    before_scan_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.readers:
+            raise SettingsError("a gate that checks IDs needs at least one ID reader")
+        if not 1 <= self.timeout_seconds <= 600 or not 0 <= self.before_scan_seconds <= 60:
+            raise SettingsError("id timeout must be 1..600 s and before_scan 0..60 s")
+
+
+def open_id_reader(settings: IdReaderSettings) -> DeviceScanner:
+    """The reader for ``settings``: a SAM card reader, or a scanner class reused as it is."""
+    if isinstance(settings, SamSettings):
+        from gate.idcard.sam import SamCardReader
+
+        return SamCardReader(settings)
+    from gate.scanner.factory import open_scanner
+
+    return open_scanner(settings)
