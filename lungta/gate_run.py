@@ -77,7 +77,7 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
             id_check = IdCheck(validator, [open_id_reader(r) for r in config.realname.readers], config.realname)
             id_check.start()
             stack.callback(id_check.stop)
-        daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size, id_check)
+        daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size, id_check=id_check)
         sync = None
         if config.hub is not None:
             sync = HubSync(config.hub, validator, validator.revocations, load_trust_store(config.hub.trust), daemon.on_hub_command, daemon.status)

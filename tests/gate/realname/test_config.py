@@ -18,6 +18,7 @@ from protocol.holder import write_site_secret
 from protocol.keys import write_key_pair
 from tests.test_config import GOOD, write
 from tests.test_systemd import COMMENTED_SETTING, SYSTEMD
+from tests.test_systemd import _site_files
 
 REALNAME = """
 [realname]
@@ -90,6 +91,7 @@ def test_example_gate_toml_shows_every_realname_key_and_loads_uncommented(tmp_pa
     block = "\n".join(lines).replace('check = "off"', 'check = "types"')
     (tmp_path / "gate.toml").write_text(text[:start] + block + text[end:], encoding="utf-8")
     write_site_secret(tmp_path / "holder.secret", bytes(32))
+    _site_files(tmp_path)  # what the example's [hub] table names
     _, public = write_key_pair(SigningKey.generate(), tmp_path / "keys", "potala-sales")
     (tmp_path / "trust.toml").write_text(f'[[key]]\nname = "potala-sales"\npublic_key_file = "{public}"\n', encoding="utf-8")
     config = load_gate_config(tmp_path / "gate.toml")
