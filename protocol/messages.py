@@ -480,7 +480,7 @@ def encode_health(fields: Mapping[str, object]) -> bytes:
 
 
 def decode_health(kind: str, payload: bytes) -> HealthReport:
-    fields = _decode(payload, f"{kind} payload")
+    fields = _decode(payload, f"{kind} payload", allow_floats=True)  # heartbeats carry temperature_c
     if not isinstance(fields, dict) or not all(type(key) is str for key in fields):
         raise MalformedMessage(f"{kind} payload must be a map with text keys")
     bdseq = fields.get("bdseq")
@@ -513,11 +513,11 @@ def decode_snapshot_request(payload: bytes) -> SnapshotRequest:
 # ---- strict field readers -------------------------------------------------------------
 
 
-def _decode(payload: bytes, what: str) -> object:
+def _decode(payload: bytes, what: str, *, allow_floats: bool = False) -> object:
     if len(payload) > MAX_MESSAGE_BYTES:
         raise MalformedMessage(f"{what} is {len(payload)} bytes, at most {MAX_MESSAGE_BYTES} allowed")
     try:
-        return decode_exactly(payload, what)
+        return decode_exactly(payload, what, allow_floats=allow_floats)
     except TicketError as error:
         raise MalformedMessage(str(error)) from None
 
