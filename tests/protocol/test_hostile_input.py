@@ -1,13 +1,12 @@
 """Property tests: no input, however broken, escapes as anything but a TicketError."""
 
-import cbor2
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from protocol.base45 import ALPHABET, b45decode, b45encode
 from protocol.cbor import encode
-from protocol.cose import _sig_structure
+from fuzz.hostile import ISSUE_10_CODES, claims_with, hostile_tickets, raw_map, signed_text
 from protocol.errors import TicketError
 from protocol.keys import kid_for
 from protocol.ticket import PREFIX, verify_ticket
@@ -77,9 +76,6 @@ def test_hostile_cbor_is_malformed_not_a_crash(trust, raw):
 
 # ---- regressions for issue 10: tags, duplicates, non-integer labels, crit ---------------
 
-ISSUE_10_CODES = ["LT1:SERR8EAB8AB8AB8AB8AB8AB8AB8K1", "LT1:QERORQJ1"]  # tag 37 (UUID) and tag 35 (regex)
-
-
 @pytest.mark.parametrize("text", ISSUE_10_CODES)
 def test_issue_10_qr_codes_are_malformed_on_every_scan(trust, text):
     for _ in range(20):  # cbor2 failed the regex one only after a few scans
@@ -88,29 +84,16 @@ def test_issue_10_qr_codes_are_malformed_on_every_scan(trust, text):
         assert caught.value.reason == "malformed"
 
 
-def _signed(key, payload: bytes, protected: dict | None = None, unprotected: dict | None = None) -> str:
-    """A COSE_Sign1 signed for real by ``key``, with headers of the test's choosing."""
-    header = encode(protected if protected is not None else {1: -8, 4: kid_for(key.verify_key)})
-    signature = key.sign(_sig_structure(header, payload)).signature
-    return PREFIX + b45encode(encode(cbor2.CBORTag(18, [header, unprotected or {}, payload, signature])))
-
-
 def _claims_bytes() -> bytes:
     return encode({4: NOW + 3600, 5: NOW - 60, 7: b"t" * 12, -65537: {1: "potala"}})
 
 
 def test_a_signed_ticket_that_verifies_is_the_control(issuer_key, trust):
-    assert verify_ticket(_signed(issuer_key, _claims_bytes()), trust, NOW).claims.site == "potala"
-
-
-def _raw_map(*pairs: tuple[bytes, bytes]) -> bytes:
-    """A CBOR map written pair by pair, so a test can put in what no encoder would."""
-    return bytes([0xA0 + len(pairs)]) + b"".join(key + value for key, value in pairs)
+    assert verify_ticket(signed_text(issuer_key, _claims_bytes()), trust, NOW).claims.site == "potala"
 
 
 def _claims_with(lungta: bytes, *extra: tuple[bytes, bytes]) -> bytes:
-    base = [(encode(4), encode(NOW + 3600)), (encode(5), encode(NOW - 60)), (encode(7), encode(b"t" * 12))]
-    return _raw_map(*base, *extra, (encode(-65537), lungta))
+    return claims_with(NOW, lungta, *extra)
 
 
 SITE_PAIR = (encode(1), encode("potala"))
@@ -119,16 +102,16 @@ SITE_PAIR = (encode(1), encode("potala"))
 @pytest.mark.parametrize(
     "payload, why",
     [
-        (_claims_with(_raw_map(SITE_PAIR), (encode(4), encode(NOW + 9 * 3600))), "map key 4 repeated"),  # exp twice: cbor2 kept the last
-        (_claims_with(_raw_map(SITE_PAIR, SITE_PAIR)), "map key 1 repeated"),
-        (_claims_with(_raw_map(SITE_PAIR, (b"\xf5", encode(4)))), "bool"),  # {true: 4}: True == 1 in a Python dict
-        (_claims_with(_raw_map(SITE_PAIR, (bytes.fromhex("f93c00"), encode(4)))), "float"),  # {1.0: 4}
-        (_claims_with(_raw_map(SITE_PAIR), (b"\xf4", encode(1))), "bool"),  # {false: 1} among the CWT claims
+        (_claims_with(raw_map(SITE_PAIR), (encode(4), encode(NOW + 9 * 3600))), "map key 4 repeated"),  # exp twice: cbor2 kept the last
+        (_claims_with(raw_map(SITE_PAIR, SITE_PAIR)), "map key 1 repeated"),
+        (_claims_with(raw_map(SITE_PAIR, (b"\xf5", encode(4)))), "bool"),  # {true: 4}: True == 1 in a Python dict
+        (_claims_with(raw_map(SITE_PAIR, (bytes.fromhex("f93c00"), encode(4)))), "float"),  # {1.0: 4}
+        (_claims_with(raw_map(SITE_PAIR), (b"\xf4", encode(1))), "bool"),  # {false: 1} among the CWT claims
     ],
 )
 def test_signed_claims_with_duplicate_or_non_integer_labels_are_malformed(issuer_key, trust, payload, why):
     with pytest.raises(TicketError, match=why) as caught:
-        verify_ticket(_signed(issuer_key, payload), trust, NOW)
+        verify_ticket(signed_text(issuer_key, payload), trust, NOW)
     assert caught.value.reason == "malformed"
 
 
@@ -139,13 +122,13 @@ def test_signed_claims_with_duplicate_or_non_integer_labels_are_malformed(issuer
 def test_signed_claims_of_the_wrong_type_are_malformed(issuer_key, trust, overrides, why):
     payload = encode({4: NOW + 3600, 5: NOW - 60, 7: b"t" * 12, -65537: {1: "potala", **overrides}})
     with pytest.raises(TicketError, match=why) as caught:
-        verify_ticket(_signed(issuer_key, payload), trust, NOW)
+        verify_ticket(signed_text(issuer_key, payload), trust, NOW)
     assert caught.value.reason == "malformed"
 
 
 def test_crit_listing_only_understood_headers_is_accepted(issuer_key, trust):
     protected = {1: -8, 4: kid_for(issuer_key.verify_key), 2: [4]}
-    assert verify_ticket(_signed(issuer_key, _claims_bytes(), protected), trust, NOW).claims.site == "potala"
+    assert verify_ticket(signed_text(issuer_key, _claims_bytes(), protected), trust, NOW).claims.site == "potala"
 
 
 @pytest.mark.parametrize(
@@ -162,5 +145,10 @@ def test_crit_listing_only_understood_headers_is_accepted(issuer_key, trust):
 def test_crit_not_understood_and_headers_in_both_buckets_are_malformed(issuer_key, trust, extra_protected, unprotected, why):
     protected = {1: -8, 4: kid_for(issuer_key.verify_key), **extra_protected}
     with pytest.raises(TicketError, match=why) as caught:
-        verify_ticket(_signed(issuer_key, _claims_bytes(), protected, unprotected), trust, NOW)
+        verify_ticket(signed_text(issuer_key, _claims_bytes(), protected, unprotected), trust, NOW)
     assert caught.value.reason == "malformed"
+
+
+def test_every_hostile_ticket_the_live_gate_test_scans_is_malformed(issuer_key, trust):
+    texts = hostile_tickets(issuer_key, NOW)
+    assert [_outcome(text, trust) for text in texts] == ["malformed"] * len(texts)
