@@ -23,13 +23,13 @@ plain_values = st.recursive(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(plain_values)
 def test_every_value_we_encode_decodes_to_itself(value):
     assert decode_exactly(encode(value), "value") == value
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_any_bytes_give_a_value_or_bad_structure_and_nothing_else(data):
     try:
