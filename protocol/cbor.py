@@ -126,6 +126,9 @@ def _item(data: bytes, pos: int, depth: int, floats: bool) -> tuple[object, int]
     elif info == 24 and data[pos + 1] >= 24:
         arg = data[pos + 1]
         pos += 2
+    elif info == 26 and pos + 5 <= len(data) and (data[pos + 1] or data[pos + 2]):  # Unix times, the -65537 label
+        arg = int.from_bytes(data[pos + 1:pos + 5], "big")
+        pos += 5
     else:
         arg, pos = _argument(data, pos, info)
     if major == 0:
@@ -152,8 +155,12 @@ def _item(data: bytes, pos: int, depth: int, floats: bool) -> tuple[object, int]
     if major == 4:
         items = []
         for _ in range(arg):
-            value, pos = _item(data, pos, depth, floats)
-            items.append(value)
+            if data[pos] < 24:  # a small unsigned integer, read inline
+                items.append(data[pos])
+                pos += 1
+            else:
+                value, pos = _item(data, pos, depth, floats)
+                items.append(value)
         return items, pos
     out: dict = {}
     for _ in range(arg):
@@ -167,7 +174,11 @@ def _item(data: bytes, pos: int, depth: int, floats: bool) -> tuple[object, int]
             raise _Invalid(f"map key at byte {start} is a {type(key).__name__}, only integers and text are keys")
         if key in out:
             raise _Invalid(f"map key {key!r:.40} repeated at byte {start}")
-        out[key], pos = _item(data, pos, depth, floats)
+        if data[pos] < 24:  # a small unsigned integer, read inline
+            out[key] = data[pos]
+            pos += 1
+        else:
+            out[key], pos = _item(data, pos, depth, floats)
     return out, pos
 
 
