@@ -11,7 +11,7 @@ from nacl.signing import SigningKey
 
 from protocol.base45 import b45encode
 from protocol.cbor import encode
-from protocol.cose import _sig_structure
+from protocol.cose import Sign1
 from protocol.keys import kid_for
 from protocol.ticket import PREFIX
 
@@ -33,7 +33,7 @@ def claims_with(now: int, lungta: bytes, *extra: tuple[bytes, bytes]) -> bytes:
 def signed_text(key: SigningKey, payload: bytes, protected: dict | None = None, unprotected: dict | None = None) -> str:
     """Ticket text of a COSE_Sign1 really signed by ``key``, with headers of the caller's choosing."""
     header = encode(protected if protected is not None else {1: -8, 4: kid_for(key.verify_key)})
-    signature = key.sign(_sig_structure(header, payload)).signature
+    signature = key.sign(Sign1(header, b"", payload, b"").to_be_signed()).signature
     return PREFIX + b45encode(encode(cbor2.CBORTag(18, [header, unprotected or {}, payload, signature])))
 
 
