@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3 chromium fonts-tibetan-machine
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sysdeps venv test demo bench install clean
+.PHONY: all sysdeps venv test demo bench install fuzz clean
 
 all: test
 
@@ -43,6 +43,16 @@ bench: venv
 # Put Lungta on this box as a gate and hub (docs/install.md): ROLE=gate or ROLE=hub for one.
 install:
 	$(SUDO) deploy/install.sh install $(or $(ROLE),both)
+# Long fuzzing runs (docs/security.md, "Fuzzing"): every harness in fuzz/ under atheris,
+# FUZZ_RUNS inputs each; the corpus grows in .fuzz/<harness> from run to run.
+FUZZ_RUNS ?= 1000000
+FUZZ_HARNESSES := ticket_text cose_bytes signed_claims hub_inbound gate_inbox
+fuzz: venv
+	@for h in $(FUZZ_HARNESSES); do \
+	  mkdir -p .fuzz; FUZZ_TMP=$(CURDIR)/.fuzz/tmp $(PY) -m fuzz.$$h -runs=$(FUZZ_RUNS) .fuzz/$$h > .fuzz/$$h.log 2>&1; \
+	  status=$$?; rm -rf .fuzz/tmp; grep -a -E '^(fuzz |Done |stat::(number_of_executed_units|average_exec_per_sec))' .fuzz/$$h.log; \
+	  [ $$status -eq 0 ] || { tail -40 .fuzz/$$h.log; echo "make fuzz: $$h found a crash (see .fuzz/$$h.log; input saved as crash-*)"; exit 1; }; \
+	done
 
 clean:
-	rm -rf $(VENV) demo-out *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out *.egg-info .pytest_cache .hypothesis .fuzz

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from . import bench_cli, bench_daemon, bench_decode, bench_realname, bench_revocations, bench_sync, bench_ticket
+from . import bench_cbor, bench_cli, bench_daemon, bench_decode, bench_realname, bench_revocations, bench_sync, bench_ticket
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     benches: list[tuple[str, Callable[[], None]]] = [
         ("bench_ticket", lambda: bench_ticket.main(rounds=2_000 if quick else 20_000)),
+        ("bench_cbor", lambda: bench_cbor.main(rounds=2_000 if quick else 20_000)),
         ("bench_revocations", lambda: bench_revocations.main(["--sizes", "100000"] if quick else [])),
         ("bench_daemon", lambda: bench_daemon.main(["--tickets", "20", "--rounds", "200"] if quick else [])),
         ("bench_decode", lambda: run_decode(quick)),

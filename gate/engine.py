@@ -128,4 +128,10 @@ def _holder(claims: TicketClaims, rules: GateRules, holder: PresentedHolder | No
 
 
 def _iso(ts: int | None, rules: GateRules) -> str:
-    return "?" if ts is None else datetime.fromtimestamp(ts, rules.timezone).isoformat(timespec="minutes")
+    """A time for the visitor's message; total, because a usage time may come from another gate's report."""
+    if ts is None:
+        return "?"
+    try:
+        return datetime.fromtimestamp(ts, rules.timezone).isoformat(timespec="minutes")
+    except (ValueError, OverflowError, OSError):  # beyond what datetime can show (year 10000 and on)
+        return f"Unix time {ts}"

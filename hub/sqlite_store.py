@@ -106,7 +106,7 @@ class HubStoreError(Exception):
 
 
 def _cbor(blob: bytes | None) -> dict:
-    return decode_exactly(blob, "stored map") if blob else {}
+    return decode_exactly(blob, "stored map", allow_floats=True) if blob else {}  # heartbeats carry temperature_c
 
 
 class SqliteHubStore:
@@ -308,7 +308,7 @@ class SqliteHubStore:
 
     def unpublished(self, limit: int, after_row_id: int = 0) -> list[OutboxRow]:
         rows = self._db.execute("SELECT row_id, stream, seq, at_ms, body FROM outbox WHERE published = 0 AND row_id > ? ORDER BY row_id LIMIT ?", (after_row_id, limit))
-        return [OutboxRow(row_id, stream, seq, at_ms, decode_exactly(body, "outbox body")) for row_id, stream, seq, at_ms, body in rows]
+        return [OutboxRow(row_id, stream, seq, at_ms, decode_exactly(body, "outbox body", allow_floats=True)) for row_id, stream, seq, at_ms, body in rows]
 
     def mark_published(self, row_ids: Sequence[int]) -> None:
         with self.transaction():

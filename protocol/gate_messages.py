@@ -215,7 +215,7 @@ def decode_event(item: object) -> GateEvent:
 
 def decode_events(payload: bytes) -> list[GateEvent]:
     """An events payload: a non-empty array of event maps; all or nothing."""
-    items = read_list(decode_payload(payload, "events payload"), "events payload", MAX_EVENTS_PER_MESSAGE)
+    items = read_list(decode_payload(payload, "events payload", allow_floats=True), "events payload", MAX_EVENTS_PER_MESSAGE)
     if not items:
         raise MalformedMessage("events payload must be a non-empty array of event maps")
     return [decode_event(entry) for entry in items]
@@ -289,7 +289,7 @@ def encode_health(fields: Mapping[str, object]) -> bytes:
 
 def decode_health(kind: str, payload: bytes) -> HealthReport:
     report_kind = ReportKind(kind)
-    fields = decode_payload(payload, f"{kind} payload")
+    fields = decode_payload(payload, f"{kind} payload", allow_floats=True)
     if type(fields) is not dict or len(fields) > MAX_EXTRA_FIELDS + len(_REPORT_KEYS):
         raise MalformedMessage(f"{kind} payload must be a map of at most {MAX_EXTRA_FIELDS + len(_REPORT_KEYS)} fields")
     bdseq = fields.get("bdseq")

@@ -41,8 +41,11 @@ class MalformedMessage(MessageError):
     """Not CBOR / COSE of the expected shape, or a field missing, mistyped or out of bounds."""
 
 
-def decode_payload(payload: bytes, what: str) -> object:
+def decode_payload(payload: bytes, what: str, *, allow_floats: bool = False) -> object:
     """One CBOR item spanning ``payload``, at most MAX_MESSAGE_BYTES; raises MalformedMessage.
+
+    Floats only where the message defines them (``allow_floats``: gate reports
+    and event details, e.g. a heartbeat's temperature_c).
 
     Last guard: the decoder is meant to raise only TicketError (protocol.cbor),
     but whatever else a hostile payload makes it raise is turned into a
@@ -51,7 +54,7 @@ def decode_payload(payload: bytes, what: str) -> object:
     if type(payload) is not bytes or len(payload) > MAX_MESSAGE_BYTES:
         raise MalformedMessage(f"{what} must be at most {MAX_MESSAGE_BYTES} bytes")
     try:
-        return decode_exactly(payload, what)
+        return decode_exactly(payload, what, allow_floats=allow_floats)
     except TicketError as error:
         raise MalformedMessage(str(error)) from None
     except (RecursionError, ValueError, TypeError, LookupError, AssertionError, RuntimeError, OverflowError, MemoryError) as error:
