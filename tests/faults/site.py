@@ -14,15 +14,13 @@ a deadline; nothing here sleeps to synchronise.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
+import sqlite3
 import re
 import signal
 import subprocess
 import sys
 import time
-import tty
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +38,7 @@ from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
 from tests.hub.conftest import write_hub_config
 
 from .netns import Topology, run_in
+from .ptys import PrivatePtys
 
 GATES = ("g1", "g2", "g3")
 WAIT = 45.0
@@ -127,9 +126,12 @@ class GateProcess(Process):
 
     def wait_ready(self, online: bool = True) -> None:
         """Until the scanner has its port open (and, if ``online``, the broker accepted the gate)."""
-        wait_until(lambda: self._started_and(f"{self.port}: open"), f"gate {self.name} scanner open")
-        if online:
-            wait_until(lambda: self._started_and("connected to broker"), f"gate {self.name} connected")
+        try:
+            wait_until(lambda: self._started_and(f"{self.port}: open"), f"gate {self.name} scanner open")
+            if online:
+                wait_until(lambda: self._started_and("connected to broker"), f"gate {self.name} connected")
+        except FaultTimeout as timeout:
+            raise FaultTimeout(f"{timeout}; its log ends: {self.text(since_start=True)[-1500:]}") from None
 
     def _started_and(self, needle: str) -> bool:
         if not self.running:
@@ -171,31 +173,11 @@ class Site:
                 config.write(f"listener {self.broker.port} {link.site_address}\n")
         self.hub_config = write_hub_config(directory / "hub", self.broker, SigningKey.generate(), heartbeat_interval_s=1)
         self.hub = Process("hub", [*self.topology.exec_prefix(self.topology.site), sys.executable, "-m", "lungta", "hub", "run", "--config", str(self.hub_config)], directory / "hub" / "hub.log", directory / "hub")
-        self._ptys: list[int] = []
+        self._ptys = PrivatePtys(directory / "pts")
         self.gates = {name: self._gate(name, passage_delay, faketime) for name in gates}
 
-    def _free_pty(self) -> tuple[int, int]:
-        """A raw pty pair whose slave nobody holds locked (the scanner locks its port exclusively).
-
-        On a shared machine a stray process elsewhere may still hold a lock on a
-        pty number the kernel hands out again; such a pair is kept open (so it is
-        not handed out once more) and another one taken.
-        """
-        while True:
-            master, slave = pty.openpty()
-            self._ptys += [master, slave]
-            probe = os.open(os.ttyname(slave), os.O_RDWR | os.O_NOCTTY)
-            try:
-                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            finally:
-                os.close(probe)
-            tty.setraw(slave)
-            return master, slave
-
     def _gate(self, name: str, passage_delay: float, faketime: bool) -> GateProcess:
-        master, slave = self._free_pty()
+        master, port = self._ptys.open()
         directory = self.directory / name
         directory.mkdir()
         link = self.topology.links[name]
@@ -208,7 +190,7 @@ trust = "{self.issuer_public}"
 offline_policy = "{self.offline_policy}"
 [[scanner]]
 kind = "serial"
-port = "{os.ttyname(slave)}"
+port = "{port}"
 dedupe_seconds = 0.0
 [turnstile]
 kind = "sim"
@@ -223,13 +205,14 @@ port = {self.broker.port}
 password = "{self.broker.password(name)}"
 trust = "{self.directory / 'hub' / 'keys' / 'hub.pub'}"
 heartbeat_seconds = 1
+resend_after_seconds = 5
 """, encoding="utf-8")
         env = None
         if faketime:
             (directory / "faketime").write_text("+0\n", encoding="utf-8")
             env = {"LD_PRELOAD": str(FAKETIME_LIBRARY), "FAKETIME_TIMESTAMP_FILE": str(directory / "faketime"), "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
         argv = [*self.topology.exec_prefix(link.namespace), sys.executable, "-m", "lungta", "gate", "run", "--config", str(directory / "gate.toml")]
-        return GateProcess(name, directory, argv, env, master, os.ttyname(slave))
+        return GateProcess(name, directory, argv, env, master, port)
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -256,9 +239,7 @@ heartbeat_seconds = 1
             process.stop()
         self.broker.stop()
         self.topology.destroy()
-        for fd in self._ptys:
-            os.close(fd)
-        self._ptys.clear()
+        self._ptys.close()
 
     # ---- what the harness reads -----------------------------------------------------------
 
@@ -269,9 +250,10 @@ heartbeat_seconds = 1
     def hub_sees_online(self, gates: tuple[str, ...]) -> bool:
         from .invariants import hub_rows
 
-        if not self.hub_db.exists():
+        try:
+            online = {row[0] for row in hub_rows(self.hub_db, "SELECT gate FROM gates WHERE online = 1")}
+        except sqlite3.OperationalError:  # no database yet, or the hub is still creating its tables
             return False
-        online = {row[0] for row in hub_rows(self.hub_db, "SELECT gate FROM gates WHERE online = 1")}
         return set(gates) <= online
 
     def processes(self) -> list[Process | Broker]:
