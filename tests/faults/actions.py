@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -155,9 +156,10 @@ class Faults:
     def _state_file(self, name: str) -> Path:
         gate = self.site.gates[name]
         assert not gate.running, "damage a gate's state only while it is down"
-        for suffix in ("-wal", "-shm"):  # what SIGKILL left is folded in by sqlite at the next open; drop it so the damage is what is read
-            (gate.state / f"state.sqlite3{suffix}").unlink(missing_ok=True)
-        return gate.state / "state.sqlite3"
+        path = gate.state / "state.sqlite3"
+        with sqlite3.connect(path) as db:  # fold the WAL into the file, so the damage hits committed pages
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path
 
     def mount_small_disk(self, name: str, size: str = "4m") -> None:
         """A small tmpfs as the gate's state directory (before the gate's first start)."""

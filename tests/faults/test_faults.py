@@ -141,13 +141,13 @@ def test_a_clock_stepped_ahead_and_back_counts_everyone_and_keeps_admitting(site
     site.set_quota(100)
     wait_until(lambda: _lease_at(site, "g1"), "a quota lease at g1")
     assert gate.scan(site.mint(slot=True)).granted
-    heartbeats = _heartbeats(site, "g1")
+    faults.cut("g1", silent=True)  # no hub time reaches g1 to correct it: its wall clock is all it has
     gate.step_clock(86_400)  # an NTP server gone wrong, a GPS clock with a bad week number
-    wait_until(lambda: _heartbeats(site, "g1") >= heartbeats + 2, "two heartbeats of g1 with its clock a day ahead")
     gate.scan(site.mint(slot=True))
     gate.step_clock(0)  # put right
+    faults.heal("g1")
     heartbeats = _heartbeats(site, "g1")
-    wait_until(lambda: _heartbeats(site, "g1") >= heartbeats + 2, "two heartbeats of g1 with its clock put right")
+    wait_until(lambda: _heartbeats(site, "g1") >= heartbeats + 2, "two heartbeats of g1 after the heal")
     after = gate.scan(site.mint(slot=True))
     assert (after.granted, after.reason) == (True, "valid"), f"refused with 100 places in the slot: {after.reason}"
     assert_invariants_hold(faults)
