@@ -8,10 +8,11 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # mosquitto: the real broker the tests and demo start; libzbar0: pyzbar's decoder;
 # build-essential, python3-dev, linux-libc-dev: evdev builds from source;
 # postgresql: the scaled-out hub's store, started by its tests.
-APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3
+# iproute2, faketime: the fault suite's network namespaces and stepped gate clocks (tests/faults).
+APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3 iproute2 faketime
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sysdeps venv test demo bench clean
+.PHONY: all sysdeps venv test demo bench soak clean
 
 all: test
 
@@ -37,6 +38,12 @@ demo: venv
 
 bench: venv
 	$(PY) -m bench
+
+# Fault cycles on a live site (root: network namespaces); prints cycles, events, violations.
+CYCLES ?= 200
+SEED ?= 11
+soak: venv
+	$(PY) -m tests.faults.soak --cycles $(CYCLES) --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) demo-out *.egg-info .pytest_cache .hypothesis

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +31,13 @@ from lungta.cli import main as cli_main
 from protocol.ticket import new_ticket_id
 from tests.faults.actions import Faults
 from tests.faults.invariants import hub_rows
-from tests.faults.site import Site
+from tests.faults.site import GateProcess, Site
 
 PROBE_SECONDS = 0.25
 NOTICE_LIMIT_SECONDS = 120.0
 CATCH_UP_LIMIT_SECONDS = 120.0
+TAIL_BYTES = 64 * 1024
+APPLIED = re.compile(r"applied revocations seq (\d+)|installed revocations snapshot as of seq (\d+)")
 
 
 def time_to_notice(faults: Faults, name: str, silent: bool) -> float | None:
@@ -68,10 +70,12 @@ def revoke(site: Site, count: int, per_delta: int) -> None:
             raise SystemExit(f"bench_faults: lungta hub revoke exited with {status}")
 
 
-def stream_seq(state: Path) -> int:
-    with sqlite3.connect(f"file:{state / 'state.sqlite3'}?mode=ro", uri=True, timeout=10) as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'seq:revocations'").fetchone()
-    return int(row[0]) if row else 0
+def revocation_seq(gate: GateProcess) -> int:
+    """The last revocation seq the gate applied, from the tail of its log (delta or snapshot lines)."""
+    with gate.log.open("rb") as handle:
+        handle.seek(max(0, gate.log.stat().st_size - TAIL_BYTES))
+        found = APPLIED.findall(handle.read().decode("utf-8", errors="replace"))
+    return max((int(delta or snapshot) for delta, snapshot in found), default=0)
 
 
 def hub_head(site: Site) -> int:
@@ -82,9 +86,9 @@ def hub_head(site: Site) -> int:
 def time_to_head(site: Site, name: str, since: float) -> float | None:
     """Seconds from ``since`` until the gate's revocation stream is at the hub's head; None past the limit."""
     while time.monotonic() - since < CATCH_UP_LIMIT_SECONDS:
-        if stream_seq(site.gates[name].state) >= hub_head(site):
+        if revocation_seq(site.gates[name]) >= hub_head(site):
             return time.monotonic() - since
-        time.sleep(0.02)  # polling interval of the measurement
+        time.sleep(0.05)  # polling interval of the measurement
     return None
 
 
@@ -100,7 +104,7 @@ def catch_up(faults: Faults, partition_seconds: float, revocations: int, per_del
     faults.heal("g2")
     healed_at = time.monotonic()
     cut = time_to_head(site, "g2", healed_at)
-    return cut, online, hub_head(site), stream_seq(site.gates["g2"].state)
+    return cut, online, hub_head(site), revocation_seq(site.gates["g2"])
 
 
 def _figure(seconds: float | None, limit: float) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import cbor2
 
-from .site import Site, wait_until, FaultTimeout
+from .site import FaultTimeout, Site, wait_until
 
 SETTLE_SECONDS = 45.0
 AWAY_LIMIT_SECONDS = 5.0  # a gate away from the live hub longer than this must apply the offline policy
@@ -72,7 +72,7 @@ class Probe:
 
 
 def hub_rows(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    """Rows from the hub's database, read-only, while the hub may be writing (WAL)."""
+    """Rows from a SQLite database (the hub's), read-only, while its owner may be writing (WAL)."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
         return db.execute(sql, args).fetchall()
 
@@ -89,10 +89,14 @@ def hub_events(path: Path) -> list[HubEvent]:
     return events
 
 
+def gate_rows(state: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    """Rows from a gate's state database (``state`` is its state directory), read-only, while it runs."""
+    return hub_rows(state / "state.sqlite3", sql, args)
+
+
 def gate_backlog(state: Path) -> int:
     """Events in a gate's outbox, i.e. not yet acknowledged by the hub."""
-    with sqlite3.connect(f"file:{state / 'state.sqlite3'}?mode=ro", uri=True, timeout=10) as db:
-        return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    return gate_rows(state, "SELECT COUNT(*) FROM outbox")[0][0]
 
 
 def check_running(site: Site) -> list[Violation]:

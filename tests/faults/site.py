@@ -167,6 +167,14 @@ class Site:
         self.issuer = SigningKey.generate()
         _, self.issuer_public = write_key_pair(self.issuer, directory / "keys", "sales")
         self.topology = Topology(list(gates))
+        try:
+            self._build(passage_delay, faketime)
+        except BaseException:  # nothing half-built outlives a failed construction: undo, then re-raise
+            self.topology.destroy()
+            raise
+
+    def _build(self, passage_delay: float, faketime: bool) -> None:
+        directory, gates = self.directory, self.gate_names
         self.broker = Broker(directory / "broker", gates=list(gates))
         with self.broker.config.open("a", encoding="utf-8") as config:  # the gates reach it over their links
             for link in self.topology.links.values():
