@@ -20,6 +20,8 @@ Needs root (network namespaces) and the fault suite's harness (tests/faults).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
 import tempfile
@@ -31,7 +33,7 @@ from lungta.cli import main as cli_main
 from protocol.ticket import new_ticket_id
 from tests.faults.actions import Faults
 from tests.faults.invariants import hub_rows
-from tests.faults.site import GateProcess, Site
+from tests.faults.site import GateProcess, Site, wait_until
 
 PROBE_SECONDS = 0.25
 NOTICE_LIMIT_SECONDS = 120.0
@@ -43,6 +45,7 @@ APPLIED = re.compile(r"applied revocations seq (\d+)|installed revocations snaps
 def time_to_notice(faults: Faults, name: str, silent: bool) -> float | None:
     """Seconds from the cut to the first ``offline_refused``; None if not within the limit."""
     site, gate = faults.site, faults.site.gates[name]
+    connections, disconnections = gate.connections(), gate.disconnections()
     faults.cut(name, silent=silent)
     cut_at = time.monotonic()
     try:
@@ -54,7 +57,8 @@ def time_to_notice(faults: Faults, name: str, silent: bool) -> float | None:
         return None
     finally:
         faults.heal(name)
-        gate.wait_ready(online=True)
+        # back on the broker: reconnected, or the connection never dropped (the gate noticed the hub's silence instead)
+        wait_until(lambda: gate.connections() > connections or gate.disconnections() == disconnections, f"gate {name} back on the broker")
 
 
 def revoke(site: Site, count: int, per_delta: int) -> None:
@@ -65,7 +69,8 @@ def revoke(site: Site, count: int, per_delta: int) -> None:
     """
     ids = [new_ticket_id().hex() for _ in range(count)]
     for start in range(0, count, per_delta):
-        status = cli_main(["hub", "revoke", "--config", str(site.hub_config), *ids[start:start + per_delta], "--reason", "bench"])
+        with contextlib.redirect_stdout(io.StringIO()):  # one JSON line per call: not the bench's output
+            status = cli_main(["hub", "revoke", "--config", str(site.hub_config), *ids[start:start + per_delta], "--reason", "bench"])
         if status:
             raise SystemExit(f"bench_faults: lungta hub revoke exited with {status}")
 

@@ -138,6 +138,13 @@ class GateProcess(Process):
             raise FaultTimeout(f"gate {self.name} exited with {self.popen.returncode}: {self.text(since_start=True)[-1500:]}")
         return needle in self.text(since_start=True)
 
+    def connections(self) -> int:
+        """Connections to the broker this gate has made, over all its runs (from its log)."""
+        return self.text().count("connected to broker ")
+
+    def disconnections(self) -> int:
+        return self.text().count("disconnected from broker")
+
     def decisions(self) -> list[Decided]:
         return [Decided(self.name, m[1] == "grant", m[2], m[3], int(m[4]), int(m[5])) for m in DECISION.finditer(self.text())]
 
