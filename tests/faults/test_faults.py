@@ -21,7 +21,7 @@ from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
 from protocol.ticket import read_ticket
 
 from .invariants import check_site, gate_backlog, gate_rows, hub_rows
-from .site import wait_until
+from .site import FaultTimeout, wait_until
 
 pytestmark = NEEDS_ROOT
 TWO = ("g1", "g2")  # where a fault needs one gate and a witness, two gates start faster than three
@@ -62,8 +62,8 @@ def test_gate_killed_between_commit_and_pulse_does_not_burn_the_ticket(site_with
     faults.kill_gate("g1")
     faults.restart_gate("g1")
     again = gate.scan(second)
-    assert (again.granted, again.reason) == (True, "valid"), "the visitor whose gate never opened is refused"
-    assert_invariants_hold(faults)
+    seen = [] if again.granted else [f"the visitor whose gate never opened is refused: {again.reason}"]
+    assert_invariants_hold(faults, seen)
 
 
 @pytest.mark.xfail(strict=True, reason="needs gate incarnations (issue 11 item 1)")
@@ -80,8 +80,8 @@ def test_a_wiped_state_loses_no_decision_and_readmits_no_ticket(site_with_faults
     for _ in range(3):
         gate.scan(site.mint())
     again = gate.scan(used[0])
-    assert not again.granted, "a ticket used before the wipe is admitted again"
-    assert_invariants_hold(faults)
+    seen = [f"a ticket used before the wipe is admitted again ({again.reason})"] if again.granted else []
+    assert_invariants_hold(faults, seen)
 
 
 @pytest.mark.xfail(strict=True, reason="needs quarantine of corrupt state (issue 11 item 2)")
@@ -108,11 +108,16 @@ def test_a_full_disk_refuses_scans_and_the_daemon_stays_alive(site_with_faults):
     site, gate = faults.site, faults.site.gates["g1"]
     assert gate.scan(site.mint()).granted
     faults.fill_disk("g1")
-    refused = gate.scan(site.mint())
-    assert not refused.granted
+    try:
+        refused = gate.scan(site.mint())
+        seen = [f"granted on a full disk ({refused.reason})"] if refused.granted else []
+    except FaultTimeout as crash:  # the daemon died on the scan: say so, then check everything else too
+        seen = [str(crash).splitlines()[-1][:300]]
     faults.free_disk("g1")
-    assert gate.scan(site.mint()).granted
-    assert_invariants_hold(faults)
+    if gate.running:
+        after = gate.scan(site.mint())
+        seen += [] if after.granted else [f"refused once the disk has room again: {after.reason}"]
+    assert_invariants_hold(faults, seen)
 
 
 @pytest.mark.xfail(strict=True, reason="needs hub liveness, not broker liveness, noticed within 5 s (issue 11 item 3)")
@@ -152,14 +157,15 @@ def test_a_clock_stepped_ahead_and_back_counts_everyone_and_keeps_admitting(site
     heartbeats = _heartbeats(site, "g1")
     wait_until(lambda: _heartbeats(site, "g1") >= heartbeats + 2, "two heartbeats of g1 after the heal")
     after = gate.scan(site.mint(slot=True))
-    assert (after.granted, after.reason) == (True, "valid"), f"refused with 100 places in the slot: {after.reason}"
-    assert_invariants_hold(faults)
+    seen = [] if after.granted else [f"a slot ticket refused with 100 places in the slot: {after.reason}"]
+    assert_invariants_hold(faults, seen)
 
 
-def assert_invariants_hold(faults) -> None:
-    """Every invariant of issue 11 after the heal; the message lists each violation on its own line."""
-    violations = check_site(faults.site, faults.probes)
-    assert not violations, "\n".join(["invariants violated after: " + "; ".join(faults.timeline.events), *map(str, violations)])
+def assert_invariants_hold(faults, seen: list[str] = ()) -> None:
+    """Every invariant of issue 11 after the heal, and nothing wrong ``seen`` by a visitor on the way;
+    the message lists each problem on its own line."""
+    problems = [*seen, *map(str, check_site(faults.site, faults.probes))]
+    assert not problems, "\n".join(["after: " + "; ".join(faults.timeline.events), *problems])
 
 
 def _outbox_empty(site, name: str) -> bool:
