@@ -8,7 +8,7 @@ the broker with or without its persistence, a silent cut or a cut with reset
 for a random time, a clean broker restart), then heals it. Every
 ``--check-every`` cycles, and at the end, the invariants are checked after the
 site has settled. Prints one line per check and a summary: cycles, events at
-the hub, violations (distinct). Exit status 1 when there is any violation.
+the hub, violations (the latest per invariant and place). Exit status 1 when there is any violation.
 Needs root (namespaces) like the suite.
 """
 
@@ -74,11 +74,11 @@ def scan_some(faults: Faults, rng: random.Random) -> None:
 
 
 def soak(directory: Path, cycles: int, seed: int, check_every: int, offline_policy: str) -> tuple[int, int, list[Violation]]:
-    """Run the cycles; returns (cycles done, events at the hub, distinct violations)."""
+    """Run the cycles; returns (cycles done, events at the hub, the latest violation per invariant and place)."""
     rng = random.Random(seed)
     site = Site(directory, offline_policy=offline_policy)
     faults = Faults(site)
-    found: dict[str, Violation] = {}
+    found: dict[tuple[Invariant, str], Violation] = {}  # the latest finding per invariant and place
     done = 0
     try:
         site.start()
@@ -88,13 +88,13 @@ def soak(directory: Path, cycles: int, seed: int, check_every: int, offline_poli
             try:
                 fault(faults, rng)
             except FaultTimeout as timeout:  # a daemon that did not come back is a finding, not the end of the soak
-                found.setdefault(str(timeout), Violation(Invariant.DAEMON_RUNNING, fault.__name__, str(timeout)[:400]))
+                found[(Invariant.DAEMON_RUNNING, fault.__name__)] = Violation(Invariant.DAEMON_RUNNING, fault.__name__, str(timeout)[:400])
                 _restore(faults)
             done = cycle
             if cycle % check_every == 0 or cycle == cycles:
                 violations = check_site(site, faults.probes)
-                found.update({str(v): v for v in violations})
-                print(f"cycle {cycle}: {len(hub_events(site.hub_db))} events at the hub, {len(violations)} violation(s) now, {len(found)} distinct so far", flush=True)
+                found.update({(v.invariant, v.where): v for v in violations})
+                print(f"cycle {cycle}: {len(hub_events(site.hub_db))} events at the hub, {len(violations)} violation(s) now", flush=True)
         return done, len(hub_events(site.hub_db)), list(found.values())
     finally:
         site.close()
