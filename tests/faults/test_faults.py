@@ -28,7 +28,8 @@ TWO = ("g1", "g2")  # where a fault needs one gate and a witness, two gates star
 
 
 def test_kills_of_every_process_and_cuts_lose_no_decision(site_with_faults):
-    """Gates, hub and broker killed with SIGKILL between scans, a gate cut with a reset: nothing lost or doubled."""
+    """Gates, hub and broker (with and without its persistence) killed with SIGKILL between scans,
+    a gate cut with a reset: nothing lost or doubled."""
     faults = site_with_faults()
     site = faults.site
     rng = random.Random(11)
@@ -47,6 +48,9 @@ def test_kills_of_every_process_and_cuts_lose_no_decision(site_with_faults):
     site.gates["g1"].scan(site.mint())
     faults.restart_broker()
     faults.heal("g3")
+    site.gates["g2"].scan(site.mint())
+    faults.kill_broker(keep_persistence=False)  # sessions and queued messages gone with it
+    faults.restart_broker()
     for _ in range(6):
         rng.choice(gates).scan(site.mint())
     assert_invariants_hold(faults)
