@@ -126,6 +126,11 @@ class Faults:
         """Let a fault last: the duration is the scenario (a cut of N seconds), not a wait for something."""
         threading.Event().wait(seconds)
 
+    def step_clock(self, name: str, seconds: float) -> None:
+        """Set gate ``name``'s wall clock ``seconds`` off true time (0: put right); needs a site with faketime."""
+        self.site.gates[name].step_clock(seconds)
+        self.timeline.note(f"clock of {name} at {seconds:+.0f} s")
+
     # ---- state on disk -----------------------------------------------------------------------
 
     def wipe_state(self, name: str) -> None:

@@ -271,7 +271,8 @@ resend_after_seconds = 5
             return False
         return set(gates) <= online
 
-    def processes(self) -> list[Process | Broker]:
+    def processes(self) -> list[Process]:
+        """The hub and the gates (the broker is ``self.broker``, a ``hub.local_broker.Broker``)."""
         return [self.hub, *self.gates.values()]
 
     # ---- tickets -----------------------------------------------------------------------------
