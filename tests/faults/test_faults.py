@@ -77,7 +77,7 @@ def test_a_wiped_state_loses_no_decision_and_readmits_no_ticket(site_with_faults
     used = [site.mint() for _ in range(4)]
     for text in used:
         assert gate.scan(text).granted
-    wait_until(lambda: site.gates["g1"].running and _outbox_empty(site, "g1"), "g1's first events acknowledged")
+    wait_until(lambda: _outbox_empty(site, "g1"), "g1's first events acknowledged")
     faults.kill_gate("g1")
     faults.wipe_state("g1")
     faults.restart_gate("g1")
@@ -95,6 +95,7 @@ def test_garbled_and_truncated_state_is_quarantined_and_the_gate_keeps_deciding(
     for name in TWO:
         for _ in range(3):  # every table then has its own page past the header
             site.gates[name].scan(site.mint())
+        wait_until(lambda: _outbox_empty(site, name), f"{name}'s events acknowledged")  # only what the hub holds is damaged
         faults.kill_gate(name)
     faults.garble_state("g1", rng)
     faults.truncate_state("g2")
