@@ -10,10 +10,11 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # postgresql: the scaled-out hub's store, started by its tests.
 # chromium: the browser the console dashboard test drives (Playwright, system browser);
 # fonts-tibetan-machine: Tibetan glyphs for its screenshots.
-APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3 chromium fonts-tibetan-machine
+# iproute2, faketime: the fault suite's network namespaces and stepped gate clocks (tests/faults).
+APT_PACKAGES := mosquitto mosquitto-clients libzbar0 python3-venv python3-dev build-essential linux-libc-dev sqlite3 chromium fonts-tibetan-machine iproute2 faketime
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sysdeps venv test demo bench install fuzz clean
+.PHONY: all sysdeps venv test demo bench install fuzz soak clean
 
 all: test
 
@@ -53,6 +54,12 @@ fuzz: venv
 	  status=$$?; rm -rf .fuzz/tmp; grep -a -E '^(fuzz |Done |stat::(number_of_executed_units|average_exec_per_sec))' .fuzz/$$h.log; \
 	  [ $$status -eq 0 ] || { tail -40 .fuzz/$$h.log; echo "make fuzz: $$h found a crash (see .fuzz/$$h.log; input saved as crash-*)"; exit 1; }; \
 	done
+
+# Fault cycles on a live site (root: network namespaces); prints cycles, events, violations.
+CYCLES ?= 200
+SEED ?= 11
+soak: venv
+	$(PY) -m tests.faults.soak --cycles $(CYCLES) --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) demo-out *.egg-info .pytest_cache .hypothesis .fuzz
