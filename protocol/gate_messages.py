@@ -215,7 +215,7 @@ def decode_event(item: object) -> GateEvent:
 
 def decode_events(payload: bytes) -> list[GateEvent]:
     """An events payload: a non-empty array of event maps; all or nothing."""
-    items = read_list(decode_payload(payload, "events payload", allow_floats=True), "events payload", MAX_EVENTS_PER_MESSAGE)
+    items = read_list(decode_payload(payload, "events payload"), "events payload", MAX_EVENTS_PER_MESSAGE)
     if not items:
         raise MalformedMessage("events payload must be a non-empty array of event maps")
     return [decode_event(entry) for entry in items]

@@ -5,17 +5,12 @@ hub run``, three ``lungta gate run`` in their own network namespaces), does to
 it what the field does, heals everything, and checks every invariant from what
 the processes left on disk (``tests/faults/invariants.py``). ``make soak``
 runs the same faults for hundreds of random cycles (``tests/faults/soak.py``).
-
-Tests marked xfail(strict) fail on this branch because the product does not
-yet do what issue 11 asks; the reason names the item. The lead removes the mark
-when the fix is merged; strict means the mark itself fails once it passes.
 """
 
 from __future__ import annotations
 
 import random
 
-import pytest
 
 from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
 from protocol.ticket import read_ticket
@@ -56,7 +51,6 @@ def test_kills_of_every_process_and_cuts_lose_no_decision(site_with_faults):
     assert_invariants_hold(faults)
 
 
-@pytest.mark.xfail(strict=True, reason="needs rollback of unpulsed admissions at restart (issue 11 item 7)")
 def test_gate_killed_between_commit_and_pulse_does_not_burn_the_ticket(site_with_faults):
     faults = site_with_faults(gates=TWO, passage_delay=1.5)  # visitors walk slowly: the next admission waits for the turnstile
     site, gate = faults.site, faults.site.gates["g1"]
@@ -70,7 +64,6 @@ def test_gate_killed_between_commit_and_pulse_does_not_burn_the_ticket(site_with
     assert_invariants_hold(faults, seen)
 
 
-@pytest.mark.xfail(strict=True, reason="needs gate incarnations (issue 11 item 1)")
 def test_a_wiped_state_loses_no_decision_and_readmits_no_ticket(site_with_faults):
     faults = site_with_faults(gates=TWO)
     site, gate = faults.site, faults.site.gates["g1"]
@@ -88,7 +81,6 @@ def test_a_wiped_state_loses_no_decision_and_readmits_no_ticket(site_with_faults
     assert_invariants_hold(faults, seen)
 
 
-@pytest.mark.xfail(strict=True, reason="needs quarantine of corrupt state (issue 11 item 2)")
 def test_garbled_and_truncated_state_is_quarantined_and_the_gate_keeps_deciding(site_with_faults):
     faults = site_with_faults(gates=TWO)
     site, rng = faults.site, random.Random(2)
@@ -107,7 +99,6 @@ def test_garbled_and_truncated_state_is_quarantined_and_the_gate_keeps_deciding(
     assert_invariants_hold(faults)
 
 
-@pytest.mark.xfail(strict=True, reason="needs storage errors handled: refuse, alarm, stay alive (issue 11 item 5)")
 def test_a_full_disk_refuses_scans_and_the_daemon_stays_alive(site_with_faults):
     faults = site_with_faults(gates=TWO, small_disks=("g1",))
     site, gate = faults.site, faults.site.gates["g1"]
@@ -125,7 +116,6 @@ def test_a_full_disk_refuses_scans_and_the_daemon_stays_alive(site_with_faults):
     assert_invariants_hold(faults, seen)
 
 
-@pytest.mark.xfail(strict=True, reason="needs hub liveness, not broker liveness, noticed within 5 s (issue 11 item 3)")
 def test_offline_deny_refuses_a_used_ticket_at_a_gate_away_from_the_hub(site_with_faults):
     """A silent cut and a dead hub (broker up): after 5 s away a gate must refuse single-entry tickets."""
     faults = site_with_faults(offline_policy="deny")
@@ -147,7 +137,6 @@ def test_offline_deny_refuses_a_used_ticket_at_a_gate_away_from_the_hub(site_wit
 
 
 @NEEDS_FAKETIME
-@pytest.mark.xfail(strict=True, reason="needs the lease clock kept at hub time across clock corrections (issue 11 item 8)")
 def test_a_clock_stepped_ahead_and_back_counts_everyone_and_keeps_admitting(site_with_faults):
     faults = site_with_faults(gates=TWO, faketime=True)
     site, gate = faults.site, faults.site.gates["g1"]

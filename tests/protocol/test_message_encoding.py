@@ -3,12 +3,14 @@
 import cbor2
 import pytest
 
-from protocol.messages import GateEvent, MalformedMessage, decode_events, decode_health, encode_events, encode_health
+from protocol.gate_messages import EventData, EventKind, GateEvent, decode_events, decode_health, encode_events, encode_health
+from protocol.messages import MalformedMessage
 
 
 def _event(data: object, value_sharing: bool = False) -> bytes:
     """An events payload whose event data is ``data``, as cbor2 would let a rogue gate write it."""
-    return cbor2.dumps([{"event_id": b"\x01" * 16, "gate": "east-1", "seq": 1, "kind": "deny", "at": 5, "ticket_id": None, "data": data}], value_sharing=value_sharing)
+    event = {"event_id": b"\x01" * 16, "gate": "east-1", "incarnation": b"\x05" * 16, "seq": 1, "kind": "deny", "at": 5, "ticket_id": None, "data": data}
+    return cbor2.dumps([event], value_sharing=value_sharing)
 
 
 def test_a_self_referencing_event_map_is_malformed_not_a_poison_message():
@@ -32,5 +34,5 @@ def test_a_heartbeat_may_carry_a_float_temperature_but_not_nan():
 
 
 def test_our_own_events_still_decode():
-    event = GateEvent(b"\x02" * 16, "east-1", 3, "admission", 7, b"\x03" * 12, {"persons": 2, "flagged": False, "detail": None})
+    event = GateEvent(b"\x02" * 16, "east-1", b"\x05" * 16, 3, EventKind.ADMISSION, 7, b"\x03" * 12, EventData(persons=2, extra={"flagged": False, "detail": None}))
     assert decode_events(encode_events([event])) == [event]
