@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 
+from gate.cache.state import INCARNATION_KEY
 from gate.clock import GateClock
 from gate.sync.inbox import HubInbox
 from gate.validator import Validator, open_validator
@@ -28,15 +29,32 @@ from protocol.cbor import decode_exactly
 from protocol.cose import sign1
 from protocol.errors import BadStructure
 from protocol.keys import kid_for
-from protocol.messages import Command, QuotaLease, RevocationEntry, UsedMark, ack_body, command_body, lease_body, revocations_body, sign_message, snapshot_bodies, used_body
-from protocol.topics import REVOCATIONS, USED, ack_stream, command_stream, hub_topic, quota_stream, snapshot_stream
+from protocol.hub_messages import (
+    Ack,
+    Command,
+    Pong,
+    QuotaLease,
+    RevocationEntry,
+    UsedMark,
+    ack_body,
+    command_body,
+    lease_body,
+    pong_body,
+    revocations_body,
+    sign_message,
+    used_body,
+    used_mark_map,
+)
+from protocol.snapshots import snapshot_bodies
+from protocol.topics import REVOCATIONS, USED, ack_stream, command_stream, hub_topic, pong_stream, quota_stream, snapshot_stream
 
 from .driver import Draw, run, scratch_dir
 from .fixtures import HUB, HUB_TRUST, NOW, RULES, SITE, TRUST
 
 GATE = RULES.gate_id
-STREAMS = (REVOCATIONS, USED, ack_stream(GATE), quota_stream(GATE), command_stream(GATE), snapshot_stream(GATE))
+STREAMS = (REVOCATIONS, USED, ack_stream(GATE), quota_stream(GATE), command_stream(GATE), snapshot_stream(GATE), pong_stream(GATE))
 HUB_KID = kid_for(HUB.verify_key)
+INCARNATION = b"\x0f" * 16  # the incarnation of every state the harness opens
 REBUILD = 5000
 RAW, SIGNED_PAYLOAD, SIGNED_BODY = range(3)
 
@@ -54,6 +72,7 @@ class _Gate:
             if self.validator is not None:
                 self.validator.close()
             self.validator = open_validator(scratch_dir("gate") / "state", RULES, TRUST, clock=GateClock(NOW, wall=lambda: NOW))
+            self.validator.store.set_meta(INCARNATION_KEY, INCARNATION)  # fixed, so acks and pongs of this state replay
             self.inbox = HubInbox(self.validator, self.validator.revocations, HUB_TRUST, lambda: NOW)
         self.handled += 1
         return self.inbox
@@ -81,7 +100,7 @@ def one_input(data: bytes) -> None:
         payload = sign1(draw.rest(), HUB_KID, HUB)
     else:
         fuzzed_seq, at_ms = draw.integer(2), NOW * 1000 + draw.integer(4) - 2**31
-        seq = inbox.tracker.last(stream) + 1 if fuzzed_seq >= 0xF000 else fuzzed_seq + 1
+        seq = inbox.tracker.last(stream) + 1 if fuzzed_seq >= 0xF000 else fuzzed_seq + 1  # pongs: any seq (matched by nonce)
         payload = sign_message(stream, seq, max(at_ms, 0), _body(draw.rest()), HUB, site=SITE)
     outcome = inbox.handle(topic, payload)
     assert outcome is not None
@@ -95,12 +114,24 @@ def _signed_body(stream_index: int, body: object) -> bytes:
 
 
 def seeds() -> list[bytes]:
-    mark = UsedMark(b"\x02" * 12, "west-2", "main", "2026-11-18", 1, 0, NOW * 1000, NOW + 86_400)
+    """Genuine signed bodies of every stream (pongs and acks included), as the hub builds them."""
+    incarnation = INCARNATION
+    mark = UsedMark(b"\x02" * 12, "west-2", "white-palace", "2026-11-18", 1, 0, NOW * 1000, NOW + 86_400)
+    own = UsedMark(b"\x01" * 12, GATE, "white-palace", "2026-11-18", 1, 1, NOW * 1000, NOW + 86_400)
     lease = QuotaLease("2026-11-18", 540, 600, 10, 1, NOW * 1000 + 120_000)
     revocations = revocations_body([RevocationEntry(b"\x05" * 12, NOW + 3600)])
-    snapshot = snapshot_bodies(REVOCATIONS, 3, revocations * 3, 2, os.urandom(16))
-    bodies = [(0, revocations), (1, used_body([mark])), (2, ack_body(1)), (3, lease_body(lease)), (4, command_body(Command("emergency_open", {"on": True, "reason": "drill"}))), *[(5, chunk) for chunk in snapshot]]
-    raw = [bytes([RAW, 0]) + sign_message(REVOCATIONS, 1, NOW * 1000, revocations, HUB, site=SITE)]
+    revocation_snapshot = snapshot_bodies(REVOCATIONS, 3, revocations * 3, 2, os.urandom(16))
+    used_snapshot = snapshot_bodies(USED, 2, [used_mark_map(mark), used_mark_map(own)], 1, os.urandom(16))
+    heads = {REVOCATIONS: 3, USED: 2}
+    bodies = [
+        (0, revocations), (1, used_body([mark, own])),
+        (2, ack_body(Ack(incarnation, 1))), (2, ack_body(Ack(b"\x0c" * 16, 4))),  # this state's ack, and one of a replaced state
+        (3, lease_body(lease)), (4, command_body(Command("emergency_open", {"on": True, "reason": "drill"}))),
+        *[(5, chunk) for chunk in revocation_snapshot + used_snapshot],
+        (6, pong_body(Pong(b"\x0d" * 16, incarnation, 0, heads))), (6, pong_body(Pong(b"\x0e" * 16, incarnation, 7, heads, reset=True))),
+    ]
+    raw = [bytes([RAW, 0]) + sign_message(REVOCATIONS, 1, NOW * 1000, revocations, HUB, site=SITE),
+           bytes([RAW, 6]) + sign_message(pong_stream(GATE), 9, NOW * 1000, bodies[-1][1], HUB, site=SITE)]
     return raw + [_signed_body(index, body) for index, body in bodies]
 
 

@@ -49,9 +49,21 @@ class Publisher:
         return sent
 
     def collect_published(self) -> list[int]:
-        """Row ids whose PUBACK has arrived since the last call."""
-        done = [row_id for row_id, info in self._pending.items() if info.is_published()]
-        for row_id in done:
+        """Row ids whose PUBACK has arrived since the last call.
+
+        A row published while the link was down has an info that can never
+        say (paho raises when asked); once the link is up again it is
+        forgotten here, so the next pass publishes the row again. A gate
+        refuses a second copy as a replay.
+        """
+        done, lost = [], []
+        for row_id, info in self._pending.items():
+            if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                if info.is_published():
+                    done.append(row_id)
+            elif self._link.connected.is_set():
+                lost.append(row_id)
+        for row_id in done + lost:
             del self._pending[row_id]
         return done
 

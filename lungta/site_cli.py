@@ -9,7 +9,7 @@ gate or the broker)::
     SITE/issuers/sales.key, .pub   the ticket office's signing key
     SITE/trust.toml                the issuer keys every gate trusts
     SITE/broker/                   for the broker: certs/, lungta/acl, lungta/passwd, mosquitto.conf
-    SITE/hub/                      for the hub box: hub.toml, hub.key, hub.pub, ca.crt, broker-password
+    SITE/hub/                      for the hub box: hub.toml, hub.key, hub.pub, ca.crt, broker-password, trust.toml
 
 ``hub add-gate NAME`` adds SITE/gates/NAME/ (gate.toml, trust.toml, hub.pub,
 ca.crt, broker-password) and SITE/gates/NAME.tar.gz, and puts the gate's
@@ -141,7 +141,9 @@ def run_init(args: argparse.Namespace) -> None:
     sales_key = generate_signing_key()
     write_key_pair(sales_key, root / "issuers", "sales")
     pem = public_key_pem(sales_key.verify_key).decode().strip()
-    _write(root / "trust.toml", f'# The issuer keys every gate of site {site} trusts (protocol/trust.py).\n[[key]]\nname = "sales"\npublic_key_pem = """\n{pem}\n"""\n')
+    trust = f'# The issuer keys every gate of site {site} trusts (protocol/trust.py).\n[[key]]\nname = "sales"\npublic_key_pem = """\n{pem}\n"""\n'
+    _write(root / "trust.toml", trust)
+    _write(root / "hub/trust.toml", trust)  # the hub verifies admitted tickets with the same keys (hub.toml: trust)
     hub_toml = _fill(hub_template, {
         'site = "potala"': f'site = "{site}"',
         'host = "hub.potala.lan"': f'host = "{host}"',

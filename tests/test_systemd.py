@@ -117,10 +117,12 @@ def _field_names(cls: type) -> set[str]:
 
 
 HUB_KEYS = {
-    "hub": ("site", "key", "database", "synchronous", "heartbeat_interval_s", "snapshot_chunk", "revocation_days", "used_retention_days", "timezone", "quota_lease_s", "quota_skew_s"),
+    "hub": ("site", "key", "database", "synchronous", "heartbeat_interval_s", "snapshot_chunk", "revocation_days", "used_retention_days", "timezone", "quota_lease_s", "quota_skew_s",
+            "trust", "gate_event_rate", "gate_event_burst", "event_retention_days", "event_archive", "history_retention_days"),
     "broker": ("host", "port", "username", "password_file", "password", "client_id", "session_expiry_s", "keepalive_s", "cafile", "certfile", "keyfile"),
 }
-GATE_HUB_KEYS = ("trust", "heartbeat_seconds", "batch_events", "window_events", "resend_after_seconds", *HUB_KEYS["broker"])
+HUB_KEYS["http"] = ("listen", "tls_cert", "tls_key", "offline_alert_s", "clock_offset_alert_ms", "lag_alert", "backlog_alert", "disk_low_mb", "session_hours", "login_failures")
+GATE_HUB_KEYS = ("trust", "heartbeat_seconds", "batch_events", "window_events", "resend_after_seconds", "ping_seconds", "hub_timeout_seconds", "max_rtt_seconds", "catch_up_seconds", *HUB_KEYS["broker"])
 
 
 def _site_files(directory: Path) -> None:
@@ -155,7 +157,9 @@ def test_example_hub_toml_loads_as_shipped_and_shows_every_key(tmp_path: Path) -
         part = text[text.index(f"\n[{table}]\n"):]
         missing = [key for key in keys if not re.search(rf"^(# ?)?{key} = ", part, re.MULTILINE)]
         assert not missing, f"[{table}] of systemd/hub.toml does not show: {', '.join(missing)}"
-    hub_fields = {spec.name for spec in dataclasses.fields(__import__("hub.config", fromlist=["HubConfig"]).HubConfig)} - {"broker"}
+    hub_fields = {spec.name for spec in dataclasses.fields(__import__("hub.config", fromlist=["HubConfig"]).HubConfig)} - {"broker", "http"}
+    http_fields = {spec.name for spec in dataclasses.fields(__import__("hub.console.settings", fromlist=["HttpSettings"]).HttpSettings)}
+    assert http_fields == set(HUB_KEYS["http"]), http_fields ^ set(HUB_KEYS["http"])
     assert hub_fields <= set(HUB_KEYS["hub"]), hub_fields - set(HUB_KEYS["hub"])
 
 

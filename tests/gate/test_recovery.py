@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import struct
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from gate.cache.state import GateStore, UsageMark
+from gate.cache.state import GateStore
 from gate.clock import GateClock
 from gate.decision import Reason
 from gate.health import Alarm
@@ -108,11 +109,26 @@ def test_event_times_have_millisecond_resolution(tmp_path, trust, mint):
     validator.close()
 
 
-def test_a_stored_mark_that_breaks_the_decision_is_an_internal_error_deny_counted_and_logged_with_a_hash_only(tmp_path, trust, mint, caplog):
+class _DamagedRecord:
+    """The real revocation set, but one ticket's record unreadable the way a bug or a bad page
+    makes it: ``struct.error``, which no layer expects (issue 10's cbor2 AssertionError was one)."""
+
+    def __init__(self, revocations, broken: bytes) -> None:
+        self._revocations, self._broken = revocations, broken
+
+    def is_revoked(self, ticket_id: bytes) -> bool:
+        if ticket_id == self._broken:
+            raise struct.error("unpack requires a buffer of 16 bytes")
+        return self._revocations.is_revoked(ticket_id)
+
+    def close(self) -> None:
+        self._revocations.close()
+
+
+def test_an_unexpected_exception_while_deciding_is_an_internal_error_deny_counted_and_logged_with_a_hash_only(tmp_path, trust, mint, caplog):
     validator = _validator(tmp_path / "s", trust)
     text, good = mint(), mint()
-    # a used mark as a compromised gate once had relayed it: "used at" year 287396 cannot be formatted (issue 10)
-    validator.store.apply_usage_mark(UsageMark(read_ticket(text).claims.ticket_id, "main", "2026-11-18", "west-9", 1, 0, 2**53))
+    validator.revocations = _DamagedRecord(validator.revocations, read_ticket(text).claims.ticket_id)
     with caplog.at_level(logging.ERROR):
         result = validator.scan(text)
     assert not result.decision.granted and result.decision.reason is Reason.INTERNAL_ERROR
