@@ -90,8 +90,9 @@ def conditions(gate: dict, settings: HttpSettings) -> list[tuple[AlertKind, str]
     disk = _number(gate.get("disk_free_mb"))
     if disk is not None and disk < settings.disk_low_mb:
         found.append((AlertKind.DISK_LOW, f"gate {gate['gate']} has {disk:.0f} MB of disk left"))
-    if gate.get("state_reset"):
-        found.append((AlertKind.STATE_RESET, f"gate {gate['gate']} started with new state (incarnation changed): its local history is gone"))
+    if gate.get("state_reset"):  # the hub's record (GateHealth.resets/reset_ms): it told the gate its state went backwards
+        found.append((AlertKind.STATE_RESET, f"gate {gate['gate']} state was reset {gate.get('resets')} time(s), last at {gate.get('reset_ms')} ms:"
+                                             " its state went backwards (wiped or restored) and its local history is gone"))
     if gate.get("flagged_today"):
         found.append((AlertKind.FLAGGED, f"gate {gate['gate']} admitted {gate['flagged_today']} flagged ticket(s) today (offline or untrusted clock)"))
     return found

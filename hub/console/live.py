@@ -3,7 +3,7 @@
 One thread (``LiveFeed.run``) owns it. It polls the hub database's
 ``data_version`` every ``POLL_S`` and recomputes when anything committed
 (and at least once a second, so a gate going stale shows without a write).
-New events are read incrementally per gate, by seq up to the gate's
+New events are read incrementally per (gate, incarnation), by seq up to its
 contiguous seq (what the hub has stored without holes), so each event is
 counted once and the events table needs no extra index. Each change makes a
 new ``Snapshot`` with a higher version; SSE clients block in ``wait_newer``.
@@ -99,13 +99,12 @@ class LiveFeed:
         self._snapshot = Snapshot(0, 0, {})
         self._book = AlertBook(settings)
         self._tallies: dict[str, Tally] = {}
-        self._cursor: dict[str, int] = {}
+        self._cursor: dict[queries.Stream, int] = {}  # by (gate, incarnation): each gate state's seqs start at 1
         self._day = ""
         self._last_status: dict[str, str] = {}
-        self._incarnations: dict[str, object] = {}
-        self._reset_gates: set[str] = set()
+        self._resets: dict[str, int] = {}  # each gate's GateHealth.resets as last seen, to log a new reset once
         self._store: ConsoleStore | None = None
-        self._progress: dict[str, int] = {}
+        self._progress: dict[queries.Stream, int] = {}
         self._blobs: dict[bytes, dict] = {}  # decoded birth/heartbeat maps by their bytes: most do not change between refreshes
         self._views: dict[str, tuple[tuple, dict]] = {}  # each gate's last view and what it was made from
         self.ready = threading.Event()
@@ -178,21 +177,21 @@ class LiveFeed:
         start, _ = queries.day_bounds_ms(day, self.config.timezone)
         self._cursor = queries.progress(store.db)
         for event in queries.events_since(store.db, start):
-            if event.seq <= self._cursor.get(event.gate, 0):
+            if event.seq <= self._cursor.get((event.gate, event.incarnation), 0):
                 self._tallies.setdefault(event.gate, Tally()).add(event)
 
     def _read_new_events(self, store: ConsoleStore) -> None:
         start, end = queries.day_bounds_ms(self._day, self.config.timezone)
         self._progress = queries.progress(store.db)
-        for gate, contiguous in self._progress.items():
-            after = self._cursor.get(gate, 0)
+        for stream, contiguous in self._progress.items():
+            after = self._cursor.get(stream, 0)
             if contiguous <= after:
                 continue
-            tally = self._tallies.setdefault(gate, Tally())
-            for event in queries.events_between(store.db, gate, after, contiguous):
+            tally = self._tallies.setdefault(stream[0], Tally())
+            for event in queries.events_between(store.db, stream, after, contiguous):
                 if start <= event.at_ms < end:
                     tally.add(event)
-            self._cursor[gate] = contiguous
+            self._cursor[stream] = contiguous
 
     def _gate_views(self, store: ConsoleStore, now_ms: int) -> list[dict]:
         """One dict per gate; a gate whose row, tally and status are as before keeps its dict (and its alerts)."""
@@ -205,7 +204,7 @@ class LiveFeed:
             state = status(health, now_ms, stale_ms) if broker_up else "unknown"
             tally = self._tallies.get(health.gate) or Tally()
             per_minute = tally.per_minute(now_ms)
-            key = (row, health.acked_seq, tally.version, per_minute, heads, state, health.gate in self._reset_gates,
+            key = (row, health.acked_seq, tally.version, per_minute, heads, state,
                    (now_ms - health.last_seen_ms) // 1000 if state == "stale" else 0)
             held = self._views.get(health.gate)
             view = held[1] if held is not None and held[0] == key else self._gate_view(health, state, tally, per_minute, heads, now_ms)
@@ -218,7 +217,7 @@ class LiveFeed:
         fields = queries.health_of(health)
         cause = _cause(state, health, now_ms)
         self._note_transition(health.gate, state, cause)
-        self._note_incarnation(health.gate, fields.pop("incarnation"))
+        self._note_reset(health)
         relay = fields.get("relay")
         rev_head, used_head = heads
         return {
@@ -230,7 +229,7 @@ class LiveFeed:
             "rev_lag": rev_head - fields["rev_seq"] if isinstance(fields["rev_seq"], int) else None,
             "used_lag": used_head - fields["used_seq"] if isinstance(fields["used_seq"], int) else None,
             "emergency": isinstance(relay, str) and relay.startswith("emergency"),
-            "state_reset": health.gate in self._reset_gates, "acked_seq": health.acked_seq, **fields,
+            "state_reset": bool(health.resets), "acked_seq": health.acked_seq, **fields,
         }
 
     def _note_transition(self, gate: str, state: str, cause: str) -> None:
@@ -243,15 +242,13 @@ class LiveFeed:
         level = logging.INFO if state == "online" else logging.ERROR if state == "offline" else logging.WARNING
         log.log(level, "gate=%s status=%s was=%s cause=%s", gate, state, before or "-", cause)
 
-    def _note_incarnation(self, gate: str, incarnation: object) -> None:
-        """A birth with another incarnation than before: the gate's state was wiped or replaced."""
-        if incarnation is None:
-            return
-        seen = self._incarnations.setdefault(gate, incarnation)
-        if seen != incarnation:
-            self._incarnations[gate] = incarnation
-            self._reset_gates.add(gate)
-            log.warning("gate=%s state_reset incarnation=%s was=%s", gate, incarnation, seen)
+    def _note_reset(self, health) -> None:
+        """Log a reset the hub recorded (``GateHealth.resets``: it told the gate its state went backwards) once."""
+        seen = self._resets.setdefault(health.gate, health.resets)
+        if health.resets != seen:
+            self._resets[health.gate] = health.resets
+            incarnation = health.incarnation.hex() if isinstance(health.incarnation, bytes) else "-"
+            log.warning("gate=%s state_reset resets=%s reset_ms=%s incarnation=%s", health.gate, health.resets, health.reset_ms, incarnation)
 
 
 def _cause(state: str, health, now_ms: int) -> str:

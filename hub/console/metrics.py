@@ -45,6 +45,10 @@ class FeedCollector(Collector):
         }
         scale = {"clock_offset_ms": 0.001, "disk_free_mb": 2**20, "last_seen_ms": 0.001}
         emergency = GaugeMetricFamily("lungta_gate_emergency", "1 while the gate is in emergency open", labels=["gate"])
+        counters = {  # the hub's durable per-gate records (GateHealth), not reset at midnight
+            "resets": CounterMetricFamily("lungta_gate_state_resets", "times the hub told the gate its state went backwards", labels=["gate"]),
+            "refused": CounterMetricFamily("lungta_gate_refused_messages", "gate messages the hub refused as invalid", labels=["gate"]),
+        }
         for gate in gates:
             name = gate["gate"]
             up.add_metric([name], float(gate["status"] == "online"))
@@ -57,12 +61,18 @@ class FeedCollector(Collector):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     family.add_metric([name], value * scale.get(key, 1))
             emergency.add_metric([name], float(bool(gate.get("emergency"))))
-        yield from (up, state, decisions, *gauges.values(), emergency)
+            for key, family in counters.items():
+                value = gate.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    family.add_metric([name], value)
+        yield from (up, state, decisions, *gauges.values(), emergency, *counters.values())
 
     def _hub(self, data: dict) -> Iterator:
         hub = data.get("hub", {})
         for key, help_text in (("messages", "MQTT messages handled"), ("events_stored", "gate events stored (new)"), ("duplicates", "resent events recognised"),
-                               ("malformed", "messages refused"), ("acks_sent", "acks published"), ("outbox_published", "outbox rows the broker took")):
+                               ("malformed", "messages refused"), ("acks_sent", "acks published"), ("outbox_published", "outbox rows the broker took"),
+                               ("refused", "gate messages refused as invalid"), ("rate_limited", "gate messages dropped by the rate limit"),
+                               ("unrelayed", "gate events stored but not relayed (used mark, quota): the hub's check refused them"), ("pongs", "signed pongs sent in answer to gate pings")):
             if key in hub:
                 yield CounterMetricFamily(f"lungta_hub_{key}", help_text, value=hub[key])
         for key, name, help_text in (("outbox_depth", "lungta_hub_outbox_depth", "outbox rows not yet published"),

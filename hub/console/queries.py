@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from protocol.cbor import decode_exactly
 from protocol.topics import REVOCATIONS, USED
 
+from ..sqlite_store import GATE_COLUMNS
 from ..store import GateHealth
 
 EVENT_PAGE_MAX = 1000
@@ -38,6 +39,7 @@ class EventRow:
     received_ms: int
     ticket_id: str | None
     data: dict
+    incarnation: bytes = b""  # the gate state whose sequence ``seq`` belongs to (seqs restart with a new incarnation)
 
     @property
     def reason(self) -> str:
@@ -51,8 +53,8 @@ class EventRow:
 
 
 def _event(row: tuple) -> EventRow:
-    gate, seq, kind, at_ms, received_ms, ticket_id, data = row
-    return EventRow(gate, seq, kind, at_ms, received_ms, ticket_id.hex() if ticket_id else None, _map(data))
+    gate, seq, kind, at_ms, received_ms, ticket_id, data, incarnation = row
+    return EventRow(gate, seq, kind, at_ms, received_ms, ticket_id.hex() if ticket_id else None, _map(data), incarnation)
 
 
 def _map(blob: bytes | None) -> dict:
@@ -60,7 +62,14 @@ def _map(blob: bytes | None) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-_EVENT_COLUMNS = "gate, seq, kind, at_ms, received_ms, ticket_id, data"
+def _stored_map(blob: bytes | None) -> dict:
+    """A gate's stored birth/heartbeat, decoded as the hub does (``SqliteHubStore``): heartbeats carry floats (temperature_c)."""
+    value = decode_exactly(blob, "stored map", allow_floats=True) if blob else {}
+    return value if isinstance(value, dict) else {}
+
+
+_EVENT_COLUMNS = "gate, seq, kind, at_ms, received_ms, ticket_id, data, incarnation"
+Stream = tuple[str, bytes]  # (gate, incarnation): one gate state's event sequence, as the hub keys gate_progress
 
 
 def day_bounds_ms(day: str, zone: ZoneInfo) -> tuple[int, int]:
@@ -140,12 +149,15 @@ def outbox_depth(db: sqlite3.Connection) -> int:
     return db.execute("SELECT count(*) FROM outbox WHERE published = 0").fetchone()[0]
 
 
-def progress(db: sqlite3.Connection) -> dict[str, int]:
-    return dict(db.execute("SELECT gate, contiguous_seq FROM gate_progress").fetchall())
+def progress(db: sqlite3.Connection) -> dict[Stream, int]:
+    """The contiguous seq the hub has stored of each (gate, incarnation)."""
+    return {(gate, incarnation): seq for gate, incarnation, seq in db.execute("SELECT gate, incarnation, contiguous_seq FROM gate_progress")}
 
 
-def events_between(db: sqlite3.Connection, gate: str, after_seq: int, upto_seq: int) -> Iterator[EventRow]:
-    rows = db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE gate = ? AND seq > ? AND seq <= ? ORDER BY seq", (gate, after_seq, upto_seq))
+def events_between(db: sqlite3.Connection, stream: Stream, after_seq: int, upto_seq: int) -> Iterator[EventRow]:
+    """One (gate, incarnation)'s events with after_seq < seq <= upto_seq; seqs of another incarnation of the gate are another sequence."""
+    gate, incarnation = stream
+    rows = db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE gate = ? AND incarnation = ? AND seq > ? AND seq <= ? ORDER BY seq", (gate, incarnation, after_seq, upto_seq))
     return (_event(row) for row in rows)
 
 
@@ -153,7 +165,7 @@ def events_since(db: sqlite3.Connection, since_ms: int) -> Iterator[EventRow]:
     return (_event(row) for row in db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE at_ms >= ?", (since_ms,)))
 
 
-def gate_healths(db: sqlite3.Connection, acked: dict[str, int], cache: dict[bytes, dict], seen: dict[bytes, dict]) -> list[tuple[tuple, GateHealth]]:
+def gate_healths(db: sqlite3.Connection, acked: dict[Stream, int], cache: dict[bytes, dict], seen: dict[bytes, dict]) -> list[tuple[tuple, GateHealth]]:
     """Every gate's (raw row, health), as ``SqliteHubStore.gates`` gives it, decoding only the CBOR maps not in ``cache``.
 
     The live feed reads this several times a second for hundreds of gates whose
@@ -163,13 +175,14 @@ def gate_healths(db: sqlite3.Connection, acked: dict[str, int], cache: dict[byte
     def decoded(blob: bytes | None) -> dict:
         if not blob:
             return {}
-        value = cache.get(blob) or seen.get(blob) or _map(blob)
+        value = cache.get(blob) or seen.get(blob) or _stored_map(blob)
         seen[blob] = value
         return value
 
-    rows = db.execute("SELECT gate, online, bdseq, last_seen_ms, born_ms, died_ms, birth, heartbeat FROM gates ORDER BY gate")
-    return [(row, GateHealth(gate, bool(online), bdseq, last_seen, born, died, decoded(birth), decoded(heartbeat), acked.get(gate, 0)))
-            for row in rows for gate, online, bdseq, last_seen, born, died, birth, heartbeat in (row,)]
+    rows = db.execute(f"SELECT {GATE_COLUMNS} FROM gates ORDER BY gate")
+    return [(row, GateHealth(gate, bool(online), bdseq, last_seen, born, died, decoded(birth), decoded(heartbeat),
+                             acked.get((gate, incarnation), 0) if incarnation else 0, incarnation, resets, reset_ms, refused))
+            for row in rows for gate, online, bdseq, last_seen, born, died, birth, heartbeat, incarnation, resets, reset_ms, refused in (row,)]
 
 
 def health_of(health: GateHealth) -> dict:
@@ -181,7 +194,8 @@ def health_of(health: GateHealth) -> dict:
         "clock_offset_ms": beat.get("clock_offset_ms"), "clock_trusted": beat.get("clock_trusted"),
         "scanner": beat.get("scanner"), "relay": beat.get("relay"),
         "disk_free_mb": beat.get("disk_free_mb"), "temperature_c": beat.get("temperature_c"),
-        "incarnation": health.birth.get("incarnation"),
+        "incarnation": health.incarnation.hex() if isinstance(health.incarnation, bytes) else None,
+        "resets": health.resets, "reset_ms": health.reset_ms, "refused": health.refused,
     }
 
 

@@ -40,3 +40,23 @@ def test_the_hub_log_records_each_gate_going_offline_with_its_cause(console, gat
     console.wait_snapshot(lambda d: any(g["gate"] == "g2" and g["status"] == "offline" for g in d.get("gates", [])))
     offline = [record for record in caplog.records if record.name == "hub.gates" and "gate=g2 status=offline" in record.getMessage()]
     assert offline and offline[0].levelno == logging.ERROR and "cause=its connection ended" in offline[0].getMessage()
+
+
+def test_a_gate_state_reset_the_hub_recorded_raises_the_alert_and_counts(console, gate_factory) -> None:
+    from hub.sqlite_store import SqliteHubStore
+
+    gate = gate_factory("g3")
+    gate.heartbeat(scanner="ok", relay="ok")
+    console.wait_snapshot(lambda d: any(g["gate"] == "g3" and g["status"] == "online" and g["resets"] == 0 and not g["state_reset"] for g in d.get("gates", [])))
+    assert not any(a["kind"] == "gate_state_reset" for a in console.server.console.feed.snapshot.data["alerts"])
+    store = SqliteHubStore(console.hub.config.database)
+    try:
+        store.record_reset("g3", 1_234_000)  # what the hub writes when it tells a gate its state went backwards
+    finally:
+        store.close()
+    data = console.wait_snapshot(lambda d: any(g["gate"] == "g3" and g["resets"] == 1 for g in d.get("gates", [])))
+    view = next(g for g in data["gates"] if g["gate"] == "g3")
+    assert view["state_reset"] and view["reset_ms"] == 1_234_000
+    assert any(a["kind"] == "gate_state_reset" and a["gate"] == "g3" for a in data["alerts"])
+    samples = _samples(Client(console.url).get("/metrics").body.decode())
+    assert samples["lungta_gate_state_resets_total", (("gate", "g3"),)] == 1
