@@ -257,6 +257,7 @@ class HubService:
         if current is not None and report.incarnation is not None and current.incarnation not in (None, report.incarnation):
             log.warning("gate %s runs a new state (incarnation %s, was %s): sending its leases again", gate, report.incarnation.hex(), current.incarnation.hex())
             self._resend_leases(gate, now_ms)
+            self._end_snapshot_cooldown(gate)
         if health is None:
             log.info("ignored stale %s of gate %s (bdseq %s)", report.kind, gate, report.bdseq)
             return
@@ -272,6 +273,7 @@ class HubService:
                         gate, ping.incarnation.hex(), ping.next_seq - 1, stored)
             self.store.record_reset(gate, now_ms)
             self._resend_leases(gate, now_ms)
+            self._end_snapshot_cooldown(gate)
         heads = {stream: self.publisher.heads.get(stream, 0) for stream in SITE_STREAMS}
         return Pong(ping.nonce, ping.incarnation, self.store.contiguous_seq(gate, ping.incarnation), heads, reset)
 
@@ -356,6 +358,12 @@ class HubService:
                 gates = gate_slots(self.store, quota, online, now_ms - policy.lease_ms)
                 rows += self.store.add_leases(quota, allocate(quota, window, gates, now_ms, policy), now_ms)
         return rows
+
+    def _end_snapshot_cooldown(self, gate: str) -> None:
+        """A new state of ``gate`` has none of the snapshots sent to the old one: its first requests are answered at once
+        (the gate itself asks again only after ``snapshot_retry_seconds``, longer than it waits to catch up at start)."""
+        for key in [key for key in self._last_snapshot if key[0] == gate]:
+            del self._last_snapshot[key]
 
     def _answer(self, gate: str, request: SnapshotRequest, now_ms: int) -> int:
         """Send ``gate`` a chunked snapshot of the requested stream; 1 if sent, 0 if cooling down."""

@@ -56,7 +56,7 @@ from protocol.trust import TrustStore
 from ..cache.revocations import RevocationSet
 from ..cache.state import OutboxEvent
 from ..validator import Validator
-from .inbox import HubInbox
+from .inbox import SYNCED_KEY, HubInbox
 from .settings import SyncSettings
 from .uploader import Uploader
 
@@ -64,7 +64,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 WAKE = object()
-SYNCED_KEY = "synced_incarnation"  # meta: the incarnation whose full snapshots are in
 MAX_OUTSTANDING_PINGS = 16
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 

@@ -43,6 +43,7 @@ from ..validator import Validator
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED = 5000
+SYNCED_KEY = "synced_incarnation"  # meta: the incarnation whose full snapshots are in
 
 
 @dataclass
@@ -141,7 +142,7 @@ class HubInbox:
             self.revocations.apply_delta(message.seq, [(entry.ticket_id, entry.expires) for entry in entries])
             log.info("applied revocations seq %d: %d ticket(s)", message.seq, len(entries))
         elif kind == USED:
-            marks = self._foreign_marks(decode_used(message.body))
+            marks = self._marks(decode_used(message.body))
             store.apply_usage_marks(marks, position)
         elif kind == ACK:
             ack = decode_ack(message.body)
@@ -170,15 +171,19 @@ class HubInbox:
         self.counters.applied += 1
         return outcome
 
-    def _foreign_marks(self, marks: list) -> list[UsageMark]:
-        """Other gates' marks only: this gate's own counters are authoritative here."""
-        return [UsageMark(m.ticket_id, m.zone, m.day, m.gate, m.entries, m.exits, m.at_ms // 1000, m.expires) for m in marks if m.gate != self.gate]
+    def _marks(self, marks: list, own: bool = False) -> list[UsageMark]:
+        """Other gates' marks, and this gate's own only if ``own``: its own counters are authoritative while its state is in step."""
+        return [UsageMark(m.ticket_id, m.zone, m.day, m.gate, m.entries, m.exits, m.at_ms // 1000, m.expires) for m in marks if own or m.gate != self.gate]
 
     def _install(self, snapshot: Snapshot) -> None:
         if snapshot.of == REVOCATIONS:
             self.revocations.replace_with_snapshot(snapshot.as_of, [(entry.ticket_id, entry.expires) for entry in snapshot.entries])
         else:
-            self.validator.store.apply_usage_marks(self._foreign_marks(snapshot.entries), (USED, snapshot.as_of))
+            store = self.validator.store
+            # A state whose incarnation has not got its full snapshots yet (new, wiped, quarantined, reset) lacks what
+            # this gate admitted before it: the hub's marks of this gate are then the record of that, so they count too.
+            own = store.get_meta(SYNCED_KEY) != store.incarnation
+            store.apply_usage_marks(self._marks(snapshot.entries, own), (USED, snapshot.as_of))
         self.tracker.reset(snapshot.of, snapshot.as_of)
         self.installed.add(snapshot.of)
         self.counters.snapshots += 1

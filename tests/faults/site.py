@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from nacl.signing import SigningKey
 
 from hub.config import DEFAULT_TIMEZONE
+from gate.validator import input_hash
 from hub.local_broker import Broker
 from protocol.claims import TicketClaims, TimeSlot
 from protocol.keys import write_key_pair
@@ -45,6 +46,7 @@ WAIT = 45.0
 POLL_SECONDS = 0.05  # polling interval of condition waits, not a synchronisation
 FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 DECISION = re.compile(r"decision (grant|deny) (\w+) ticket=(\S+) persons=(\d+) seq=(\d+)")
+REFUSAL = re.compile(r"scan input=([0-9a-f]+) refused: (\w+)")  # nothing could be committed (storage_error, internal_error): no seq
 T = TypeVar("T")
 
 
@@ -66,14 +68,14 @@ def wait_until(predicate: Callable[[], T], what: str, timeout: float = WAIT) -> 
 
 @dataclass(frozen=True)
 class Decided:
-    """One decision as the gate logged it right after its commit."""
+    """One decision as the gate logged it right after its commit; ``seq`` None: a refusal nothing was committed for."""
 
     gate: str
     granted: bool
     reason: str
     ticket: str
     persons: int
-    seq: int
+    seq: int | None
 
 
 class Process:
@@ -149,14 +151,26 @@ class GateProcess(Process):
         return [Decided(self.name, m[1] == "grant", m[2], m[3], int(m[4]), int(m[5])) for m in DECISION.finditer(self.text())]
 
     def scan(self, text: str) -> Decided:
-        """Type the ticket into the scanner and wait for the gate's decision on it."""
+        """Type the ticket into the scanner and wait for the gate's decision on it: a committed decision,
+        or a refusal the gate could commit nothing for (logged by the hash of the scanned text, never its ticket)."""
         ticket = read_ticket(text).claims.ticket_id.hex()
-        before = sum(d.ticket == ticket for d in self.decisions())
+        digest = input_hash(text)
+        before = len(self._outcomes(ticket, digest))
         os.write(self.master, text.encode() + b"\r")
-        return wait_until(lambda: self._decision_on(ticket, before), f"gate {self.name} deciding {ticket[:8]}")
+        return wait_until(lambda: self._decision_on(ticket, digest, before), f"gate {self.name} deciding {ticket[:8]}")
 
-    def _decision_on(self, ticket: str, index: int) -> Decided | None:
-        found = [d for d in self.decisions() if d.ticket == ticket]
+    def _outcomes(self, ticket: str, digest: str) -> list[Decided]:
+        """Every decision on ``ticket`` and every uncommitted refusal of the text hashed ``digest``, in log order."""
+        found = []
+        for line in self.text().splitlines():
+            if (m := DECISION.search(line)) and m[3] == ticket:
+                found.append(Decided(self.name, m[1] == "grant", m[2], m[3], int(m[4]), int(m[5])))
+            elif (m := REFUSAL.search(line)) and m[1] == digest:
+                found.append(Decided(self.name, False, m[2], ticket, 0, None))
+        return found
+
+    def _decision_on(self, ticket: str, digest: str, index: int) -> Decided | None:
+        found = self._outcomes(ticket, digest)
         if not self.running:
             raise FaultTimeout(f"gate {self.name} exited with {self.popen.returncode} while deciding {ticket[:8]}: {self.text(since_start=True)[-1500:]}")
         return found[index] if len(found) > index else None
