@@ -70,11 +70,27 @@ class ScannerPty:
         os.close(self.slave)
 
 
+_RUNNING: list["GateProcess"] = []
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every gate a test started and left running (it failed before stopping it).
+
+    A leftover daemon's serial reader keeps reopening its port's path, and the
+    kernel hands that pty number to the next test: the leftover would take it.
+    """
+    while _RUNNING:
+        gate = _RUNNING.pop()
+        if gate.alive():
+            gate.kill()
+
+
 class GateProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.child = subprocess.Popen([sys.executable, "-m", "lungta", "gate", "run", "--config", str(config)],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _RUNNING.append(self)
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -33,10 +33,10 @@ def trust_file(tmp_path, issuer_key) -> Path:
     return write_key_pair(issuer_key, tmp_path / "keys", "sales")[1]
 
 
-def test_hostile_codes_and_a_decision_that_raises_never_move_a_relay_and_the_gate_goes_on(tmp_path, issuer_key, trust_file, scanner):
+def test_hostile_codes_and_a_poisoned_used_mark_never_move_a_relay_and_the_gate_goes_on(tmp_path, issuer_key, trust_file, scanner):
     state = tmp_path / "state"
     poisoned = live_ticket(issuer_key)
-    with GateStore.open(state) as store:  # a used mark whose time cannot be shown: deciding this ticket raises
+    with GateStore.open(state) as store:  # a used mark at 2^53 ms, as a compromised gate relayed it (issue 10): once a crash at every gate
         store.apply_usage_mark(UsageMark(read_ticket(poisoned).claims.ticket_id, "main", "2026-11-18", "west-9", 1, 0, 2**53))
     gate = GateProcess(write_config(tmp_path, trust_file, scanner.port, state))
     gate.wait_ready(scanner.port)
@@ -44,9 +44,8 @@ def test_hostile_codes_and_a_decision_that_raises_never_move_a_relay_and_the_gat
         scanner.scan(text)
         gate.wait_line("visitor DENY", count=count)  # identical codes back to back would be one read
     assert gate.alive() and relay_openings(tmp_path) == 0
-    internal_before = gate.log.count("visitor DENY reason=internal_error")
     scanner.scan(poisoned)
-    gate.wait_line("visitor DENY reason=internal_error", count=internal_before + 1)
+    gate.wait_line("visitor DENY reason=already_used")  # decided, not crashed (an unexpected exception: tests/gate/test_recovery.py)
     assert gate.alive() and relay_openings(tmp_path) == 0
     scanner.scan(live_ticket(issuer_key))
     assert "reason=valid" in gate.wait_line("visitor GRANT")
