@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
@@ -63,3 +64,13 @@ def hub_key() -> SigningKey:
 @pytest.fixture
 def hub_trust(hub_key: SigningKey) -> TrustStore:
     return TrustStore([TrustedKey("hub", hub_key.verify_key)])
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_gate() -> Iterator[None]:
+    """Whatever gate daemon a test leaves running (it failed before stopping it) is stopped
+    before the next test starts: tests/gate/gate_process.py kill_leftovers."""
+    yield
+    from tests.gate.gate_process import kill_leftovers
+
+    kill_leftovers()
