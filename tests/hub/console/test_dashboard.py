@@ -91,9 +91,11 @@ def test_a_killed_gate_goes_offline_with_an_alert_and_a_ui_revocation_makes_a_ga
     page.click("#revoke-box summary")
     page.fill("#revoke-form textarea[name=ticket_ids]", read_ticket(refunded).claims.ticket_id.hex())
     page.fill("#revoke-form input[name=reason]", "refund at ticket office")
+    before_revoke = len(gates["g1"].watched.lines)
     page.click("#revoke-form button[type=submit]")
     page.wait_for_function("() => document.getElementById('action-result').textContent.includes('revoked')", timeout=5_000)
-    page.wait_for_selector('.tile[data-gate="g1"] .lag:text("0/0")', timeout=10_000)  # g1 holds the revocation
+    gates["g1"].watched.wait_line("applied revocations seq", after=before_revoke)  # g1 holds the revocation
+    page.wait_for_selector('.tile[data-gate="g1"] .lag:text("0/0")', timeout=10_000)
     line = gates["g1"].watched.wait_line("reason=", after=gates["g1"].scan(refunded))
     assert "DENY" in line and "revoked" in line, line
 
