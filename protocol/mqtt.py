@@ -54,6 +54,10 @@ class BrokerConfig:
 
 
 RECEIVE_MAXIMUM = 1000
+# Retry a lost broker every 1, 2, then 2 s: after a partition heals the link is back within about 2 s
+# (with 30 s a gate stayed away 24 s after the heal). Refused connects cost the broker next to nothing,
+# and a full TLS handshake every 2 s from 300 gates is well under one core.
+RECONNECT_MAX_DELAY_S = 2
 MAX_INFLIGHT_OUT = 1000
 
 
@@ -143,7 +147,7 @@ class MqttLink:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls:
             client.tls_set(ca_certs=str(broker.cafile) if broker.cafile else None, certfile=str(broker.certfile) if broker.certfile else None, keyfile=str(broker.keyfile) if broker.keyfile else None, cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_DELAY_S)
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

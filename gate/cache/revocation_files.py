@@ -422,18 +422,28 @@ class FrameLog:
         return cls(path, fd, valid_length)
 
     def append(self, sequence: int, payload: bytes) -> None:
+        self.append_frames([(sequence, payload)])
+
+    def append_frames(self, frames: list[tuple[int, bytes]]) -> None:
+        """Several frames in one write and one fdatasync.
+
+        Each frame carries its own CRC, so a crash in the middle leaves a valid
+        prefix of whole frames (``read_log``): the deltas after it were never
+        acknowledged to the broker and come again.
+        """
         offset = self._length
-        frame = frame_bytes(sequence, payload)
+        data = b"".join(frame_bytes(sequence, payload) for sequence, payload in frames)
         try:
-            write_all(self._fd, frame, offset)
+            write_all(self._fd, data, offset)
             _fdatasync(self._fd)
         except OSError as error:
             try:  # leave no half frame behind: a later rotation would turn it into corruption
                 os.ftruncate(self._fd, offset)
             except OSError as truncate_error:
                 logger.error("%s: could not cut a failed append back to %d bytes: %s", self.path, offset, truncate_error)
-            raise RevocationStoreError(f"{self.path}: appending sequence {sequence} failed: {error}") from error
-        self._length = offset + len(frame)
+            sequences = f"{frames[0][0]}..{frames[-1][0]}" if len(frames) > 1 else f"{frames[0][0]}"
+            raise RevocationStoreError(f"{self.path}: appending sequence {sequences} failed: {error}") from error
+        self._length = offset + len(data)
 
     def close(self) -> None:
         os.close(self._fd)

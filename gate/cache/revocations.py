@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -265,18 +265,35 @@ class RevocationSet:
         current one is a replay and returns without any change, so the hub
         may resend freely. Entries are validated before anything is written.
         """
-        _check_sequence(sequence, self.directory)
+        self.apply_deltas([(sequence, entries)])
+
+    def apply_deltas(self, deltas: Sequence[tuple[int, Iterable[tuple[bytes, int]]]]) -> None:
+        """As ``apply_delta`` for consecutive deltas, made durable by one write and one fsync.
+
+        A gate back from a partition receives at once the hundreds of deltas
+        the broker queued for it; an fsync each cost 2-3 ms apiece here
+        (4.3 s for 2,000) and more on an SD card. Replays are skipped; a gap
+        raises SequenceGap before anything is written.
+        """
+        for sequence, _ in deltas:
+            _check_sequence(sequence, self.directory)
         with self._write_lock:
             self._check_open()
-            if sequence <= self._sequence:
-                logger.debug("%s: delta %d already applied (at %d), ignored", self.directory, sequence, self._sequence)
+            frames, last = [], self._sequence
+            for sequence, entries in deltas:
+                if sequence <= last:
+                    logger.debug("%s: delta %d already applied (at %d), ignored", self.directory, sequence, last)
+                    continue
+                if sequence != last + 1:
+                    raise SequenceGap(f"{self.directory}: delta {sequence} does not follow {last}; a snapshot is needed", last + 1, sequence)
+                frames.append((sequence, _encode_entries(entries, self._log.path)[2]))
+                last = sequence
+            if not frames:
                 return
-            if sequence != self._sequence + 1:
-                raise SequenceGap(f"{self.directory}: delta {sequence} does not follow {self._sequence}; a snapshot is needed", self._sequence + 1, sequence)
-            _, _, payload = _encode_entries(entries, self._log.path)
-            self._log.append(sequence, payload)
-            self._absorb(payload)
-            self._sequence = sequence
+            self._log.append_frames(frames)
+            for _, payload in frames:
+                self._absorb(payload)
+            self._sequence = last
             self._maybe_start_compaction()
 
     def revoke_local(self, entries: Iterable[tuple[bytes, int]]) -> None:

@@ -56,13 +56,14 @@ from protocol.trust import TrustStore
 from ..cache.revocations import RevocationSet
 from ..cache.state import OutboxEvent
 from ..validator import Validator
-from .inbox import SYNCED_KEY, HubInbox
+from .inbox import SYNCED_KEY, HubInbox, Outcome
 from .settings import SyncSettings
 from .uploader import Uploader
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+MAX_RECEIVE_RUN = 500  # messages handled (and PUBACKed) together: bounds the time before the first PUBACK
 WAKE = object()
 MAX_OUTSTANDING_PINGS = 16
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
@@ -151,11 +152,14 @@ class HubSync:
     # ---- the worker ------------------------------------------------------------------
 
     def _run(self) -> None:
+        held = None  # the item that ended the last run of messages, handled next
         while not self._stop.is_set():
-            try:
-                item = self._inbound.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                item = None
+            item, held = held, None
+            if item is None:
+                try:
+                    item = self._inbound.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    item = None
             try:
                 if isinstance(item, Connected):
                     self.uploader.on_reconnect()
@@ -163,7 +167,8 @@ class HubSync:
                 elif item is WAKE:
                     self._outbox_dirty = True
                 elif isinstance(item, Inbound):
-                    self._receive(item)
+                    messages, held = self._queued_behind(item)
+                    self._receive(messages)
                 if self.link.connected.is_set():
                     self._upload()
                     self._heartbeat()
@@ -174,9 +179,27 @@ class HubSync:
             with self.progress:
                 self.progress.notify_all()
 
-    def _receive(self, item: Inbound) -> None:
-        outcome = self.inbox.handle(item.topic, item.payload)
-        self.link.ack(item.mid, item.qos)
+    def _queued_behind(self, first: Inbound) -> tuple[list[Inbound], object]:
+        """``first`` and the messages queued behind it (at most MAX_RECEIVE_RUN), and the other item that ended the run, if any."""
+        messages = [first]
+        while len(messages) < MAX_RECEIVE_RUN:
+            try:
+                item = self._inbound.get_nowait()
+            except queue.Empty:
+                return messages, None
+            if not isinstance(item, Inbound):
+                return messages, item
+            messages.append(item)
+        return messages, None
+
+    def _receive(self, messages: list[Inbound]) -> None:
+        """Apply a run of messages (consecutive revocation deltas in one durable write), then PUBACK each."""
+        outcomes = self.inbox.handle_many([(item.topic, item.payload) for item in messages])
+        for item, outcome in zip(messages, outcomes):
+            self.link.ack(item.mid, item.qos)
+            self._follow(outcome)
+
+    def _follow(self, outcome: Outcome) -> None:
         if outcome.acked_seq is not None:
             self.uploader.on_ack(outcome.acked_seq, self._monotonic())
         if outcome.pong is not None and outcome.pong_at_ms is not None:

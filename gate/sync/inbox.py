@@ -13,7 +13,7 @@ than the snapshot once it is installed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from protocol.gate_messages import SnapshotRequest
@@ -86,6 +86,31 @@ class HubInbox:
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """Verify and apply one message; never raises for anything the network can send."""
+        return self.handle_many([(topic, payload)])[0]
+
+    def handle_many(self, items: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        """``handle`` for each message in order, but a run of consecutive revocation deltas is made
+        durable by one write (``RevocationSet.apply_deltas``): a gate back from a partition gets
+        hundreds of them at once from the broker's queue."""
+        outcomes: list[Outcome] = []
+        run: list[tuple[HubMessage, list[tuple[bytes, int]]]] = []
+        for topic, payload in items:
+            checked = self._check(topic, payload)
+            if isinstance(checked, HubMessage) and checked.stream.partition("/")[0] == REVOCATIONS:
+                entries = self._delta_entries(topic, checked)
+                if entries is not None:
+                    run.append((checked, entries))
+                    self.tracker.advance(checked.stream, checked.seq)  # provisional until the run is durable
+                outcomes.append(Outcome())
+                continue
+            self._apply_run(run)
+            run = []
+            outcomes.append(self._apply_checked(topic, checked) if isinstance(checked, HubMessage) else checked)
+        self._apply_run(run)
+        return outcomes
+
+    def _check(self, topic: str, payload: bytes) -> HubMessage | Outcome:
+        """The verified message if it is the next of its stream; otherwise what to do instead (refused, replay, gap, pong)."""
         try:
             stream = stream_of_hub_topic(self.site, topic)
             message = open_message(payload, self.hub_trust, int(self._now()), site=self.site, stream=stream)
@@ -100,6 +125,32 @@ class HubInbox:
             return Outcome()
         if verdict is Verdict.GAP:
             return self._gap(message)
+        return message
+
+    def _delta_entries(self, topic: str, message: HubMessage) -> list[tuple[bytes, int]] | None:
+        """The (ticket id, expiry) entries of a revocation delta; None for a malformed one (refused, its seq not advanced)."""
+        try:
+            return [(entry.ticket_id, entry.expires) for entry in decode_revocations(message.body)]
+        except MessageError as error:
+            self._refuse(topic, error.reason, error)
+            return None
+
+    def _apply_run(self, run: list[tuple[HubMessage, list[tuple[bytes, int]]]]) -> None:
+        if not run:
+            return
+        try:
+            self.revocations.apply_deltas([(message.seq, entries) for message, entries in run])
+        except RevocationStoreError as error:
+            self.tracker.reset(REVOCATIONS, self.revocations.sequence)  # nothing of the run is durable: the next delta is a gap
+            for message, _ in run:
+                self._refuse(message.stream, getattr(error, "reason", "malformed"), error)
+            return
+        self.counters.applied += len(run)
+        tickets = sum(len(entries) for _, entries in run)
+        first, last = run[0][0].seq, run[-1][0].seq
+        log.info("applied revocations seq %d: %d ticket(s)%s", last, tickets, f" in {len(run)} deltas from seq {first}" if len(run) > 1 else "")
+
+    def _apply_checked(self, topic: str, message: HubMessage) -> Outcome:
         try:
             return self._apply(message)
         except (MessageError, RevocationStoreError) as error:

@@ -67,6 +67,56 @@ def test_a_gap_asks_for_a_snapshot_and_the_deltas_after_it_are_applied_once_it_i
     assert all(inbox.revocations.is_revoked(bytes([n]) * 12) for n in (1, 2, 3, 4, 5))
 
 
+def signed(stream: str, seq: int, body: object) -> tuple[str, bytes]:
+    return hub_topic(SITE, stream), sign_message(stream, seq, NOW * 1000, body, HUB, site=SITE)
+
+
+def test_a_run_of_queued_deltas_is_applied_in_one_durable_write_and_survives_a_restart(inbox, tmp_path, trust, monkeypatch):
+    """What a gate back from a partition gets from the broker's queue: 300 deltas at once, one fsync."""
+    from gate.cache import revocation_files
+
+    syncs = []
+    real = revocation_files._fdatasync
+    monkeypatch.setattr(revocation_files, "_fdatasync", lambda fd: (syncs.append(fd), real(fd)))
+    run = [signed("revocations", seq, revocation(seq % 256)) for seq in range(1, 301)]
+    outcomes = inbox.handle_many(run)
+    assert len(outcomes) == 300 and inbox.revocations.sequence == 300 and inbox.counters.applied == 300
+    assert inbox.tracker.last("revocations") == 300
+    assert len(syncs) == 1, f"{len(syncs)} fsyncs for one run of deltas"
+    inbox.validator.close()
+    reopened = open_validator(tmp_path / "state", GateRules(SITE, gate_id="g1"), trust, clock=GateClock(NOW, wall=lambda: NOW))
+    try:
+        assert reopened.revocations.sequence == 300 and reopened.revocations.is_revoked(bytes([255]) * 12)
+    finally:
+        reopened.close()
+
+
+def test_a_malformed_delta_in_a_run_is_refused_and_the_next_one_asks_for_a_snapshot(inbox):
+    run = [signed("revocations", 1, revocation(1)), signed("revocations", 2, revocation(2)),
+           signed("revocations", 3, {"not": "a delta"}), signed("revocations", 4, revocation(4)), signed("used", 1, used_body([]))]
+    outcomes = inbox.handle_many(run)
+    assert inbox.revocations.sequence == 2 and inbox.revocations.is_revoked(b"\x02" * 12)
+    assert not inbox.revocations.is_revoked(b"\x04" * 12)
+    assert inbox.counters.refused == 1 and outcomes[3].snapshot_request.from_seq == 2
+    assert inbox.tracker.last("used") == 1  # the message after the run is applied as usual
+
+
+def test_a_run_the_disk_refuses_is_refused_whole_and_the_stream_falls_back_to_what_is_durable(inbox, monkeypatch):
+    from gate.cache import revocation_files
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+    inbox.handle_many([signed("revocations", 1, revocation(1))])
+    monkeypatch.setattr(revocation_files, "_fdatasync", full)
+    outcomes = inbox.handle_many([signed("revocations", seq, revocation(seq)) for seq in (2, 3, 4)])
+    monkeypatch.undo()
+    assert inbox.revocations.sequence == 1 and inbox.tracker.last("revocations") == 1
+    assert inbox.counters.refused == 3 and not inbox.revocations.is_revoked(b"\x02" * 12)
+    later = inbox.handle_many([signed("revocations", 5, revocation(5))])
+    assert later[0].snapshot_request.from_seq == 1, "the lost run is a gap: the gate asks for a snapshot"
+    assert len(outcomes) == 3
+
+
 def test_a_snapshot_that_does_not_match_its_hash_is_refused(inbox):
     items = revocations_body([RevocationEntry(b"\x02" * 12, NOW + 3600)])
     (body,) = snapshot_bodies("revocations", 3, items, 10, os.urandom(16))
