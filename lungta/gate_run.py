@@ -82,11 +82,10 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
         health = GateHealth()
         parts = open_gate_parts(config.state_dir, health, config.clock_jump_threshold_seconds)
         stack.callback(parts.close)
-        validator = Validator(config.rules, trust, parts.store, parts.revocations, parts.clock, parts.hub, health)
         scanners = [(open_scanner(s.settings), s.direction) for s in config.scanners]
         turnstile = build_turnstile(config.turnstile) if config.turnstile is not None else None
-        if turnstile is not None:
-            validator.passage_directions = frozenset(turnstile.directions)  # what the turnstile confirms, before any scan
+        passage_directions = frozenset(turnstile.directions) if turnstile is not None else frozenset()  # what the turnstile confirms
+        validator = Validator(config.rules, trust, parts.store, parts.revocations, parts.clock, parts.hub, health, passage_directions)
         if display is None:
             display = TerminalDisplay(sys.stdout) if config.mode == "handheld" else LogDisplay()
         id_check = None
