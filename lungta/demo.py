@@ -221,7 +221,7 @@ def _narrate(hub: HubService, hub_toml: Path, adult: str, refunded: str, west_qu
         os.write(west_scanner, text.encode() + b"\r")
     _wait_decisions(west.daemon, west.visitors)
     for gate in (east, west):
-        gate.sync.wait_for(lambda _, store=gate.store: store.backlog() == 0, WAIT)
+        gate.sync.wait_for(lambda _: gate.store.backlog() == 0, WAIT)  # waits here, before the loop moves on
     reports = hub.stats.reports
     hub.wait_for(lambda stats: stats.reports >= reports + 2, WAIT)  # a fresh heartbeat of each gate
     print("\nEvery gate event is stored once at the hub, and the gates have pruned their outboxes:")

@@ -160,3 +160,13 @@ def test_an_idle_gate_takes_hub_time_from_the_answer_to_its_own_ping(hub, gates)
     gate = gates("g2")
     gate.wait(lambda g: g.parts.clock.read().offset_to_hub is not None, "hub time received without any event")
     assert gate.parts.store.backlog() == 0 and gate.parts.clock.read().trusted and gate.sync.clock_samples >= 1
+
+
+def test_the_sync_worker_reports_itself_alive_only_while_it_runs(hub, gates):
+    """What the daemon's supervisor watches: a gate whose hub link died must be restarted, one never started is not running."""
+    gate = gates("g1", start=False)
+    assert not gate.sync.alive()
+    gate.start()
+    assert gate.sync.alive()
+    gate.stop()
+    assert not gate.sync.alive()
