@@ -129,6 +129,7 @@ class Validator:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Close the store and revocation set: for a validator that owns them (``open_validator``); a composition root closes its parts itself."""
         self.store.close()
         close = getattr(self.revocations, "close", None)
         if close:
