@@ -48,6 +48,7 @@ from gate.daemon import GateDaemon
 from gate.decision import Decision
 from gate.display import LogDisplay
 from gate.feedback import VisitorMessage, load_catalogue
+from gate.hublink import HubLinkState
 from gate.rules import Direction, GateRules
 from gate.scanner.base import Reading, Scan
 from gate.scanner.camera import CameraScanner
@@ -236,8 +237,7 @@ class DaemonRun:
 
 def run_daemon(root: Path, tickets: list[str], trust: TrustStore, layout: Layout) -> DaemonRun:
     video = write_video(root / "queue.avi", tickets, layout)
-    validator = open_validator(root / "state", GateRules(SITE, gate_id="bench-1"), trust, clock=GateClock(0))
-    validator.hub_online = True
+    validator = open_validator(root / "state", GateRules(SITE, gate_id="bench-1"), trust, clock=GateClock(0), hub=HubLinkState(online=True))
     recorder = RelayRecorder()
     # A short pulse only so the turnstile is idle again before the next ticket comes into
     # view; the pulse length does not enter the measured latency (relay on is its start).

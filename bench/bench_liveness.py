@@ -8,7 +8,7 @@ real hub in this process, through a real Mosquitto. Each round waits until
 the gate is "hub online", then either stops the hub (the broker stays up, so
 broker liveness would notice nothing) or freezes the broker with SIGSTOP (a
 silent cut: no TCP reset, the MQTT keepalive alone would take up to 1.5 x 30
-s), and measures the time until ``validator.hub_online`` turns false.
+s), and measures the time until the hub link state (``HubLinkState.online``) turns false.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from gate.clock import GateClock
+from gate.health import GateHealth
+from gate.parts import open_gate_parts
 from gate.rules import GateRules
 from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
-from gate.validator import open_validator
 from hub.service import HubService
 from lungta.config import load_hub_config
 from protocol.mqtt import BrokerConfig
@@ -65,25 +66,25 @@ def one_round(root: Path, mode: str) -> float:
     hub_key = SigningKey.generate()
     config = write_hub_config(root / "hub", broker, hub_key)
     service, stop, thread = _start_hub(config)
-    validator = open_validator(root / "gate", GateRules(SITE, gate_id="g1"), TrustStore([]), clock=GateClock(0))
+    parts = open_gate_parts(root / "gate", GateHealth(), clock=GateClock(0))
     settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, "g1", broker.password("g1")))
-    sync = HubSync(settings, validator, validator.revocations, TrustStore([TrustedKey("hub", hub_key.verify_key)]))
+    sync = HubSync(settings, GateRules(SITE, gate_id="g1"), parts.store, parts.revocations, parts.clock, parts.hub, TrustStore([TrustedKey("hub", hub_key.verify_key)]))
     sync.start()
     try:
-        _wait(lambda: validator.hub_online, 60)
+        _wait(lambda: parts.hub.online, 60)
         if mode == "hub stopped":
             stop.set()
             thread.join(30)
         else:
             broker.process.send_signal(signal.SIGSTOP)
-        return _wait(lambda: not validator.hub_online, 60)
+        return _wait(lambda: not parts.hub.online, 60)
     finally:
         if mode != "hub stopped":
             broker.process.send_signal(signal.SIGCONT)
             stop.set()
             thread.join(30)
         sync.stop(timeout=2)
-        validator.close()
+        parts.close()
         broker.stop()
 
 

@@ -26,6 +26,7 @@ from argon2.low_level import Type, hash_secret_raw
 from nacl.signing import SigningKey
 
 from gate.clock import GateClock
+from gate.hublink import HubLinkState
 from gate.idcard.sam import SamSettings
 from gate.realname.check import IdCheck
 from gate.realname.policy import HolderCheck, RealNamePolicy
@@ -108,8 +109,7 @@ def card_to_decision(cards: int) -> None:
     settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.05),), SECRET, timeout_seconds=30)
     totals, binds = [], []
     with tempfile.TemporaryDirectory(prefix="lungta-bench-") as tmp:
-        validator = open_validator(Path(tmp), GateRules("potala", gate_id="bench", realname=RealNamePolicy(HolderCheck.REQUIRED)), trust, clock=GateClock(0))
-        validator.hub_online = True
+        validator = open_validator(Path(tmp), GateRules("potala", gate_id="bench", realname=RealNamePolicy(HolderCheck.REQUIRED)), trust, clock=GateClock(0), hub=HubLinkState(online=True))
         check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
         check.start()
         try:

@@ -25,6 +25,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from gate.clock import GateClock
+from gate.hublink import HubLinkState
 from gate.rules import GateRules
 from gate.validator import open_validator
 from protocol.claims import TicketClaims
@@ -51,8 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     signed, signature = message.to_be_signed(), message.signature
     print(f"# bench_scan: {machine()}; {args.rounds} interleaved rounds each")
     with tempfile.TemporaryDirectory(prefix="lungta-bench-scan-") as tmp:
-        validator = open_validator(Path(tmp), GateRules("potala", gate_id="bench"), trust, clock=GateClock(0), passage_directions=frozenset({"entry"}))
-        validator.hub_online = True
+        validator = open_validator(Path(tmp), GateRules("potala", gate_id="bench"), trust, clock=GateClock(0), passage_directions=frozenset({"entry"}), hub=HubLinkState(online=True))
         validator.scan(used)
         db = validator.store._db
         db.execute("CREATE TABLE bare (n INTEGER)")

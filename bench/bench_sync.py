@@ -32,10 +32,12 @@ from nacl.signing import SigningKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gate.clock import GateClock
+from gate.health import GateHealth
+from gate.parts import GateParts, open_gate_parts
 from gate.rules import GateRules
 from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
-from gate.validator import open_validator
+from gate.validator import Validator
 from lungta.config import load_hub_config
 from hub.local_broker import Broker
 from hub.service import HubService
@@ -103,12 +105,17 @@ def run(gate_count: int, admissions: int) -> None:
         # clients (the hub's and g0's logins) would otherwise take over their sessions
         bare = _bare_round_trips(broker, admissions)
         service, stop, thread = _hub(root / "hub", broker, hub_key)
-        gates = []
+        gates: list[HubSync] = []
+        validators: list[Validator] = []
+        parts_of: list[GateParts] = []
         try:
             for name in names:
-                validator = open_validator(root / name, GateRules(SITE, gate_id=name), tickets, clock=GateClock(0))
+                rules, health = GateRules(SITE, gate_id=name), GateHealth()
+                parts = open_gate_parts(root / name, health, clock=GateClock(0))
+                parts_of.append(parts)
+                validators.append(Validator(rules, tickets, parts.store, parts.revocations, parts.clock, parts.hub, health))
                 settings = SyncSettings(trust=root, broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=30)
-                sync = HubSync(settings, validator, validator.revocations, hub_trust)
+                sync = HubSync(settings, rules, parts.store, parts.revocations, parts.clock, parts.hub, hub_trust)
                 sync.start()
                 sync.link.subscribed.wait(WAIT)
                 gates.append(sync)
@@ -119,12 +126,12 @@ def run(gate_count: int, admissions: int) -> None:
                 text = issue_ticket(TicketClaims(ticket_id=new_ticket_id(), site=SITE, not_before=now - 60, expires=now + 3600, issued_at=now - 60), issuer)
                 at = rng.randrange(gate_count)
                 start = time.perf_counter()
-                result = gates[at].validator.scan(text)
+                result = validators[at].scan(text)
                 ticket_id = result.decision.ticket.ticket_id
                 arrivals = []
                 for index, sync in enumerate(gates):
                     if index != at:
-                        if not sync.wait_for(lambda s: s.validator.store.has_usage(ticket_id), WAIT):
+                        if not sync.wait_for(lambda s, store=parts_of[index].store: store.has_usage(ticket_id), WAIT):
                             raise SystemExit(f"gate {sync.gate} never learned of the admission at {gates[at].gate}")
                         arrivals.append(time.perf_counter() - start)
                 windows.extend(arrivals)
@@ -132,7 +139,8 @@ def run(gate_count: int, admissions: int) -> None:
         finally:
             for sync in gates:
                 sync.stop()
-                sync.validator.close()
+            for parts in parts_of:
+                parts.close()
             stop.set()
             thread.join(WAIT)
             broker.stop()

@@ -19,6 +19,7 @@ from nacl.signing import SigningKey
 
 from gate.clock import GateClock
 from gate.engine import decide
+from gate.hublink import HubLinkState
 from gate.rules import GateRules
 from gate.validator import _View, open_validator
 from protocol.claims import TicketClaims, TimeSlot
@@ -54,9 +55,8 @@ def main(rounds: int = 20_000) -> None:
     signed, signature, verify_key = message.to_be_signed(), message.signature, key.verify_key
     rules = GateRules("potala", gate_id="bench")
     with tempfile.TemporaryDirectory(prefix="lungta-bench-") as tmp:
-        validator = open_validator(Path(tmp), rules, trust, clock=GateClock(0))
+        validator = open_validator(Path(tmp), rules, trust, clock=GateClock(0), hub=HubLinkState(online=True))
         _fill_revocations(validator, now)
-        validator.hub_online = True
         view = _View(validator, now, True)
         results = interleaved(
             {

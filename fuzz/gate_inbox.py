@@ -13,7 +13,7 @@ made of the input):
   apply step is reached.
 
 Everything goes through ``gate.sync.inbox.HubInbox.handle``, on a real
-validator (SQLite state, revocation files) in a scratch directory, rebuilt
+gate's parts (SQLite state, revocation files) in a scratch directory, rebuilt
 every ``REBUILD`` inputs. Findings: any exception out of ``handle``.
 """
 
@@ -23,8 +23,9 @@ import os
 
 from gate.cache.state import INCARNATION_KEY
 from gate.clock import GateClock
+from gate.health import GateHealth
+from gate.parts import GateParts, open_gate_parts
 from gate.sync.inbox import HubInbox
-from gate.validator import Validator, open_validator
 from protocol.cbor import decode_exactly
 from protocol.cose import sign1
 from protocol.errors import BadStructure
@@ -49,7 +50,7 @@ from protocol.snapshots import snapshot_bodies
 from protocol.topics import REVOCATIONS, USED, ack_stream, command_stream, hub_topic, pong_stream, quota_stream, snapshot_stream
 
 from .driver import Draw, run, scratch_dir
-from .fixtures import HUB, HUB_TRUST, NOW, RULES, SITE, TRUST
+from .fixtures import HUB, HUB_TRUST, NOW, RULES, SITE
 
 GATE = RULES.gate_id
 STREAMS = (REVOCATIONS, USED, ack_stream(GATE), quota_stream(GATE), command_stream(GATE), snapshot_stream(GATE), pong_stream(GATE))
@@ -63,17 +64,17 @@ class _Gate:
     """The inbox under test, on a fresh state directory every REBUILD inputs."""
 
     def __init__(self) -> None:
-        self.validator: Validator | None = None
+        self.parts: GateParts | None = None
         self.inbox: HubInbox | None = None
         self.handled = 0
 
     def get(self) -> HubInbox:
         if self.inbox is None or self.handled % REBUILD == 0:
-            if self.validator is not None:
-                self.validator.close()
-            self.validator = open_validator(scratch_dir("gate") / "state", RULES, TRUST, clock=GateClock(NOW, wall=lambda: NOW))
-            self.validator.store.set_meta(INCARNATION_KEY, INCARNATION)  # fixed, so acks and pongs of this state replay
-            self.inbox = HubInbox(self.validator, self.validator.revocations, HUB_TRUST, lambda: NOW)
+            if self.parts is not None:
+                self.parts.close()
+            self.parts = open_gate_parts(scratch_dir("gate") / "state", GateHealth(), clock=GateClock(NOW, wall=lambda: NOW))
+            self.parts.store.set_meta(INCARNATION_KEY, INCARNATION)  # fixed, so acks and pongs of this state replay
+            self.inbox = HubInbox(RULES.site, RULES.gate_id, self.parts.store, self.parts.revocations, HUB_TRUST, lambda: NOW)
         self.handled += 1
         return self.inbox
 

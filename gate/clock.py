@@ -30,6 +30,7 @@ Pure apart from the two clock functions it is given, so tests drive time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,16 +40,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClockReading:
-    """``now`` in whole Unix seconds (what the engine compares), ``now_ms`` for event times."""
+    """``now`` in whole Unix seconds (what the engine compares), ``now_ms`` for event times.
+
+    ``lease_now`` (Unix s) is the time quota leases expire by: the latest
+    ``now`` read, so a clock stepped back can never make an expired lease
+    live again; reset to hub time when that arrives. Heartbeats report it.
+    """
 
     now: int
     trusted: bool
     offset_to_hub: float | None
     now_ms: int = 0
+    lease_now: int = 0
 
 
 class GateClock:
-    """Not thread-safe on its own: the validator calls it under its lock."""
+    """Thread-safe: the validator reads it while deciding, the hub sync reads it for heartbeats and sets hub time."""
 
     def __init__(
         self,
@@ -68,8 +75,14 @@ class GateClock:
             log.warning("clock untrusted at start: wall %.0f is %.0f s behind the last trusted time %.0f", start_wall, high_water - start_wall, high_water)
         self._anchor = (max(start_wall, high_water), start_mono)
         self._off_by = 0.0  # how far the wall clock was outside the window at the last reading (logged on change)
+        self._lease_now = 0  # never back, and never ahead of hub time once it is known (see ClockReading)
+        self._lock = threading.Lock()
 
     def read(self) -> ClockReading:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> ClockReading:
         wall, mono = self._wall(), self._monotonic()
         expected = self._anchor[0] + (mono - self._anchor[1])
         corrected = wall + (self._hub_offset or 0.0)
@@ -78,7 +91,8 @@ class GateClock:
         now = corrected if trusted else expected
         self._note_change(trusted, off_by)
         self.high_water = max(self.high_water, self._lower[0] + (mono - self._lower[1]), now if trusted else 0)
-        return ClockReading(int(now), trusted, self._hub_offset, int(now * 1000))
+        self._lease_now = max(self._lease_now, int(now))
+        return ClockReading(int(now), trusted, self._hub_offset, int(now * 1000), self._lease_now)
 
     def _note_change(self, trusted: bool, off_by: float) -> None:
         """One log line when trust changes, not one per scan."""
@@ -95,16 +109,19 @@ class GateClock:
 
         The caller (gate/sync) passes only hub time from an answer to the
         gate's own request; the hub is the authority, also over a lower bound
-        an earlier wrong clock may have left.
+        an earlier wrong clock may have left, and over the lease clock (a wall
+        clock that ran ahead must not keep expiring live leases).
         """
-        wall, mono = self._wall(), self._monotonic()
-        self._hub_offset = hub_time - wall
-        if not self._trusted:
-            log.warning("clock trusted again: hub time %.0f, wall offset %.1f s", hub_time, self._hub_offset)
-        self._trusted = True
-        self._anchor = (hub_time, mono)
-        self._lower = (hub_time, mono)
-        self.high_water = hub_time
+        with self._lock:
+            wall, mono = self._wall(), self._monotonic()
+            self._hub_offset = hub_time - wall
+            if not self._trusted:
+                log.warning("clock trusted again: hub time %.0f, wall offset %.1f s", hub_time, self._hub_offset)
+            self._trusted = True
+            self._anchor = (hub_time, mono)
+            self._lower = (hub_time, mono)
+            self.high_water = hub_time
+            self._lease_now = int(hub_time)
 
     @property
     def trusted(self) -> bool:

@@ -27,7 +27,6 @@ import logging
 import sqlite3
 import threading
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -36,12 +35,13 @@ from typing import Protocol
 from protocol.trust import TrustStore
 
 from .cache.revocation_files import RevocationStoreError
-from .cache.quarantine import open_state
 from .cache.state import GateStore, OpenAdmission, OutboxEvent, UsageMark
 from .clock import ClockReading, GateClock
 from .decision import Decision, Reason
 from .engine import decide, zone_of
 from .health import Alarm, GateHealth
+from .hublink import HubLinkState
+from .parts import open_gate_parts
 from .realname.policy import PresentedHolder
 from .rules import Direction, GateRules, Usage
 
@@ -97,7 +97,7 @@ class _View:
         return self._trusted
 
     def hub_online(self) -> bool:
-        return self._v.hub_online
+        return self._v.hub.online
 
 
 def input_hash(text: str) -> str:
@@ -116,20 +116,20 @@ class Validator:
 
     ``passage_directions``: the directions a turnstile opens and reports
     passages for (empty for a handheld validator, whose admissions stand at
-    the scan: staff see the visitor).
+    the scan: staff see the visitor). ``hub`` is only read (the offline
+    policy): the hub sync sets it. Events reach the hub sync through the
+    store's recorded listeners, never through the validator.
     """
 
-    def __init__(self, rules: GateRules, trust: TrustStore, store: GateStore, revocations: RevocationLookup, clock: GateClock,
+    def __init__(self, rules: GateRules, trust: TrustStore, store: GateStore, revocations: RevocationLookup, clock: GateClock, hub: HubLinkState,
                  health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset()) -> None:
-        self.rules, self.trust, self.store, self.revocations, self.clock = rules, trust, store, revocations, clock
+        self.rules, self.trust, self.store, self.revocations, self.clock, self.hub = rules, trust, store, revocations, clock, hub
         self.health = health or GateHealth()
         self.passage_directions = passage_directions
-        self.hub_online = False
-        self.on_recorded: list[Callable[[], None]] = []  # called after each durable event, e.g. to wake the hub upload
-        self._lease_clock = 0  # gate time quota leases expire by: never back, and never ahead of hub time once it is known
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Close the store and revocation set: for a validator that owns them (``open_validator``); a composition root closes its parts itself."""
         self.store.close()
         close = getattr(self.revocations, "close", None)
         if close:
@@ -139,9 +139,8 @@ class Validator:
         """Decide and record one scan. Never raises for a fault of input, storage or code: those are denials."""
         with self._lock:
             reading = self.clock.read()
-            self._lease_clock = max(self._lease_clock, reading.now)
             try:
-                decision = decide(text, reading.now, self.rules, self.trust, _View(self, self._lease_clock, reading.trusted), direction, holder)
+                decision = decide(text, reading.now, self.rules, self.trust, _View(self, reading.lease_now, reading.trusted), direction, holder)
             except STORAGE_FAULTS as exc:  # a read failed: deny, and record that if the state still takes a commit
                 decision = self._storage_failed(text, exc).decision
             except Exception as exc:  # the last guard: a bug must deny, be counted and reported, never stop the gate
@@ -188,10 +187,11 @@ class Validator:
         local = datetime.fromtimestamp(now, self.rules.timezone)
         zone, day, minute = zone_of(self.rules), local.date().isoformat(), local.hour * 60 + local.minute
         claims = decision.ticket
+        hub_online = self.hub.online
         data = {
             "gate": self.rules.gate_id, "decision": "grant" if decision.granted else "deny", "reason": decision.reason.value,
             "detail": decision.detail, "persons": decision.persons, "zone": zone, "day": day, "direction": direction.value,
-            "flagged": decision.flagged, "clock_trusted": reading.trusted, "hub_online": self.hub_online,
+            "flagged": decision.flagged, "clock_trusted": reading.trusted, "hub_online": hub_online,
         }
         kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
         admission = mark = None
@@ -214,8 +214,7 @@ class Validator:
                     self.store.open_admission(db, OpenAdmission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited.value, claims.expires, False))
             self.store.raise_high_water(db, int(self.clock.high_water))
         log.info("decision %s %s ticket=%s persons=%d seq=%d%s", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq,
-                 f" FLAGGED (hub online: {self.hub_online}, clock trusted: {reading.trusted})" if decision.flagged else "")
-        self._recorded()
+                 f" FLAGGED (hub online: {hub_online}, clock trusted: {reading.trusted})" if decision.flagged else "")
         return ScanResult(decision, event, admission, mark)
 
     def _exit_rearm(self, db: sqlite3.Connection, key: tuple[bytes, str, str, str], expires: int, now: int, data: dict) -> tuple[Direction | None, UsageMark | None]:
@@ -232,10 +231,6 @@ class Validator:
             return Direction.EXIT, None
         data["detail"] = "no exit relay to confirm the exit: ticket not re-armed"
         return None, None
-
-    def _recorded(self) -> None:
-        for listener in self.on_recorded:
-            listener()
 
     def begin_passage(self, admission: Admission) -> bool:
         """Durably mark the admission pulsed, just before the relay opens. False: not recorded, do not open."""
@@ -279,7 +274,6 @@ class Validator:
             else:
                 mark = self._roll_back(db, admission, reading, data)
             self.store.settle_admission(db, admission.event_seq)
-        self._recorded()
         return mark
 
     def _roll_back(self, db: sqlite3.Connection, admission: Admission, reading: ClockReading, data: dict) -> UsageMark:
@@ -321,26 +315,6 @@ class Validator:
             lower = int(self.clock.high_water)
         return self.store.prune_expired_usage(lower, limit)
 
-    def sync_clock(self, hub_time: float) -> None:
-        """Take fresh, verified hub time (an answer to this gate's own request) as the reference (see GateClock)."""
-        with self._lock:
-            self.clock.sync_to_hub(hub_time)
-            self.store.cover_usage_since(int(hub_time))  # an earlier time than the open assumed: older usage matters again
-            self._lease_clock = int(hub_time)  # a wall clock that ran ahead must not keep expiring live leases
-            self.store.set_meta("clock_high_water", int(self.clock.high_water))
-
-    def clock_status(self) -> tuple[bool, float | None, int]:
-        """(trusted, offset of hub time to the wall clock in seconds if known, lease clock in Unix ms).
-
-        The lease clock is the one quota leases expire by: the latest gate time
-        seen, so a clock stepped back can never make an expired lease live
-        again, reset to hub time when that arrives. Heartbeats report it as their ``at``.
-        """
-        with self._lock:
-            reading = self.clock.read()
-            self._lease_clock = max(self._lease_clock, reading.now)
-            return reading.trusted, reading.offset_to_hub, self._lease_clock * 1000
-
 
 def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons: int) -> dict:
     """What the hub relays from an event that changed counters: see hub/ingest.py and hub/quota.py."""
@@ -351,17 +325,12 @@ def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons:
 
 
 def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = 300.0, clock: GateClock | None = None,
-                   health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset()) -> Validator:
-    """The gate's validator over the checked state directory (state.sqlite3 and revocations/).
+                   health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset(), hub: HubLinkState | None = None) -> Validator:
+    """A validator over its own parts opened from ``state_dir`` (see gate/parts.py), for a gate without a hub link.
 
-    A damaged state is quarantined and a new incarnation started
-    (gate/cache/quarantine.py); the ``state_reset`` alarm then stays raised
-    in the heartbeat for the operator.
+    The handheld ``gate validate`` and tests; a gate with a hub link opens
+    the parts itself (lungta/gate_run.py) to hand them to the hub sync too.
     """
     health = health or GateHealth()
-    store, revocations, report = open_state(state_dir)
-    if report is not None:
-        health.raise_alarm(Alarm.STATE_RESET, f"state quarantined to {report.moved_to}: {report.reason}")
-    if clock is None:
-        clock = GateClock(high_water=float(store.get_meta("clock_high_water", 0)), threshold_seconds=clock_threshold_seconds)
-    return Validator(rules, trust, store, revocations, clock, health, passage_directions)
+    parts = open_gate_parts(state_dir, health, clock_threshold_seconds, clock, hub)
+    return Validator(rules, trust, parts.store, parts.revocations, parts.clock, parts.hub, health, passage_directions)

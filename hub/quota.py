@@ -224,7 +224,7 @@ def slot_reports(gate: str, report: HealthReport) -> list[SlotReport]:
     """The leases a heartbeat lists, as slot reports at the heartbeat's ``at``.
 
     The time they were true at is the heartbeat's ``at``: the gate's lease
-    clock (``Validator.clock_status``), the never-decreasing clock it checks
+    clock (``ClockReading.lease_now``), the never-decreasing clock it checks
     lease expiry with, read before the leases. A heartbeat without ``at``
     says nothing usable.
     """

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from nacl.signing import SigningKey
 
+from gate.cache.state import GateStore
 from gate.daemon import GateDaemon
 from gate.decision import Decision
 from gate.feedback import VisitorMessage
@@ -76,6 +77,7 @@ class Narrator:
 class RunningGate:
     daemon: GateDaemon
     sync: HubSync
+    store: GateStore
     visitors: int
 
 
@@ -190,11 +192,12 @@ def main() -> None:
         logins = _console_logins(hub_toml)
         running = {}
         for name, queue in (("east-1", east_queue), ("west-2", west_queue)):
-            daemon, sync = stack.enter_context(assembled_gate(load_gate_config(configs[name]), Narrator(name, list(queue))))
-            runner = threading.Thread(target=daemon.run, args=(stop,), name=f"gate {name}")
+            gate = stack.enter_context(assembled_gate(load_gate_config(configs[name]), Narrator(name, list(queue))))
+            assert gate.sync is not None  # every demo gate.toml has [hub]
+            runner = threading.Thread(target=gate.daemon.run, args=(stop,), name=f"gate {name}")
             runner.start()
             stack.callback(runner.join)
-            running[name] = RunningGate(daemon, sync, len(queue))
+            running[name] = RunningGate(gate.daemon, gate.sync, gate.parts.store, len(queue))
         stack.callback(stop.set)  # runs first on the way out: everything above stops in reverse
         _narrate(hub, hub_toml, adult, refunded, west_queue, master, running["east-1"], running["west-2"])
         _show_console(console, logins, stop)
@@ -211,14 +214,14 @@ def _narrate(hub: HubService, hub_toml: Path, adult: str, refunded: str, west_qu
     print(f"\nThe operator refunds a ticket:  lungta hub revoke --config {hub_toml} {refund_id[:8]}... --reason refund")
     _lungta("hub", "revoke", "--config", str(hub_toml), refund_id, "--reason", "refund")
     adult_id = read_ticket(adult).claims.ticket_id
-    west.sync.wait_for(lambda sync: sync.inbox.tracker.last("revocations") >= 1 and west.daemon.validator.store.has_usage(adult_id), WAIT)
+    west.sync.wait_for(lambda sync: sync.inbox.tracker.last("revocations") >= 1 and west.store.has_usage(adult_id), WAIT)
     print("  west-2 has the revocation, and the used marks of east-1's admissions.\n")
     print("Meanwhile at west-2 (serial scanner):")
     for text in west_queue.values():
         os.write(west_scanner, text.encode() + b"\r")
     _wait_decisions(west.daemon, west.visitors)
     for gate in (east, west):
-        gate.sync.wait_for(lambda sync: sync.validator.store.backlog() == 0, WAIT)
+        gate.sync.wait_for(lambda _: gate.store.backlog() == 0, WAIT)  # waits here, before the loop moves on
     reports = hub.stats.reports
     hub.wait_for(lambda stats: stats.reports >= reports + 2, WAIT)  # a fresh heartbeat of each gate
     print("\nEvery gate event is stored once at the hub, and the gates have pruned their outboxes:")

@@ -120,6 +120,7 @@ def _open(args: argparse.Namespace, stack: ExitStack) -> "Validator":
     import tempfile
 
     from gate.clock import GateClock
+    from gate.hublink import HubLinkState
     from gate.rules import GateRules
     from gate.validator import open_validator
     from protocol.trust import load_trust_store
@@ -134,7 +135,8 @@ def _open(args: argparse.Namespace, stack: ExitStack) -> "Validator":
         pinned = float(parse_instant(args.at, "--at", zone))
         clock = GateClock(high_water=0, wall=lambda: pinned, monotonic=lambda: 0.0)
     trust = load_trust_store(args.trust)
-    validator = open_validator(state_dir, rules, trust, clock=clock)
+    online = HubLinkState(online=True)  # a handheld's operator answers for offline use; no hub policy applies here
+    validator = open_validator(state_dir, rules, trust, clock=clock, hub=online)
     stack.callback(validator.close)
     return validator
 
@@ -142,7 +144,6 @@ def _open(args: argparse.Namespace, stack: ExitStack) -> "Validator":
 def run_validate(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         validator = _open(args, stack)
-        validator.hub_online = True  # a handheld's operator answers for offline use; no hub policy applies here
         for text in _texts(args):
             result = validator.scan(text)
             record = decision_record(result.decision)

@@ -67,6 +67,8 @@ class GateStore:
         self.path = path
         self.synchronous = "FULL"  # what every durable commit runs with; set by open()
         self._after_commit: list[Callable[[], None]] = []
+        self._recorded_listeners: list[Callable[[], None]] = []
+        self._appended = False  # the open transaction added outbox events: announce them once it commits
         # In-memory mirrors, so the common first scan of a ticket reads no SQL:
         # the ids of tickets with usage that may still matter, and the small
         # lease table. Changed only after a successful COMMIT. Only live rows
@@ -179,6 +181,7 @@ class GateStore:
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._after_commit.clear()
+                    self._appended = False
                     if self._db.in_transaction:  # SQLite rolls back some failed COMMITs (disk full) itself, not all
                         self._db.execute("ROLLBACK")
                     raise
@@ -188,6 +191,20 @@ class GateStore:
             for apply in self._after_commit:
                 apply()
             self._after_commit.clear()
+            recorded, self._appended = self._appended, False
+            listeners = list(self._recorded_listeners)
+        if recorded:  # outside the lock: the events are durable, and a listener never holds up the next transaction
+            for listener in listeners:
+                listener()
+
+    def add_recorded_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each commit that added events to the outbox (never inside the transaction).
+
+        The hub sync subscribes to upload a new event at once, not at its next
+        poll. Called on the committing thread: it must be quick and must not raise.
+        """
+        with self._lock:
+            self._recorded_listeners.append(listener)
 
     # -- reads the engine makes -------------------------------------------------
 
@@ -326,6 +343,7 @@ class GateStore:
             (seq, event.event_id, kind, at_ms, ticket_id, cbor2.dumps(data)),
         )
         self._set_meta(db, "next_seq", seq + 1)
+        self._appended = True
         return event
 
     def record_event(self, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> OutboxEvent:

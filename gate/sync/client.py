@@ -10,7 +10,7 @@ Will (death) of that same connection carries it too, so the hub can tell a
 late will of an old connection from the death of the current one.
 
 Hub liveness, not broker liveness: the gate pings the hub every
-``ping_seconds`` with a fresh nonce; ``validator.hub_online`` is true only
+``ping_seconds`` with a fresh nonce; the hub link state (gate/hublink.py) is online only
 while signed answers (``Pong``) to its own pings keep coming (within
 ``hub_timeout_seconds``) and only once this state's incarnation has pulled
 full snapshots. A pong is also the only source of hub time (its round trip
@@ -54,8 +54,11 @@ from protocol.topics import BIRTH, DEATH, EVENTS, HEARTBEAT, PING, REQUEST, SITE
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet
-from ..cache.state import OutboxEvent
-from ..validator import Validator
+from ..cache.state import GateStore, OutboxEvent
+from ..clock import GateClock
+from ..hublink import HubLinkState
+from ..parts import apply_hub_time
+from ..rules import GateRules
 from .inbox import SYNCED_KEY, HubInbox, Outcome
 from .settings import SyncSettings
 from .uploader import Uploader
@@ -77,29 +80,39 @@ def software_version() -> str:
 
 
 class HubSync:
-    """Start with ``start()``, stop with ``stop()``; ``status`` adds the daemon's scanner/relay state to heartbeats."""
+    """Start with ``start()``, stop with ``stop()``; ``status`` adds the daemon's scanner/relay state to heartbeats.
+
+    Handed the gate's parts it works on (gate/parts.py), by the composition
+    root: it applies hub messages to ``store`` and ``revocations``, sets
+    ``clock`` from hub time and ``hub`` from its pings, and uploads what the
+    store records. ``wall`` is the time put on messages it sends.
+    """
 
     def __init__(
         self,
         settings: SyncSettings,
-        validator: Validator,
+        rules: GateRules,
+        store: GateStore,
         revocations: RevocationSet,
+        clock: GateClock,
+        hub: HubLinkState,
         hub_trust: TrustStore,
         on_command: Callable[[Command], None] | None = None,
         status: Callable[[], dict] | None = None,
-        clock: Callable[[], float] = time.time,
+        wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings, self.validator = settings, validator
-        self.site, self.gate = validator.rules.site, validator.rules.gate_id
-        self._clock, self._monotonic = clock, monotonic
+        self.settings = settings
+        self.site, self.gate = rules.site, rules.gate_id
+        self._store, self._clock, self._hub = store, clock, hub
+        self._wall, self._monotonic = wall, monotonic
         self._on_command = on_command or (lambda command: log.warning("hub command %s ignored: nothing handles it", command.name))
         self._status = status or dict
-        self.inbox = HubInbox(validator, revocations, hub_trust, clock)
-        self.uploader = Uploader(int(validator.store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
+        self.inbox = HubInbox(self.site, self.gate, store, revocations, hub_trust, wall)
+        self.uploader = Uploader(int(store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
         self._inbound: queue.Queue = queue.Queue()
-        validator.on_recorded.append(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
-        self._next_bdseq = int(validator.store.get_meta("bdseq", 0)) + 1
+        store.add_recorded_listener(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
+        self._next_bdseq = int(store.get_meta("bdseq", 0)) + 1
         self._bdseq = self._next_bdseq
         broker = replace(settings.broker, client_id=settings.broker.client_id or gate_client_id(self.site, self.gate), username=settings.broker.username or self.gate)
         self.link = MqttLink(broker, gate_subscriptions(self.site, self.gate), self._inbound, queue.Queue(), on_connected=self._connected)
@@ -124,6 +137,10 @@ class HubSync:
         self._thread = threading.Thread(target=self._run, name="hub-sync", daemon=True)
         self._thread.start()
 
+    def alive(self) -> bool:
+        """Whether the worker thread runs (started and not dead): the daemon's supervisor watches this."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Publish this connection's death (a clean DISCONNECT suppresses the will), then disconnect."""
         self._stop.set()
@@ -132,7 +149,7 @@ class HubSync:
         if self.link.connected.is_set():
             self.link.publish(gate_topic(self.site, self.gate, DEATH), self._health(DEATH, self._bdseq)).wait_for_publish(timeout)
         self.link.stop()
-        self.validator.hub_online = False
+        self._hub.set_online(False)
 
     def wait_for(self, predicate: Callable[["HubSync"], bool], timeout: float) -> bool:
         """Block until ``predicate(self)`` holds (checked after every step of the worker) or ``timeout``."""
@@ -144,7 +161,7 @@ class HubSync:
     def _connected(self, link: MqttLink) -> None:
         """Birth for this connection (whose will already carries ``_next_bdseq``), and the will for the next."""
         bdseq = self._next_bdseq
-        self.validator.store.set_meta("bdseq", bdseq)
+        self._store.set_meta("bdseq", bdseq)
         link.publish(gate_topic(self.site, self.gate, BIRTH), self._health(BIRTH, bdseq))
         self._bdseq, self._next_bdseq = bdseq, bdseq + 1
         link.set_will(gate_topic(self.site, self.gate, DEATH), self._health(DEATH, self._next_bdseq))
@@ -230,11 +247,11 @@ class HubSync:
             self._outbox_dirty |= window[0] < sent  # rewound: send the unacknowledged events again
             if not self._outbox_dirty:
                 return
-            events = self.validator.store.pending_events(*window)
+            events = self._store.pending_events(*window)
             self._outbox_dirty = len(events) == window[1]
             if not events:
                 return
-            incarnation = self.validator.store.incarnation
+            incarnation = self._store.incarnation
             payload = encode_events([self._outgoing(event, incarnation) for event in events])
             self.link.publish(gate_topic(self.site, self.gate, EVENTS), payload)
             self.uploader.published(events[-1].seq, self._monotonic())
@@ -259,7 +276,7 @@ class HubSync:
         self._pings[nonce] = now
         for stale in list(self._pings)[:-MAX_OUTSTANDING_PINGS]:
             del self._pings[stale]
-        store = self.validator.store
+        store = self._store
         self.link.publish(gate_topic(self.site, self.gate, PING), encode_ping(Ping(nonce, store.incarnation, int(store.get_meta("next_seq", 1)))))
 
     def _on_pong(self, pong: Pong, at_ms: int) -> None:
@@ -272,11 +289,11 @@ class HubSync:
         rtt = now - sent
         self._last_pong = now
         if rtt <= self.settings.max_rtt_seconds:
-            self.validator.sync_clock(at_ms / 1000 + rtt / 2)  # the hub answered between send and receipt: error at most rtt/2
+            apply_hub_time(self._clock, self._store, at_ms / 1000 + rtt / 2)  # the hub answered between send and receipt: error at most rtt/2
             self.clock_samples += 1
         else:
             log.info("hub answer after %.2f s: too slow to set the clock by", rtt)
-        store = self.validator.store
+        store = self._store
         if pong.incarnation != store.incarnation:
             return
         if pong.reset:
@@ -293,7 +310,7 @@ class HubSync:
             log.info("incarnation %s is in step with the hub: full snapshots installed", store.incarnation.hex())
 
     def _start_incarnation(self) -> None:
-        store = self.validator.store
+        store = self._store
         old = store.incarnation
         new = store.start_incarnation()
         self.resets += 1
@@ -304,7 +321,7 @@ class HubSync:
         log.warning("gate state reset: the hub holds seqs of incarnation %s this state no longer has; now incarnation %s, pulling full snapshots", old.hex(), new.hex())
 
     def _synced(self) -> bool:
-        store = self.validator.store
+        store = self._store
         return store.get_meta(SYNCED_KEY) == store.incarnation
 
     def _live(self) -> bool:
@@ -312,9 +329,8 @@ class HubSync:
 
     def _update_online(self) -> None:
         online = self._live() and self._synced()
-        if online != self.validator.hub_online:
+        if self._hub.set_online(online):
             log.warning("hub %s", "online: answers to pings are arriving" if online else "offline: no answer to pings (or state not yet in step); the offline policy applies")
-        self.validator.hub_online = online
 
     @property
     def caught_up(self) -> bool:
@@ -339,24 +355,24 @@ class HubSync:
     # ---- health ----------------------------------------------------------------------
 
     def _health(self, kind: str, bdseq: int) -> bytes:
-        store = self.validator.store
-        fields: dict = {"bdseq": bdseq, "at": int(self._clock() * 1000), "version": software_version(), "incarnation": store.incarnation, "next_seq": int(store.get_meta("next_seq", 1))}
+        store = self._store
+        fields: dict = {"bdseq": bdseq, "at": int(self._wall() * 1000), "version": software_version(), "incarnation": store.incarnation, "next_seq": int(store.get_meta("next_seq", 1))}
         if kind != DEATH:
             fields.update(self.health_fields())  # its "at" (the lease clock) replaces the wall time
         return encode_health(fields)
 
     def health_fields(self) -> dict:
         """What the hub's gate table shows: lags, backlog, clock, leases, devices, disk, temperature."""
-        store = self.validator.store
-        trusted, offset, lease_clock_ms = self.validator.clock_status()
+        store = self._store
+        reading = self._clock.read()
         fields = {
-            "at": lease_clock_ms,
+            "at": reading.lease_now * 1000,
             "rev_seq": self.inbox.tracker.last("revocations"),
             "used_seq": self.inbox.tracker.last(USED),
             "backlog": store.backlog(),
-            "clock_trusted": trusted,
-            "clock_offset_ms": None if offset is None else round(offset * 1000),
-            "hub_online": self.validator.hub_online,
+            "clock_trusted": reading.trusted,
+            "clock_offset_ms": None if reading.offset_to_hub is None else round(reading.offset_to_hub * 1000),
+            "hub_online": self._hub.online,
             "quota": [lease_report_map(LeaseReport(*row)) for row in store.quota_leases()],
             "disk_free_mb": shutil.disk_usage(store.path.parent).free // 2**20,
             "temperature_c": _temperature(),

@@ -37,8 +37,7 @@ from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, US
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet, RevocationStoreError
-from ..cache.state import UsageMark
-from ..validator import Validator
+from ..cache.state import GateStore, UsageMark
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +71,14 @@ class Outcome:
 
 
 class HubInbox:
-    """Used by the sync worker thread only; the validator and the revocation set are thread-safe."""
+    """Used by the sync worker thread only; the store and the revocation set are thread-safe (the validator reads them meanwhile)."""
 
-    def __init__(self, validator: Validator, revocations: RevocationSet, hub_trust: TrustStore, now: Callable[[], float]) -> None:
-        self.validator, self.revocations, self.hub_trust = validator, revocations, hub_trust
-        self.site, self.gate = validator.rules.site, validator.rules.gate_id
+    def __init__(self, site: str, gate: str, store: GateStore, revocations: RevocationSet, hub_trust: TrustStore, now: Callable[[], float]) -> None:
+        self.store, self.revocations, self.hub_trust = store, revocations, hub_trust
+        self.site, self.gate = site, gate
         self.counters = InboxCounters()
         self._now = now
-        self.tracker = SequenceTracker({**validator.store.stream_seqs(), REVOCATIONS: revocations.sequence})
+        self.tracker = SequenceTracker({**store.stream_seqs(), REVOCATIONS: revocations.sequence})
         self._assembler = SnapshotAssembler()
         self._waiting: dict[str, list[HubMessage]] = {}
         self.installed: set[str] = set()  # site streams a full snapshot was installed for since start (or the last reset)
@@ -186,7 +185,7 @@ class HubInbox:
     def _apply(self, message: HubMessage) -> Outcome:
         kind = message.stream.partition("/")[0]
         outcome = Outcome()
-        store = self.validator.store
+        store = self.store
         position = (message.stream, message.seq)
         if kind == REVOCATIONS:
             entries = decode_revocations(message.body)
@@ -230,7 +229,7 @@ class HubInbox:
         if snapshot.of == REVOCATIONS:
             self.revocations.replace_with_snapshot(snapshot.as_of, [(entry.ticket_id, entry.expires) for entry in snapshot.entries])
         else:
-            store = self.validator.store
+            store = self.store
             # A state whose incarnation has not got its full snapshots yet (new, wiped, quarantined, reset) lacks what
             # this gate admitted before it: the hub's marks of this gate are then the record of that, so they count too.
             own = store.get_meta(SYNCED_KEY) != store.incarnation

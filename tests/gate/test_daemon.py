@@ -24,6 +24,7 @@ from gate.clock import GateClock
 from gate.daemon import GateDaemon
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
+from gate.hublink import HubLinkState
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.settings import CameraSettings, SerialSettings
@@ -86,8 +87,7 @@ def _sim(tmp_path: Path, **sim: object) -> TurnstileSettings:
 
 @pytest.fixture
 def validator(tmp_path, trust):
-    v = open_validator(tmp_path / "state", GateRules(SITE, gate_id="east-1"), trust, clock=GateClock(0))
-    v.hub_online = True
+    v = open_validator(tmp_path / "state", GateRules(SITE, gate_id="east-1"), trust, clock=GateClock(0), hub=HubLinkState(online=True))
     yield v
     v.close()
 

@@ -17,6 +17,7 @@ from gate.daemon import TURNSTILE, GateDaemon, GateFailed
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
 from gate.health import Alarm, GateHealth
+from gate.hublink import HubLinkState
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.serial_scanner import SerialScanner
@@ -46,8 +47,7 @@ def scanner_pty():
 
 @pytest.fixture
 def validator(tmp_path, trust):
-    v = open_validator(tmp_path / "state", GateRules(SITE, gate_id="east-1"), trust, clock=GateClock(0), passage_directions=frozenset({"entry", "exit"}))
-    v.hub_online = True
+    v = open_validator(tmp_path / "state", GateRules(SITE, gate_id="east-1"), trust, clock=GateClock(0), passage_directions=frozenset({"entry", "exit"}), hub=HubLinkState(online=True))
     yield v
     v.close()
 

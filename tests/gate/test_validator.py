@@ -9,6 +9,8 @@ import pytest
 from gate.cache.state import GateStore, UsageMark
 from gate.clock import GateClock
 from gate.decision import Reason
+from gate.hublink import HubLinkState
+from gate.parts import apply_hub_time
 from gate.rules import Direction, GateRules
 from gate.validator import Validator
 from protocol.ticket import read_ticket
@@ -25,9 +27,7 @@ class SetRevocations:
 
 def open_validator(directory: Path, trust, gate_id: str = "east-1") -> Validator:
     store = GateStore.open(directory)
-    validator = Validator(GateRules(site=SITE, gate_id=gate_id), trust, store, SetRevocations(), GateClock(0, wall=lambda: NOW))
-    validator.hub_online = True
-    return validator
+    return Validator(GateRules(site=SITE, gate_id=gate_id), trust, store, SetRevocations(), GateClock(0, wall=lambda: NOW), HubLinkState(online=True))
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_revoked_ticket_is_refused(validator, mint):
 
 def test_an_expired_lease_stays_expired_when_the_wall_clock_is_set_back(tmp_path, trust, mint):
     wall = [NOW + 20]
-    validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, GateStore.open(tmp_path / "s"), SetRevocations(), GateClock(0, wall=lambda: wall[0]))
+    validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, GateStore.open(tmp_path / "s"), SetRevocations(), GateClock(0, wall=lambda: wall[0]), HubLinkState())
     validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 10) * 1000)
     assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
     wall[0] = NOW + 1  # someone sets the clock back to revive the lease
@@ -156,14 +156,14 @@ def test_an_expired_lease_stays_expired_when_the_wall_clock_is_set_back(tmp_path
 
 def test_hub_time_brings_a_lease_clock_that_ran_ahead_back_so_live_leases_admit(tmp_path, trust, mint):
     wall = [NOW + 3600]  # the wall clock ran an hour ahead: every lease looked expired
-    validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, GateStore.open(tmp_path / "s"), SetRevocations(), GateClock(0, wall=lambda: wall[0]))
-    validator.hub_online = True
-    validator.store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 600) * 1000)
+    store, clock = GateStore.open(tmp_path / "s"), GateClock(0, wall=lambda: wall[0])
+    validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, store, SetRevocations(), clock, HubLinkState(online=True))
+    store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 600) * 1000)
     assert validator.scan(mint()).decision.reason is Reason.QUOTA_EXHAUSTED
     wall[0] = NOW  # the clock is put right, and hub time confirms it
-    validator.sync_clock(NOW)
+    apply_hub_time(clock, store, NOW)
     assert validator.scan(mint()).decision.granted
-    assert validator.clock_status()[2] < (NOW + 600) * 1000
+    assert clock.read().lease_now < NOW + 600
     validator.close()
 
 
@@ -174,3 +174,25 @@ def test_the_places_of_group_members_who_did_not_pass_go_back_to_the_quota(valid
     assert validator.store.quota_leases()[0][4] == 3
     assert validator.store.pending_events()[-1].data["quota"] == {"day": "2026-11-18", "slot_start": 0, "persons": -1}
     assert validator.scan(mint(persons=2)).decision.granted
+
+
+def test_every_recorded_event_is_announced_once_it_is_committed_and_nothing_else_is(tmp_path, trust, mint):
+    """What wakes the hub upload: each announcement finds the event already in the file, seen from another connection."""
+    store = GateStore.open(tmp_path / "s")
+    validator = Validator(GateRules(site=SITE, gate_id="east-1"), trust, store, SetRevocations(), GateClock(0, wall=lambda: NOW), HubLinkState(online=True))
+    seen: list[int] = []
+
+    def committed_events() -> None:
+        with GateStore.open_read_only(tmp_path / "s") as reader:
+            seen.append(reader.backlog())
+
+    store.add_recorded_listener(committed_events)
+    result = validator.scan(mint())  # an admission
+    validator.passage(result.admission, 0)  # nobody passed: a rollback event
+    validator.scan("LT1:NOT A TICKET")  # a denial, recorded without an fsync of its own
+    store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=1, expires_ms=(NOW + 60) * 1000)  # no event: no announcement
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        store.append_event(db, "deny", NOW * 1000, None, {})
+        raise RuntimeError("rolled back")
+    assert seen == [1, 2, 3]
+    store.close()

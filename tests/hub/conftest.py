@@ -11,10 +11,12 @@ import pytest
 from nacl.signing import SigningKey
 
 from gate.clock import GateClock
+from gate.health import GateHealth
+from gate.parts import GateParts, open_gate_parts
 from gate.rules import GateRules
 from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
-from gate.validator import Validator, open_validator
+from gate.validator import Validator
 from hub.config import HubConfig
 from hub.service import HubService
 from lungta.config import load_hub_config
@@ -104,14 +106,17 @@ def gate_factory(broker: Broker, hub_trust: TrustStore) -> Iterator[Callable[...
 
 
 class Gate:
-    """One gate as `lungta gate run` builds it, minus scanners and turnstile."""
+    """One gate as `lungta gate run` builds it, minus scanners and turnstile: the parts, handed to the validator and the sync."""
 
     def __init__(self, tmp_path: Path, broker, name: str, ticket_trust: TrustStore, hub_trust: TrustStore) -> None:
-        self.validator: Validator = open_validator(tmp_path / name, GateRules(broker.site, gate_id=name), ticket_trust, clock=GateClock(0))
+        rules, health = GateRules(broker.site, gate_id=name), GateHealth()
+        self.parts: GateParts = open_gate_parts(tmp_path / name, health, clock=GateClock(0))
+        self.validator = Validator(rules, ticket_trust, self.parts.store, self.parts.revocations, self.parts.clock, self.parts.hub, health)
         settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=0.2, resend_after_seconds=2,
                                 ping_seconds=0.2, hub_timeout_seconds=1.5, snapshot_retry_seconds=1)
         self.commands: list = []
-        self.sync = HubSync(settings, self.validator, self.validator.revocations, hub_trust, self.commands.append)
+        parts = self.parts
+        self.sync = HubSync(settings, rules, parts.store, parts.revocations, parts.clock, parts.hub, hub_trust, self.commands.append)
 
     def start(self) -> "Gate":
         self.sync.start()
@@ -137,4 +142,4 @@ def gates(tmp_path, broker, hub_trust, trust):
     yield make
     for gate in made:
         gate.stop()
-        gate.validator.close()
+        gate.parts.close()

@@ -31,10 +31,10 @@ def test_an_admission_at_one_gate_makes_the_ticket_used_at_the_others(hub, gates
     text = ticket(issuer_key)
     assert east.validator.scan(text).decision.granted
     ticket_id = read_ticket(text).claims.ticket_id
-    west.wait(lambda g: g.validator.store.usage(ticket_id, "main", time_day(g)).entries == 1, "the used mark reached the other gate")
+    west.wait(lambda g: g.parts.store.usage(ticket_id, "main", time_day(g)).entries == 1, "the used mark reached the other gate")
     refused = west.validator.scan(text).decision
     assert refused.reason is Reason.ALREADY_USED and "g1" in refused.detail
-    east.wait(lambda g: g.validator.store.backlog() == 0, "the hub acknowledged the admission and the gate pruned it")
+    east.wait(lambda g: g.parts.store.backlog() == 0, "the hub acknowledged the admission and the gate pruned it")
 
 
 def time_day(gate: Gate) -> date:
@@ -45,7 +45,7 @@ def test_hub_revoke_reaches_the_gate_which_then_refuses_the_ticket(hub, hub_conf
     gate = gates("g1")
     text = ticket(issuer_key)
     revoke(hub_config_path, read_ticket(text).claims.ticket_id)
-    gate.wait(lambda g: g.validator.revocations.sequence == 1, "revocation applied")
+    gate.wait(lambda g: g.parts.revocations.sequence == 1, "revocation applied")
     assert gate.validator.scan(text).decision.reason is Reason.REVOKED
 
 
@@ -53,12 +53,12 @@ def test_a_backlog_recorded_offline_is_uploaded_once_and_pruned(hub, gates, issu
     gate = gates("g1", start=False)
     for _ in range(120):  # more than one batch
         gate.validator.scan(ticket(issuer_key))
-    assert not gate.validator.hub_online
+    assert not gate.parts.hub.online
     gate.start()
-    gate.wait(lambda g: g.validator.store.backlog() == 0 and g.validator.hub_online, "backlog drained and the hub answering")
+    gate.wait(lambda g: g.parts.store.backlog() == 0 and g.parts.hub.online, "backlog drained and the hub answering")
     store = SqliteHubStore(hub.config.database)
     try:
-        assert store.event_count() == 120 and store.contiguous_seq("g1", gate.validator.store.incarnation) == 120
+        assert store.event_count() == 120 and store.contiguous_seq("g1", gate.parts.store.incarnation) == 120
     finally:
         store.close()
 
@@ -66,7 +66,7 @@ def test_a_backlog_recorded_offline_is_uploaded_once_and_pruned(hub, gates, issu
 def test_forged_and_replayed_hub_messages_are_dropped_and_logged(hub, hub_config_path, gates, broker, caplog, issuer_key):
     gate = gates("g1")
     revoke(hub_config_path, b"\x01" * 12)
-    gate.wait(lambda g: g.validator.revocations.sequence == 1, "genuine revocation applied")
+    gate.wait(lambda g: g.parts.revocations.sequence == 1, "genuine revocation applied")
     hub.stop()  # the client id is the login: a second hub login would take the hub's session over (docs/security.md)
     intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="intruder", protocol=mqtt.MQTTv5)
     intruder.username_pw_set(broker.hub_user, broker.password(broker.hub_user))  # a stolen broker password
@@ -87,7 +87,7 @@ def test_forged_and_replayed_hub_messages_are_dropped_and_logged(hub, hub_config
     finally:
         intruder.disconnect()
         intruder.loop_stop()
-    assert gate.validator.revocations.sequence == 1
+    assert gate.parts.revocations.sequence == 1
     assert gate.sync.inbox.counters.by_reason == {"unknown_key": 1, "malformed": 1, "wrong_stream": 1}
     assert sum("refused hub message" in r.message for r in caplog.records) == 4
     text = ticket(issuer_key)
@@ -105,8 +105,8 @@ def test_a_gate_that_missed_deltas_catches_up_from_a_snapshot(tmp_path, broker, 
         gate = gates("g3")  # a new session: nothing was queued for it
         gate.wait(lambda g: g.sync.caught_up, "a new incarnation pulls full snapshots first")
         revoke(config_path, ids[4])
-        gate.wait(lambda g: g.validator.revocations.sequence == 5, "the next delta applied on top of the snapshot")
-        assert all(gate.validator.revocations.is_revoked(ticket_id) for ticket_id in ids)
+        gate.wait(lambda g: g.parts.revocations.sequence == 5, "the next delta applied on top of the snapshot")
+        assert all(gate.parts.revocations.is_revoked(ticket_id) for ticket_id in ids)
         assert gate.sync.inbox.counters.snapshots >= 2 and gate.sync.inbox.counters.gaps == 0
     finally:
         running.stop()
@@ -142,21 +142,31 @@ def test_a_gate_briefly_away_gets_what_was_queued_for_it_without_a_snapshot(tmp_
     gate = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
     gate.wait(lambda g: g.sync.caught_up, "in step with the hub (its first snapshots in)")
     gate.stop()  # a clean stop: the persistent session stays on the broker
-    gate.validator.close()
+    gate.parts.close()
     text = ticket(issuer_key)
     revoke(hub_config_path, read_ticket(text).claims.ticket_id)
     assert hub.service.wait_for(lambda stats: stats.outbox_published == 1, TIMEOUT), "the broker took it for the absent gate"
     back = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
     try:
-        back.wait(lambda g: g.validator.revocations.sequence == 1, "queued revocation delivered on return")
+        back.wait(lambda g: g.parts.revocations.sequence == 1, "queued revocation delivered on return")
         assert back.sync.inbox.counters.gaps == 0 and back.sync.inbox.counters.snapshots == 0
         assert back.validator.scan(text).decision.reason is Reason.REVOKED
     finally:
         back.stop()
-        back.validator.close()
+        back.parts.close()
 
 
 def test_an_idle_gate_takes_hub_time_from_the_answer_to_its_own_ping(hub, gates):
     gate = gates("g2")
-    gate.wait(lambda g: g.validator.clock_status()[1] is not None, "hub time received without any event")
-    assert gate.validator.store.backlog() == 0 and gate.validator.clock_status()[0] and gate.sync.clock_samples >= 1
+    gate.wait(lambda g: g.parts.clock.read().offset_to_hub is not None, "hub time received without any event")
+    assert gate.parts.store.backlog() == 0 and gate.parts.clock.read().trusted and gate.sync.clock_samples >= 1
+
+
+def test_the_sync_worker_reports_itself_alive_only_while_it_runs(hub, gates):
+    """What the daemon's supervisor watches: a gate whose hub link died must be restarted, one never started is not running."""
+    gate = gates("g1", start=False)
+    assert not gate.sync.alive()
+    gate.start()
+    assert gate.sync.alive()
+    gate.stop()
+    assert not gate.sync.alive()

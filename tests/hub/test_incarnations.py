@@ -29,38 +29,38 @@ def test_a_state_that_went_backwards_is_told_to_reset_and_loses_no_decision(tmp_
     gate = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
     for _ in range(5):
         gate.validator.scan(ticket(issuer_key))
-    gate.wait(lambda g: g.validator.store.backlog() == 0, "five decisions stored at the hub")
-    first = gate.validator.store.incarnation
+    gate.wait(lambda g: g.parts.store.backlog() == 0, "five decisions stored at the hub")
+    first = gate.parts.store.incarnation
     gate.stop()
-    gate.validator.store.set_meta("next_seq", 3)  # restored from an older copy: seqs 3..5 will be made again
+    gate.parts.store.set_meta("next_seq", 3)  # restored from an older copy: seqs 3..5 will be made again
     for _ in range(2):
         gate.validator.scan(ticket(issuer_key))
-    gate.validator.close()
+    gate.parts.close()
 
     back = Gate(tmp_path / "gates", broker, "g1", trust, hub_trust).start()
     try:
-        back.wait(lambda g: g.sync.resets == 1 and g.validator.store.backlog() == 0 and g.validator.hub_online, "reset, uploaded and in step again")
-        assert back.validator.store.incarnation != first
+        back.wait(lambda g: g.sync.resets == 1 and g.parts.store.backlog() == 0 and g.parts.hub.online, "reset, uploaded and in step again")
+        assert back.parts.store.incarnation != first
         assert hub_events(hub) == 7, "the two decisions made after the rollback reached the hub under the new incarnation"
         row = {r["gate"]: r for r in map(json.loads, hub_command("gates", "--config", str(hub_config_path), "--json").splitlines())}["g1"]
         assert row["alert"].startswith("gate state reset"), "the operator sees it"
     finally:
         back.stop()
-        back.validator.close()
+        back.parts.close()
 
 
 def test_a_new_incarnation_is_not_hub_online_before_its_snapshots_are_in(hub, gates):
     gate = gates("g2")
-    gate.wait(lambda g: g.validator.hub_online, "online once in step")
+    gate.wait(lambda g: g.parts.hub.online, "online once in step")
     assert gate.sync.inbox.installed == {"revocations", "used"}
 
 
 def test_a_dead_hub_is_noticed_by_the_missing_answers_to_pings(hub, gates):
     gate = gates("g3")
-    gate.wait(lambda g: g.validator.hub_online, "online")
+    gate.wait(lambda g: g.parts.hub.online, "online")
     stopped = time.monotonic()
     hub.stop()  # the broker stays up: broker liveness would say nothing is wrong
-    gate.wait(lambda g: not g.validator.hub_online, "offline once the hub stops answering")
+    gate.wait(lambda g: not g.parts.hub.online, "offline once the hub stops answering")
     noticed = time.monotonic() - stopped
     assert gate.sync.link.connected.is_set(), "the broker link is still up"
     assert noticed < TIMEOUT
@@ -68,13 +68,13 @@ def test_a_dead_hub_is_noticed_by_the_missing_answers_to_pings(hub, gates):
 
 def test_a_pong_the_gate_did_not_ask_for_never_sets_its_clock_or_makes_it_online(broker, gates, hub_key):
     gate = gates("g1")  # no hub running: nobody answers its pings
-    stale = Pong(os.urandom(16), gate.validator.store.incarnation, 0, {"revocations": 0, "used": 0})
+    stale = Pong(os.urandom(16), gate.parts.store.incarnation, 0, {"revocations": 0, "used": 0})
     with hub_impostor(broker.host, broker.port, broker.hub_user, broker.password(broker.hub_user)) as impostor:
         payload = sign_message(pong_stream("g1"), 1, int((time.time() - 6 * 3600) * 1000), pong_body(stale), hub_key, site=broker.site)
         impostor.publish(hub_topic(broker.site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
         gate.wait(lambda g: g.sync.inbox.counters.applied >= 1, "the signed pong was received")
-    assert gate.sync.clock_samples == 0 and gate.validator.clock_status()[1] is None, "a pong 6 h late, to no ping of ours, sets nothing"
-    assert not gate.validator.hub_online
+    assert gate.sync.clock_samples == 0 and gate.parts.clock.read().offset_to_hub is None, "a pong 6 h late, to no ping of ours, sets nothing"
+    assert not gate.parts.hub.online
 
 
 def test_retention_prunes_old_events_into_the_archive_and_old_history(tmp_path):

@@ -216,7 +216,7 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
     hub_command("quota", "set", "--config", str(hub_config_path), "--site", "potala", "--date", day, "--slot", format_slot(start, end), "--cap", "6")
 
     def lease(gate) -> tuple | None:  # (day, slot_start, slot_end, granted, used, lease_id, expires_ms)
-        return next(iter(gate.validator.store.quota_leases()), None)
+        return next(iter(gate.parts.store.quota_leases()), None)
 
     for gate in (east, west):
         gate.wait(lambda g: lease(g) is not None, "lease installed")
@@ -227,7 +227,7 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
     assert west.validator.scan(ticket(issuer_key)).decision.granted
     assert west.validator.scan(ticket(issuer_key)).decision.reason is Reason.QUOTA_EXHAUSTED
     for gate in (east, west):
-        gate.wait(lambda g: g.validator.store.backlog() == 0, "admissions acknowledged")
+        gate.wait(lambda g: g.parts.store.backlog() == 0, "admissions acknowledged")
     reports = hub.service.stats.reports
     assert hub.service.wait_for(lambda stats: stats.reports >= reports + 4, TIMEOUT), "heartbeats after the last admission"
     rows = {row["gate"]: row for row in map(json.loads, hub_command("quota", "show", "--config", str(hub_config_path), "--date", day, "--slot", format_slot(start, end), "--json").splitlines())}

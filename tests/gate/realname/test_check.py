@@ -11,6 +11,7 @@ import pytest
 
 from gate.clock import GateClock
 from gate.decision import Reason
+from gate.hublink import HubLinkState
 from gate.idcard.sam import SamSettings
 from gate.realname.check import IdCheck, IdInbox, IdRead
 from gate.realname.policy import HolderCheck, RealNamePolicy
@@ -41,8 +42,7 @@ def fake():
 @pytest.fixture
 def validator(tmp_path, trust):
     rules = GateRules(SITE, gate_id="east-1", realname=RealNamePolicy(HolderCheck.REQUIRED))
-    v = open_validator(tmp_path / "state", rules, trust, clock=GateClock(0))
-    v.hub_online = True
+    v = open_validator(tmp_path / "state", rules, trust, clock=GateClock(0), hub=HubLinkState(online=True))
     yield v
     v.close()
 

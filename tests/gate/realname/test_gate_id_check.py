@@ -14,6 +14,7 @@ from gate.clock import GateClock
 from gate.daemon import GateDaemon
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
+from gate.hublink import HubLinkState
 from gate.idcard.sam import SamSettings
 from gate.realname.check import IdCheck
 from gate.realname.policy import HolderCheck, RealNamePolicy
@@ -58,8 +59,7 @@ def gate(tmp_path, trust):
     fake = FakeSamReader()
     master, slave = _raw_pty()
     rules = GateRules(SITE, gate_id="east-1", realname=RealNamePolicy(HolderCheck.REQUIRED))
-    validator = open_validator(tmp_path / "state", rules, trust, clock=GateClock(0))
-    validator.hub_online = True
+    validator = open_validator(tmp_path / "state", rules, trust, clock=GateClock(0), hub=HubLinkState(online=True))
     settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=10, before_scan_seconds=0)
     id_check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
     id_check.start()

@@ -8,9 +8,9 @@ import pytest
 from nacl.signing import SigningKey
 
 from gate.clock import GateClock
-from gate.rules import GateRules
+from gate.health import GateHealth
+from gate.parts import open_gate_parts
 from gate.sync.inbox import HubInbox
-from gate.validator import open_validator
 from protocol.hub_messages import (
     Ack,
     Pong,
@@ -34,10 +34,10 @@ HUB = SigningKey.generate()
 
 @pytest.fixture
 def inbox(tmp_path, trust):
-    validator = open_validator(tmp_path / "state", GateRules(SITE, gate_id="g1"), trust, clock=GateClock(NOW, wall=lambda: NOW))
-    box = HubInbox(validator, validator.revocations, TrustStore([TrustedKey("hub", HUB.verify_key)]), lambda: NOW)
+    parts = open_gate_parts(tmp_path / "state", GateHealth(), clock=GateClock(NOW, wall=lambda: NOW))
+    box = HubInbox(SITE, "g1", parts.store, parts.revocations, TrustStore([TrustedKey("hub", HUB.verify_key)]), lambda: NOW)
     yield box
-    validator.close()
+    parts.close()
 
 
 def send(inbox: HubInbox, stream: str, seq: int, body: object, key: SigningKey = HUB, site: str = SITE):
@@ -127,15 +127,15 @@ def test_a_snapshot_that_does_not_match_its_hash_is_refused(inbox):
 def test_used_marks_of_other_gates_count_and_the_gates_own_are_ignored(inbox):
     marks = [UsedMark(b"a" * 12, "g2", "main", "2026-11-18", 1, 0, NOW * 1000), UsedMark(b"b" * 12, "g1", "main", "2026-11-18", 1, 0, NOW * 1000)]
     send(inbox, "used", 1, used_body(marks))
-    store = inbox.validator.store
+    store = inbox.store
     assert store.has_usage(b"a" * 12) and not store.has_usage(b"b" * 12)
     assert store.stream_seqs() == {"used": 1}
 
 
 def test_a_lease_is_installed_and_its_seq_survives_a_restart(inbox, tmp_path, trust):
     send(inbox, "quota/g1", 3, lease_body(QuotaLease("2026-11-18", 600, 720, 40, 1, (NOW + 60) * 1000)))
-    assert inbox.validator.store.quota_leases()[0][3] == 40
-    again = HubInbox(inbox.validator, inbox.revocations, inbox.hub_trust, lambda: NOW)
+    assert inbox.store.quota_leases()[0][3] == 40
+    again = HubInbox(SITE, "g1", inbox.store, inbox.revocations, inbox.hub_trust, lambda: NOW)
     assert again.tracker.last("quota/g1") == 3
 
 
@@ -156,7 +156,7 @@ def test_a_message_for_another_gate_or_garbage_is_refused(inbox):
 
 
 def test_an_ack_prunes_the_outbox_only_for_this_states_own_incarnation(inbox):
-    store = inbox.validator.store
+    store = inbox.store
     for _ in range(3):
         store.record_event("deny", NOW * 1000, None, {})
     outcome = send(inbox, "ack/g1", 1, ack_body(Ack(os.urandom(16), 3)))
@@ -166,7 +166,7 @@ def test_an_ack_prunes_the_outbox_only_for_this_states_own_incarnation(inbox):
 
 
 def test_a_new_incarnation_renumbers_the_unsent_outbox_from_one(inbox):
-    store = inbox.validator.store
+    store = inbox.store
     for _ in range(4):
         store.record_event("deny", NOW * 1000, None, {})
     store.acknowledge(2)
@@ -178,7 +178,7 @@ def test_a_new_incarnation_renumbers_the_unsent_outbox_from_one(inbox):
 
 
 def test_a_pong_is_handed_on_with_its_hub_time_whatever_its_seq(inbox):
-    pong = Pong(b"n" * 16, inbox.validator.store.incarnation, 0, {"revocations": 0, "used": 0})
+    pong = Pong(b"n" * 16, inbox.store.incarnation, 0, {"revocations": 0, "used": 0})
     for seq in (5, 5, 1):
         outcome = send(inbox, "pong/g1", seq, pong_body(pong))
         assert outcome.pong == pong and outcome.pong_at_ms == NOW * 1000
