@@ -129,6 +129,11 @@ class Validator:
         self._lease_clock = 0  # gate time quota leases expire by: never back, and never ahead of hub time once it is known
         self._lock = threading.Lock()
 
+    def replace_trust(self, trust: TrustStore) -> None:
+        """Swap the issuer trust store whole (a new trust list): a scan being decided finishes with the old one."""
+        with self._lock:
+            self.trust = trust
+
     def close(self) -> None:
         self.store.close()
         close = getattr(self.revocations, "close", None)

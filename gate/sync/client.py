@@ -55,6 +55,7 @@ from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet
 from ..cache.state import OutboxEvent
+from ..trustlist import TrustListKeeper
 from ..validator import Validator
 from .inbox import SYNCED_KEY, HubInbox
 from .settings import SyncSettings
@@ -88,13 +89,16 @@ class HubSync:
         status: Callable[[], dict] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        *,
+        trust_lists: TrustListKeeper | None = None,
     ) -> None:
         self.settings, self.validator = settings, validator
         self.site, self.gate = validator.rules.site, validator.rules.gate_id
         self._clock, self._monotonic = clock, monotonic
         self._on_command = on_command or (lambda command: log.warning("hub command %s ignored: nothing handles it", command.name))
         self._status = status or dict
-        self.inbox = HubInbox(validator, revocations, hub_trust, clock)
+        self.inbox = HubInbox(validator, revocations, hub_trust, clock, trust_lists=trust_lists)
+        self.trust_lists = trust_lists  # its installed version goes into every heartbeat
         self.uploader = Uploader(int(validator.store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
         self._inbound: queue.Queue = queue.Queue()
         validator.on_recorded.append(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
@@ -338,6 +342,8 @@ class HubSync:
             "disk_free_mb": shutil.disk_usage(store.path.parent).free // 2**20,
             "temperature_c": _temperature(),
         }
+        if self.trust_lists is not None:
+            fields.update(trust_version=self.trust_lists.version, trust_refused=self.trust_lists.refused)
         fields.update(self._status())
         return fields
 

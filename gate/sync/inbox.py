@@ -33,11 +33,12 @@ from protocol.hub_messages import (
 )
 from protocol.snapshots import Snapshot, SnapshotAssembler, decode_snapshot_chunk
 from protocol.messages import MessageError
-from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic
+from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic, trust_topic
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet, RevocationStoreError
 from ..cache.state import UsageMark
+from ..trustlist import TrustListKeeper
 from ..validator import Validator
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,11 @@ class Outcome:
 class HubInbox:
     """Used by the sync worker thread only; the validator and the revocation set are thread-safe."""
 
-    def __init__(self, validator: Validator, revocations: RevocationSet, hub_trust: TrustStore, now: Callable[[], float]) -> None:
+    def __init__(self, validator: Validator, revocations: RevocationSet, hub_trust: TrustStore, now: Callable[[], float], *,
+                 trust_lists: TrustListKeeper | None = None) -> None:
+        """``trust_lists`` installs the site's trust lists (gate/trustlist.py); None ignores them."""
         self.validator, self.revocations, self.hub_trust = validator, revocations, hub_trust
+        self.trust_lists = trust_lists
         self.site, self.gate = validator.rules.site, validator.rules.gate_id
         self.counters = InboxCounters()
         self._now = now
@@ -86,6 +90,8 @@ class HubInbox:
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """Verify and apply one message; never raises for anything the network can send."""
+        if topic == trust_topic(self.site):
+            return self._trust_list(payload)
         try:
             stream = stream_of_hub_topic(self.site, topic)
             message = open_message(payload, self.hub_trust, int(self._now()), site=self.site, stream=stream)
@@ -104,6 +110,12 @@ class HubInbox:
             return self._apply(message)
         except (MessageError, RevocationStoreError) as error:
             return self._refuse(topic, getattr(error, "reason", "malformed"), error)
+
+    def _trust_list(self, payload: bytes) -> Outcome:
+        """The site's trust list: signed by the site root, not the hub, and versioned, not sequenced (gate/trustlist.py)."""
+        if self.trust_lists is not None:
+            self.trust_lists.receive(payload)
+        return Outcome()
 
     def _refuse(self, topic: str, reason: str, error: Exception) -> Outcome:
         self.counters.refused += 1
