@@ -152,3 +152,28 @@ def test_signing_refuses_what_a_reader_would_refuse(root: SigningKey) -> None:
         new_trust_list(SITE, 0, NOW, [])
     with pytest.raises(TrustListError):
         new_trust_list(SITE, 1, NOW, [TrustedKey("x" * 65, key)])
+
+
+def test_a_mutated_list_is_refused_with_a_trust_list_error_or_reads_as_the_signed_one(root: SigningKey) -> None:
+    """Random byte edits: never another exception, and never other content (dropping the optional tag 18 is harmless)."""
+    import random
+
+    good = _signed(root, 3, TrustedKey("sales", SigningKey.generate().verify_key, NOW, NOW + 86_400))
+    signed = open_trust_list(good, root.verify_key, SITE)
+    rng = random.Random(13)
+    for _ in range(2000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            action = rng.randrange(3)
+            position = rng.randrange(len(data))
+            if action == 0:
+                data[position] = rng.randrange(256)
+            elif action == 1:
+                del data[position]
+            else:
+                data.insert(position, rng.randrange(256))
+        try:
+            opened = open_trust_list(bytes(data), root.verify_key, SITE)
+        except TrustListError:
+            continue
+        assert opened == signed
