@@ -122,3 +122,11 @@ def test_publish_without_a_pinned_root_is_refused(site: Path, tmp_path: Path) ->
     hub_toml = _hub_toml(site, tmp_path)
     hub_toml.write_text(hub_toml.read_text().replace('site_root = "site-root.pub"', ""))
     _one_line_error(lungta("hub", "trust", "publish", str(site / "trust-list.cose"), "--config", str(hub_toml)), "site_root")
+
+
+def test_a_gate_whose_pinned_root_is_missing_fails_check_naming_the_key(site: Path, tmp_path: Path) -> None:
+    folder = Path(add_gate(site, "east-1")["folder"])
+    gate_toml = folder / "gate.toml"
+    gate_toml.write_text(gate_toml.read_text().replace('"/var/lib/lungta/gate"', f'"{tmp_path / "gate-state"}"'))
+    (folder / "site-root.pub").unlink()
+    _one_line_error(lungta("gate", "run", "--config", str(gate_toml), "--check"), "gate.site_root", "site-root.pub")
