@@ -124,7 +124,8 @@ class TrustListKeeper:
     def _apply(self, trust_list: TrustList, data: bytes, source: str) -> None:
         self._install(trust_list)
         self._installed, self._installed_bytes = trust_list, data
-        log.warning("trust list installed version=%d source=%s keys=%s issued_at=%d", trust_list.version, source,
+        level = logging.WARNING if source == "hub" else logging.INFO  # a change of the keys is news; the same list at start is not
+        log.log(level, "trust list installed version=%d source=%s keys=%s issued_at=%d", trust_list.version, source,
                     ",".join(f"{key.name}:{key.kid.hex()}" for key in trust_list.keys) or "-", trust_list.issued_at)
 
     def _refuse(self, error: TrustListError) -> None:
