@@ -133,6 +133,7 @@ def test_a_withdrawn_sales_key_is_refused_at_a_live_gate_within_seconds_even_aft
         published = _run("hub", "trust", "publish", str(tmp_path / "trust-list.cose"), "--config", str(hub_config))
         assert published.returncode == 0, published.stderr
         gate.process.wait_line("trust list installed version=1 source=hub", timeout=SECONDS, after=mark)
+        print(f"trust list reached the gate {time.monotonic() - published_at:.2f} s after 'lungta hub trust publish' started")
         assert "decision deny unknown_key" in gate.decide(live_ticket(key_a))
         assert "decision grant valid" in gate.decide(live_ticket(key_b))
         assert time.monotonic() - published_at < SECONDS
