@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,7 @@ class TrustListKeeper:
         """
         if self._root is None:
             return None
-        best: tuple[TrustList, bytes] | None = None
+        best: tuple[TrustList, bytes, Path] | None = None
         for path in self._saved_paths():
             data = _read_saved(path)
             if data is None:
@@ -89,13 +90,19 @@ class TrustListKeeper:
                 log.warning("trust list refused source=%s reason=%s detail=%s", path, error.reason, error)
                 continue
             if best is None or candidate.version > best[0].version:
-                best = (candidate, data)
+                best = (candidate, data, path)
         if best is None:
             log.info("no trust list in %s yet: trusting the issuer keys of the local trust file until the hub sends one", self._state_dir)
             return None
+        trust_list, data, path = best
+        if path != self._state_dir / FILENAME:  # from a quarantined state: keep it in the new state too
+            try:
+                _save(self._state_dir / FILENAME, data)
+            except OSError as error:
+                log.error("trust list version %d from %s not copied into the state: %s", trust_list.version, path, error)
         with self._lock:
-            self._apply(*best, source="state")
-        return best[0]
+            self._apply(trust_list, data, source="state")
+        return trust_list
 
     def receive(self, data: bytes) -> bool:
         """A trust list from the hub: True when it was installed. Never raises for what the network sends."""
@@ -141,14 +148,22 @@ class TrustListKeeper:
 def _read_saved(path: Path) -> bytes | None:
     """The saved list's bytes (a regular file, bounded, no symlink), or None when there is none or it cannot be read."""
     try:
-        fd = open_private(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as error:
         log.warning("trust list refused source=%s reason=unreadable detail=%s", path, error.strerror)
         return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        log.warning("trust list refused source=%s reason=unreadable detail=not a regular file", path)
+        return None
     with os.fdopen(fd, "rb") as handle:
-        return handle.read(MAX_TRUST_LIST_BYTES + 1)
+        try:
+            return handle.read(MAX_TRUST_LIST_BYTES + 1)
+        except OSError as error:
+            log.warning("trust list refused source=%s reason=unreadable detail=%s", path, error.strerror)
+            return None
 
 
 def _save(path: Path, data: bytes) -> None:

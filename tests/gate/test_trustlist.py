@@ -141,3 +141,17 @@ def test_a_list_in_a_quarantined_state_is_still_used_at_start(tmp_path, validato
     keeper = _keeper(tmp_path, validator, root)
     assert keeper.load_saved() is not None and keeper.version == 6
     assert validator.scan(mint()).decision.reason is Reason.UNKNOWN_KEY
+    assert (tmp_path / "state" / FILENAME).read_bytes() == (moved / FILENAME).read_bytes()  # kept in the new state too
+
+
+def test_a_folder_or_a_link_where_the_saved_list_should_be_is_not_a_crash_at_start(tmp_path, validator, root, new_key, mint, caplog) -> None:
+    (tmp_path / "state" / FILENAME).mkdir()
+    keeper = _keeper(tmp_path, validator, root)
+    with caplog.at_level(logging.WARNING, logger="gate.trustlist"):
+        assert keeper.load_saved() is None
+        (tmp_path / "state" / FILENAME).rmdir()
+        (tmp_path / "elsewhere.cose").write_bytes(_list(root, 2, new_key))
+        (tmp_path / "state" / FILENAME).symlink_to(tmp_path / "elsewhere.cose")
+        assert keeper.load_saved() is None  # a planted link is not followed
+    assert caplog.text.count("reason=unreadable") == 2
+    assert validator.scan(mint()).decision.granted
