@@ -47,7 +47,7 @@ install:
 # Long fuzzing runs (docs/security.md, "Fuzzing"): every harness in fuzz/ under atheris,
 # FUZZ_RUNS inputs each; the corpus grows in .fuzz/<harness> from run to run.
 FUZZ_RUNS ?= 1000000
-FUZZ_HARNESSES := ticket_text cose_bytes signed_claims hub_inbound gate_inbox
+FUZZ_HARNESSES := ticket_text cose_bytes signed_claims hub_inbound gate_inbox trust_list
 fuzz: venv
 	@for h in $(FUZZ_HARNESSES); do \
 	  mkdir -p .fuzz; FUZZ_TMP=$(CURDIR)/.fuzz/tmp $(PY) -m fuzz.$$h -runs=$(FUZZ_RUNS) .fuzz/$$h > .fuzz/$$h.log 2>&1; \

@@ -128,6 +128,11 @@ class Validator:
         self.passage_directions = passage_directions
         self._lock = threading.Lock()
 
+    def replace_trust(self, trust: TrustStore) -> None:
+        """Swap the issuer trust store whole (a new trust list): a scan being decided finishes with the old one."""
+        with self._lock:
+            self.trust = trust
+
     def close(self) -> None:
         """Close the store and revocation set: for a validator that owns them (``open_validator``); a composition root closes its parts itself."""
         self.store.close()

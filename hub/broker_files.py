@@ -31,10 +31,11 @@ topic write {base}/hub/#
 topic read {base}/gate/#
 
 # Every gate (MQTT username = gate id): writes only its own topics,
-# reads the site streams and only its own ack / snapshot / command streams.
+# reads the site streams, the trust list and only its own ack / snapshot / command streams.
 pattern write {base}/gate/%u/+
 pattern read {base}/hub/revocations
 pattern read {base}/hub/used
+pattern read {base}/hub/trust
 pattern read {base}/hub/+/%u
 """
 

@@ -17,6 +17,7 @@ to hub.toml, so a site directory can be moved as a whole. Every key:
     quota_lease_s = 120           # how long a quota lease lets a cut-off gate admit (docs/quotas.md)
     quota_skew_s = 30             # margin for a gate's heartbeat clock against its lease clock
     trust = "trust.toml"          # the ticket issuers' keys: used marks are relayed only for tickets verified with them
+    site_root = "site-root.pub"   # the site root's public key: trust lists it signed replace `trust` (hub/trustlist.py)
     gate_event_rate = 5000        # events per second one gate may send on average (a flood delays only that gate)
     gate_event_burst = 10000      # events a gate may send at once (a gate catching up after a long cut)
     event_retention_days = 90     # events older than this are pruned (copied to event_archive first, if set)
@@ -68,6 +69,7 @@ class HubConfig:
     quota_skew_s: int = 30
     http: HttpSettings | None = None  # [http]: the operator console (hub/console/settings.py); None: no console
     trust: Path | None = None
+    site_root: Path | None = None  # pinned site root public key: `lungta hub trust publish` is refused without it
     gate_event_rate: float = 5000.0
     gate_event_burst: int = 10_000
     event_retention_days: int = 90

@@ -17,7 +17,7 @@ from protocol.gate_messages import HealthReport
 
 from .store import GateHealth
 
-HEARTBEAT_FIELDS = ("version", "rev_seq", "used_seq", "backlog", "clock_offset_ms", "scanner", "relay", "disk_free_mb", "temperature_c")
+HEARTBEAT_FIELDS = ("version", "rev_seq", "used_seq", "backlog", "clock_offset_ms", "scanner", "relay", "disk_free_mb", "temperature_c", "trust_version")
 
 
 def apply_report(current: GateHealth | None, gate: str, report: HealthReport, received_ms: int) -> GateHealth | None:
@@ -79,6 +79,7 @@ def gate_row(health: GateHealth, now_ms: int, stale_after_ms: int, revocation_se
         "bdseq": health.bdseq if health.bdseq is not None else "-",
         "scanner": beat.get("scanner", "-"),
         "relay": beat.get("relay", "-"),
+        "trust": _or_dash(beat.get("trust_version")),  # the installed trust list's version (hub/trustlist.py)
         "alert": alert(health, now_ms),
     }
 

@@ -35,7 +35,7 @@ from nacl.signing import SigningKey
 from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest
 from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, used_mark_map
 from protocol.snapshots import snapshot_bodies
-from protocol.keys import load_signing_key
+from protocol.keys import load_signing_key, load_verify_key
 from protocol.mqtt import MqttLink
 from protocol.topics import HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream, snapshot_stream
 from protocol.trust import TrustStore, load_trust_store
@@ -49,6 +49,7 @@ from .publisher import Publisher
 from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_use, slot_reports, slot_window_ms
 from .sqlite_store import SqliteHubStore
 from .store import HubStore, OutboxRow
+from .trustlist import HubTrustLists
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ class HubService:
         self._queue = FairQueue(inbound, self._rate, link.ack)
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)
-        if ticket_trust is None:
+        # the site's trust list (hub.toml site_root), once one is recorded, replaces ticket_trust
+        self.trust_lists = HubTrustLists(config.database, load_verify_key(config.site_root), config.site, self.checker) if config.site_root is not None else None
+        if ticket_trust is None and (self.trust_lists is None or self.trust_lists.current is None):
             log.warning("no issuer trust in the hub config: used marks are relayed as the gates claim them, unverified (docs/security.md)")
 
     @classmethod
@@ -124,6 +127,8 @@ class HubService:
             self.link.stop()
             self._flush_published()
             self.store.close()
+            if self.trust_lists is not None:
+                self.trust_lists.close()
 
     def _take(self) -> list:
         return self._queue.take(POLL_S)
@@ -134,6 +139,10 @@ class HubService:
             self._flush_published()
         if self.store.changed_elsewhere():
             self._outbox_dirty = self._quota_all = True  # e.g. ``lungta hub quota set``
+            if self.trust_lists is not None:
+                self.trust_lists.changed()  # e.g. ``lungta hub trust publish``
+        if self.trust_lists is not None:
+            self.trust_lists.tick(self.link)
         if self._outbox_dirty and self.link.connected.is_set():
             self._publish_outbox()
         if self.link.connected.is_set():
@@ -176,6 +185,8 @@ class HubService:
         intake.limited.update(self._rate.collect_dropped())
         if intake.reconnected:
             self._outbox_cursor, self._outbox_dirty = 0, True  # paho resends its own; the cursor finds the rest
+            if self.trust_lists is not None:
+                self.trust_lists.reconnected()  # retained again, in case the broker lost it
         try:
             done = self._commit(intake.units, now_ms)
         except Exception:  # noqa: BLE001 - last guard: find the one message that fails, keep the rest

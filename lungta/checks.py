@@ -53,6 +53,16 @@ def _trust(config: Path, key: str, path: Path) -> int:
         raise CommandError(f"{_where(config, key)}: {error}") from None
 
 
+def _site_root(config: Path, key: str, path: Path) -> None:
+    """The pinned site root public key loads (a private key or a typo would leave trust lists refused)."""
+    from protocol.keys import load_verify_key
+
+    try:
+        load_verify_key(path)
+    except KeyFileError as error:
+        raise CommandError(f"{_where(config, key)}: {error}") from None
+
+
 def check_gate_config(path: Path) -> dict[str, object]:
     """Load gate.toml and check what it names; a summary of what the gate will be."""
     from .config import load_gate_config
@@ -60,6 +70,8 @@ def check_gate_config(path: Path) -> dict[str, object]:
     config = load_gate_config(path)
     check_writable_dir(config.state_dir, _where(path, "gate.state_dir"))
     keys = _trust(path, "gate.trust", config.trust)
+    if config.site_root is not None:
+        _site_root(path, "gate.site_root", config.site_root)
     summary: dict[str, object] = {
         "site": config.rules.site,
         "gate": config.rules.gate_id,
@@ -91,6 +103,8 @@ def check_hub_config(path: Path) -> tuple["HubConfig", dict[str, object]]:
         hint = " (create it with: lungta keygen --kid hub --out DIR, or lungta site init)" if not config.key.exists() else ""
         raise CommandError(f"{_where(path, 'hub.key')}: {error}{hint}") from None
     check_database(config.database, _where(path, "hub.database"), must_exist=False)
+    if config.site_root is not None:
+        _site_root(path, "hub.site_root", config.site_root)
     check_broker_files(path, "broker", config.broker)
     return config, {
         "site": config.site,

@@ -234,6 +234,7 @@ class GateConfig:
     scan_queue_size: int = 16
     hub: SyncSettings | None = None
     realname: IdCheckSettings | None = None  # None: this gate does not check IDs
+    site_root: Path | None = None  # the site root's public key: trust lists it signed replace `trust` (gate/trustlist.py)
 
 
 def gate_rules(section: Section) -> GateRules:
@@ -274,6 +275,7 @@ def load_gate_config(path: Path) -> GateConfig:
         scan_queue_size=document.table("daemon").integer("scan_queue_size", 16, 1, 1024),
         hub=hub_sync_settings(document.table("hub")) if document.has("hub") else None,
         realname=_id_check(document.table("realname"), rules.realname),
+        site_root=gate.path_value("site_root") if gate.has("site_root") else None,
     )
     if mode == "handheld" and document.has("turnstile"):
         raise ConfigError(f"{path}: turnstile: a handheld validator has no turnstile; remove the [turnstile] table or set gate.mode = \"turnstile\"")
@@ -426,6 +428,7 @@ def load_hub_config(path: Path) -> HubConfig:
         quota_skew_s=hub.integer("quota_skew_s", 30, 0, 3600),
         http=build_settings(document.table("http"), HttpSettings).resolved(path.parent) if document.has("http") else None,  # type: ignore[attr-defined]
         trust=hub.path_value("trust") if hub.has("trust") else None,
+        site_root=hub.path_value("site_root") if hub.has("site_root") else None,
         gate_event_rate=hub.number("gate_event_rate", 5000, 1, 100_000_000),
         gate_event_burst=hub.integer("gate_event_burst", 10_000, 1, 1_000_000_000),
         event_retention_days=hub.integer("event_retention_days", 90, 1, 36_500),

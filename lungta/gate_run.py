@@ -27,8 +27,10 @@ from gate.realname.settings import open_id_reader
 from gate.scanner.factory import open_scanner
 from gate.sdnotify import SystemdNotifier
 from gate.sync.client import HubSync
+from gate.trustlist import TrustListKeeper
 from gate.turnstile.build import build_turnstile
 from gate.validator import Validator
+from protocol.keys import load_verify_key
 from protocol.trust import load_trust_store
 
 from .config import GateConfig, load_gate_config
@@ -86,6 +88,9 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
         turnstile = build_turnstile(config.turnstile) if config.turnstile is not None else None
         passage_directions = frozenset(turnstile.directions) if turnstile is not None else frozenset()  # what the turnstile confirms
         validator = Validator(config.rules, trust, parts.store, parts.revocations, parts.clock, parts.hub, health, passage_directions)
+        trust_lists = TrustListKeeper(config.state_dir, config.rules.site, load_verify_key(config.site_root) if config.site_root else None,
+                                      lambda trust_list: validator.replace_trust(trust_list.trust_store()))
+        trust_lists.load_saved()  # the last list the hub sent, before any scan and without any network
         if display is None:
             display = TerminalDisplay(sys.stdout) if config.mode == "handheld" else LogDisplay()
         id_check = None
@@ -96,14 +101,16 @@ def assembled_gate(config: GateConfig, display: Display | None = None, notifier:
         daemon = GateDaemon(validator, scanners, turnstile, display, load_catalogue(), notifier, config.scan_queue_size, id_check=id_check)
         sync = None
         if config.hub is not None:
-            sync = HubSync(config.hub, config.rules, parts.store, parts.revocations, parts.clock, parts.hub, load_trust_store(config.hub.trust), daemon.on_hub_command, daemon.status)
+            sync = HubSync(config.hub, config.rules, parts.store, parts.revocations, parts.clock, parts.hub, load_trust_store(config.hub.trust),
+                           daemon.on_hub_command, daemon.status, trust_lists=trust_lists)
             sync.start()
             stack.callback(sync.stop)
             daemon.watch("hub-sync", sync.alive)
             sync.wait_caught_up(config.hub.catch_up_seconds)  # apply what is queued for this gate before deciding
         else:
             log.warning("no [hub] in %s: this gate runs standalone (no revocations, used marks or quotas from a hub)", config.file)
-        log.info("starting gate %s at site %s from %s (%d trusted key(s))", config.rules.gate_id, config.rules.site, config.file, len(trust))
+        log.info("starting gate %s at site %s from %s (%d trusted key(s)%s)", config.rules.gate_id, config.rules.site, config.file, len(validator.trust),
+                 f", trust list version {trust_lists.version}" if trust_lists.version is not None else "")
         log.info("policies: single-entry tickets while the hub is unreachable: %s; untrusted clock: %s", config.rules.offline_policy.value, config.rules.clock_policy.value)
         yield AssembledGate(daemon, sync, parts)
 

@@ -63,9 +63,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command.set_defaults(run=run_command)
 
     add_quota_commands(hub)
-    from . import console_cli, site_cli  # light: their work is imported when they run
+    from . import console_cli, site_cli, trust_cli  # light: their work is imported when they run
 
     site_cli.add_gate_command(hub)
+    trust_cli.add_hub_commands(hub)
     console_cli.add_console_commands(hub)  # token, user, audit
 
 

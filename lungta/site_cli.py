@@ -7,12 +7,14 @@ gate or the broker)::
     SITE/site.json                 what was made, for add-gate
     SITE/ca/ca.key, ca.crt         the site CA (TLS only)
     SITE/issuers/sales.key, .pub   the ticket office's signing key
-    SITE/trust.toml                the issuer keys every gate trusts
+    SITE/root/site-root.key, .pub  the site root key: signs trust lists; keep the .key OFFLINE
+    SITE/trust.toml                the issuer keys every gate trusts (until the first trust list)
+    SITE/trust-list.cose           the same keys as trust list version 1, signed by the site root
     SITE/broker/                   for the broker: certs/, lungta/acl, lungta/passwd, mosquitto.conf
-    SITE/hub/                      for the hub box: hub.toml, hub.key, hub.pub, ca.crt, broker-password, trust.toml
+    SITE/hub/                      for the hub box: hub.toml, hub.key, hub.pub, ca.crt, broker-password, trust.toml, site-root.pub
 
 ``hub add-gate NAME`` adds SITE/gates/NAME/ (gate.toml, trust.toml, hub.pub,
-ca.crt, broker-password) and SITE/gates/NAME.tar.gz, and puts the gate's
+ca.crt, broker-password, site-root.pub) and SITE/gates/NAME.tar.gz, and puts the gate's
 login into SITE/broker/lungta/passwd. Running it again for the same NAME
 replaces the gate: a new password, the old one no longer accepted once the
 broker has the new passwd file.
@@ -28,10 +30,15 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .arguments import timezone_of
 from .errors import CommandError
 from .output import emit
+from .trust_cli import KEEP_OFFLINE, ROOT_NAME
+
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey
 
 DEFAULT_PORT = 8883
 SITE_FILE = "site.json"
@@ -46,6 +53,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--timezone", metavar="ZONE", help="the site's IANA time zone (default: the gate's, Asia/Shanghai)")
     init.add_argument("--out", required=True, type=Path, metavar="DIR", help="the site folder to make (must not exist)")
     init.set_defaults(run=run_init)
+    from . import trust_cli  # light: its work is imported when it runs
+
+    trust_cli.add_site_commands(site)
 
 
 def add_gate_command(hub: argparse._SubParsersAction) -> None:
@@ -124,7 +134,7 @@ def run_init(args: argparse.Namespace) -> None:
     hub_template, conf = shared_file("systemd/hub.toml").read_text(encoding="utf-8"), shared_file("deploy/mosquitto/mosquitto.conf")
     host, hub_user = args.broker_host[0], f"hub-{site}"
     root = args.out
-    for folder in ("ca", "issuers", "broker/certs", "broker/lungta", "hub", "gates"):
+    for folder in ("ca", "issuers", "root", "broker/certs", "broker/lungta", "hub", "gates"):
         (root / folder).mkdir(mode=0o700, parents=True)
     ca = make_ca(site)
     write_issued(ca, root / "ca/ca.crt", root / "ca/ca.key")
@@ -144,17 +154,36 @@ def run_init(args: argparse.Namespace) -> None:
     trust = f'# The issuer keys every gate of site {site} trusts (protocol/trust.py).\n[[key]]\nname = "sales"\npublic_key_pem = """\n{pem}\n"""\n'
     _write(root / "trust.toml", trust)
     _write(root / "hub/trust.toml", trust)  # the hub verifies admitted tickets with the same keys (hub.toml: trust)
+    root_key = _make_site_root(root, site, sales_key)
     hub_toml = _fill(hub_template, {
         'site = "potala"': f'site = "{site}"',
         'host = "hub.potala.lan"': f'host = "{host}"',
         "port = 8883": f"port = {args.port}",
         'username = "hub-potala"': f'username = "{hub_user}"',
         'timezone = "Asia/Shanghai"': f'timezone = "{timezone}"',
+        '# site_root = "site-root.pub"': 'site_root = "site-root.pub"',
     }, "systemd/hub.toml")
     _write(root / "hub/hub.toml", hub_toml, 0o640)
     record = {"site": site, "broker_hosts": args.broker_host, "port": args.port, "timezone": timezone, "hub_user": hub_user}
     _write(root / SITE_FILE, json.dumps(record, indent=2) + "\n")
-    emit({**record, "site_dir": str(root), "next": f"lungta hub add-gate NAME --site-dir {root}"})
+    emit({**record, "site_dir": str(root), "site_root_key": str(root_key), "offline": KEEP_OFFLINE.format(key=root_key),
+          "next": f"lungta hub add-gate NAME --site-dir {root}"})
+
+
+def _make_site_root(root: Path, site: str, sales_key: "SigningKey") -> Path:
+    """The site root key pair, its public key for the hub, and trust list version 1 (the sales key) signed by it."""
+    import time
+
+    from protocol.keys import generate_signing_key, write_key_pair, write_private_file
+    from protocol.trust import TrustedKey
+    from protocol.trustlist import new_trust_list, sign_trust_list
+
+    key = generate_signing_key()
+    private, public = write_key_pair(key, root / "root", ROOT_NAME)
+    shutil.copyfile(public, root / "hub" / public.name)
+    first = new_trust_list(site, 1, int(time.time()), [TrustedKey("sales", sales_key.verify_key)])
+    write_private_file(root / "trust-list.cose", sign_trust_list(first, key), 0o644)
+    return private
 
 
 def _site(directory: Path) -> dict:
@@ -192,11 +221,16 @@ def run_add_gate(args: argparse.Namespace) -> None:
     # the example camera reads in the gate's direction (an exit gate has no entry reader)
     scanner_direction = "exit" if args.direction == "exit" else "entry"
     gate_toml = _fill(gate_toml, {'\ndirection = "entry"': f'\ndirection = "{scanner_direction}"'}, "systemd/gate.toml")
+    root_pub = args.site_dir / "root" / f"{ROOT_NAME}.pub"
+    if root_pub.is_file():  # the gate pins the site root; a site made before trust lists has none until 'lungta site root'
+        gate_toml = _fill(gate_toml, {'# site_root = "site-root.pub"': f'site_root = "{root_pub.name}"'}, "systemd/gate.toml")
     password = secrets.token_urlsafe(24)
     _write(staging / "gate.toml", gate_toml, 0o640)
     _write(staging / "broker-password", password + "\n", 0o600)
     for source, target in (("hub/hub.pub", "hub.pub"), ("hub/ca.crt", "ca.crt"), ("trust.toml", "trust.toml")):
         shutil.copyfile(args.site_dir / source, staging / target)
+    if root_pub.is_file():
+        shutil.copyfile(root_pub, staging / root_pub.name)
     try:
         load_gate_config(staging / "gate.toml")  # what is handed out loads: a template drift is found here, not at the gate
     except BaseException:  # cleaned up, then re-raised as it was

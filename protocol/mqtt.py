@@ -169,12 +169,13 @@ class MqttLink:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
         """Queue a QoS 1 publish; ``is_published()`` on the result turns true at its PUBACK.
 
         While disconnected paho keeps the message and sends it on reconnect.
+        ``retain``: the broker keeps it for every later subscriber (the trust list).
         """
-        return self._client.publish(topic, payload, qos=1)
+        return self._client.publish(topic, payload, qos=1, retain=retain)
 
     def set_will(self, topic: str, payload: bytes) -> None:
         """The message the broker publishes if this client vanishes; sent with the next CONNECT."""

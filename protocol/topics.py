@@ -9,6 +9,7 @@ Hub to gates (written only by the hub's broker identity)::
     lungta/<site>/hub/command/<gate>       signed commands
     lungta/<site>/hub/quota/<gate>         signed quota leases
     lungta/<site>/hub/pong/<gate>          signed answers to the gate's pings
+    lungta/<site>/hub/trust                the site's trust list (retained; signed by the site root, protocol/trustlist.py)
 
 Gates to hub (each gate writes only below its own ``gate/<gate>/``)::
 
@@ -34,6 +35,7 @@ SNAPSHOT = "snapshot"
 COMMAND = "command"
 QUOTA = "quota"
 PONG = "pong"
+TRUST = "trust"  # not a hub stream: the root-signed trust list, retained, carries its own version
 SITE_STREAMS = (REVOCATIONS, USED)
 GATE_STREAM_KINDS = (ACK, SNAPSHOT, COMMAND, QUOTA, PONG)
 
@@ -135,10 +137,15 @@ def hub_subscription(site: str) -> str:
     return f"{ROOT}/{check_name(site, 'site')}/gate/+/+"
 
 
+def trust_topic(site: str) -> str:
+    """Where the hub keeps the site's trust list, retained: ``lungta/<site>/hub/trust``."""
+    return f"{ROOT}/{check_name(site, 'site')}/hub/{TRUST}"
+
+
 def gate_subscriptions(site: str, gate: str) -> list[str]:
-    """The filters a gate subscribes to: the site streams and its own streams."""
+    """The filters a gate subscribes to: the site streams, the trust list and its own streams."""
     check_name(gate, "gate")
-    return [hub_topic(site, REVOCATIONS), hub_topic(site, USED), f"{ROOT}/{site}/hub/+/{gate}"]
+    return [hub_topic(site, REVOCATIONS), hub_topic(site, USED), trust_topic(site), f"{ROOT}/{site}/hub/+/{gate}"]
 
 
 def gate_client_id(site: str, gate: str) -> str:

@@ -26,7 +26,7 @@ UNITS = sorted(SYSTEMD.glob("*.service"))
 INSTALLED_COMMAND = "/opt/lungta/bin/lungta"
 # Keys gate.toml takes outside the settings dataclasses (lungta/config.py reads them by name).
 CONFIG_KEYS = {
-    "gate": ("site", "id", "mode", "direction", "zone", "timezone", "state_dir", "trust"),
+    "gate": ("site", "id", "mode", "direction", "zone", "timezone", "state_dir", "trust", "site_root"),
     "rules": ("slot_grace_before_minutes", "slot_grace_after_minutes", "clock_jump_threshold_seconds", "clock_policy", "offline_policy"),
     "daemon": ("scan_queue_size",),
     "scanner": ("kind", "direction"),
@@ -118,7 +118,7 @@ def _field_names(cls: type) -> set[str]:
 
 HUB_KEYS = {
     "hub": ("site", "key", "database", "synchronous", "heartbeat_interval_s", "snapshot_chunk", "revocation_days", "used_retention_days", "timezone", "quota_lease_s", "quota_skew_s",
-            "trust", "gate_event_rate", "gate_event_burst", "event_retention_days", "event_archive", "history_retention_days"),
+            "trust", "site_root", "gate_event_rate", "gate_event_burst", "event_retention_days", "event_archive", "history_retention_days"),
     "broker": ("host", "port", "username", "password_file", "password", "client_id", "session_expiry_s", "keepalive_s", "cafile", "certfile", "keyfile"),
 }
 HUB_KEYS["http"] = ("listen", "tls_cert", "tls_key", "offline_alert_s", "clock_offset_alert_ms", "lag_alert", "backlog_alert", "disk_low_mb", "session_hours", "login_failures")

@@ -59,6 +59,7 @@ from ..clock import GateClock
 from ..hublink import HubLinkState
 from ..parts import apply_hub_time
 from ..rules import GateRules
+from ..trustlist import TrustListKeeper
 from .inbox import SYNCED_KEY, HubInbox, Outcome
 from .settings import SyncSettings
 from .uploader import Uploader
@@ -101,6 +102,8 @@ class HubSync:
         status: Callable[[], dict] | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        *,
+        trust_lists: TrustListKeeper | None = None,
     ) -> None:
         self.settings = settings
         self.site, self.gate = rules.site, rules.gate_id
@@ -108,7 +111,8 @@ class HubSync:
         self._wall, self._monotonic = wall, monotonic
         self._on_command = on_command or (lambda command: log.warning("hub command %s ignored: nothing handles it", command.name))
         self._status = status or dict
-        self.inbox = HubInbox(self.site, self.gate, store, revocations, hub_trust, wall)
+        self.inbox = HubInbox(self.site, self.gate, store, revocations, hub_trust, wall, trust_lists=trust_lists)
+        self.trust_lists = trust_lists  # its installed version goes into every heartbeat
         self.uploader = Uploader(int(store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
         self._inbound: queue.Queue = queue.Queue()
         store.add_recorded_listener(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
@@ -377,6 +381,8 @@ class HubSync:
             "disk_free_mb": shutil.disk_usage(store.path.parent).free // 2**20,
             "temperature_c": _temperature(),
         }
+        if self.trust_lists is not None:
+            fields.update(trust_version=self.trust_lists.version, trust_refused=self.trust_lists.refused)
         fields.update(self._status())
         return fields
 

@@ -33,11 +33,12 @@ from protocol.hub_messages import (
 )
 from protocol.snapshots import Snapshot, SnapshotAssembler, decode_snapshot_chunk
 from protocol.messages import MessageError
-from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic
+from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, USED, TopicError, stream_of_hub_topic, trust_topic
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet, RevocationStoreError
 from ..cache.state import GateStore, UsageMark
+from ..trustlist import TrustListKeeper
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ class Outcome:
 class HubInbox:
     """Used by the sync worker thread only; the store and the revocation set are thread-safe (the validator reads them meanwhile)."""
 
-    def __init__(self, site: str, gate: str, store: GateStore, revocations: RevocationSet, hub_trust: TrustStore, now: Callable[[], float]) -> None:
+    def __init__(self, site: str, gate: str, store: GateStore, revocations: RevocationSet, hub_trust: TrustStore, now: Callable[[], float], *,
+                 trust_lists: TrustListKeeper | None = None) -> None:
+        """``trust_lists`` installs the site's trust lists (gate/trustlist.py); None ignores them."""
         self.store, self.revocations, self.hub_trust = store, revocations, hub_trust
+        self.trust_lists = trust_lists
         self.site, self.gate = site, gate
         self.counters = InboxCounters()
         self._now = now
@@ -110,6 +114,8 @@ class HubInbox:
 
     def _check(self, topic: str, payload: bytes) -> HubMessage | Outcome:
         """The verified message if it is the next of its stream; otherwise what to do instead (refused, replay, gap, pong)."""
+        if topic == trust_topic(self.site):
+            return self._trust_list(payload)
         try:
             stream = stream_of_hub_topic(self.site, topic)
             message = open_message(payload, self.hub_trust, int(self._now()), site=self.site, stream=stream)
@@ -154,6 +160,12 @@ class HubInbox:
             return self._apply(message)
         except (MessageError, RevocationStoreError) as error:
             return self._refuse(topic, getattr(error, "reason", "malformed"), error)
+
+    def _trust_list(self, payload: bytes) -> Outcome:
+        """The site's trust list: signed by the site root, not the hub, and versioned, not sequenced (gate/trustlist.py)."""
+        if self.trust_lists is not None:
+            self.trust_lists.receive(payload)
+        return Outcome()
 
     def _refuse(self, topic: str, reason: str, error: Exception) -> Outcome:
         self.counters.refused += 1

@@ -89,7 +89,15 @@ class AddToken:
     permission = Permission.ACCOUNTS
 
 
-Action = Revoke | Unrevoke | SetQuota | SendCommand | AckAlert | AddAccount | AddToken
+@dataclass(frozen=True)
+class PublishTrustList:
+    """A trust list signed offline with the site root key (hub/trustlist.py); the running hub publishes it."""
+
+    signed: bytes
+    permission = Permission.TRUST
+
+
+Action = Revoke | Unrevoke | SetQuota | SendCommand | AckAlert | AddAccount | AddToken | PublishTrustList
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,7 @@ class Dispatcher:
         self.store, self.config, self._clock = store, config, clock
         self._handlers: dict[type, Callable[[Principal, Action, int], tuple[int, dict, dict]]] = {
             Revoke: self._revoke, Unrevoke: self._unrevoke, SetQuota: self._set_quota, SendCommand: self._command,
-            AckAlert: self._ack_alert, AddAccount: self._add_account, AddToken: self._add_token,
+            AckAlert: self._ack_alert, AddAccount: self._add_account, AddToken: self._add_token, PublishTrustList: self._trust_list,
         }
 
     def perform(self, who: Principal, action: Action, idempotency_key: str | None = None) -> Outcome:
@@ -241,6 +249,27 @@ class Dispatcher:
         token = new_token()
         self.store.add_credential(token_hash(token), "token", name, action.role, now_ms, None)
         return 201, {"name": name, "role": action.role.value, "token": token}, {"name": name, "role": action.role.value}
+
+
+    def _trust_list(self, who: Principal, action: PublishTrustList, now_ms: int) -> tuple[int, dict, dict]:
+        from protocol.errors import KeyFileError
+        from protocol.keys import load_verify_key
+        from protocol.trustlist import StaleTrustList, TrustListError, describe
+
+        from ..trustlist import record_trust_list
+
+        if self.config.site_root is None:
+            raise ActionError("hub.toml has no site_root: this hub cannot check a trust list (docs/security.md, issuer key rotation)", 409)
+        try:
+            trust_list = record_trust_list(self.store.db, action.signed, load_verify_key(self.config.site_root), self.config.site, now_ms)
+        except KeyFileError as error:
+            raise ActionError(f"hub.site_root: {error}", 409) from None
+        except StaleTrustList as error:
+            raise ActionError(f"trust list refused: {error}; sign it again with a higher --version", 409) from None
+        except TrustListError as error:
+            raise ActionError(f"trust list refused ({error.reason}): {error}") from None
+        body = describe(trust_list)
+        return 201, body, {"version": trust_list.version, "keys": [f"{key['name']}:{key['kid']}" for key in body["keys"]]}
 
 
 def quota_of(day: str, slot: str, cap: object) -> Quota:

@@ -40,6 +40,7 @@ class FeedCollector(Collector):
             "clock_offset_ms": GaugeMetricFamily("lungta_gate_clock_offset_seconds", "gate clock minus hub clock", labels=["gate"]),
             "disk_free_mb": GaugeMetricFamily("lungta_gate_disk_free_bytes", "free disk at the gate's state directory", labels=["gate"]),
             "temperature_c": GaugeMetricFamily("lungta_gate_temperature_celsius", "SoC temperature", labels=["gate"]),
+            "trust_version": GaugeMetricFamily("lungta_gate_trust_list_version", "version of the trust list (issuer keys) the gate has installed", labels=["gate"]),
             "last_seen_ms": GaugeMetricFamily("lungta_gate_last_seen_timestamp_seconds", "when the hub last heard from the gate", labels=["gate"]),
             "per_minute": GaugeMetricFamily("lungta_gate_admissions_per_minute", "persons admitted in the last minute", labels=["gate"]),
         }

@@ -194,6 +194,7 @@ def health_of(health: GateHealth) -> dict:
         "clock_offset_ms": beat.get("clock_offset_ms"), "clock_trusted": beat.get("clock_trusted"),
         "scanner": beat.get("scanner"), "relay": beat.get("relay"),
         "disk_free_mb": beat.get("disk_free_mb"), "temperature_c": beat.get("temperature_c"),
+        "trust_version": beat.get("trust_version"),  # the installed trust list (hub/trustlist.py); None: the gate's own trust file
         "incarnation": health.incarnation.hex() if isinstance(health.incarnation, bytes) else None,
         "resets": health.resets, "reset_ms": health.reset_ms, "refused": health.refused,
     }

@@ -28,6 +28,7 @@ class Permission(enum.StrEnum):
     ALERT_ACK = "alert_ack"
     AUDIT_READ = "audit_read"
     ACCOUNTS = "accounts"
+    TRUST = "trust"  # publish a site trust list (issuer keys): admin only
 
 
 _READER = {Permission.SESSION, Permission.READ, Permission.REVOCATIONS_READ}
@@ -36,7 +37,7 @@ _OPERATOR = _READER | {Permission.REVOKE, Permission.QUOTA, Permission.COMMAND, 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_READER),
     Role.OPERATOR: frozenset(_OPERATOR),
-    Role.ADMIN: frozenset(_OPERATOR | {Permission.ACCOUNTS}),
+    Role.ADMIN: frozenset(_OPERATOR | {Permission.ACCOUNTS, Permission.TRUST}),
     Role.SALES: frozenset({Permission.SESSION, Permission.REVOCATIONS_READ, Permission.REVOKE}),
 }
 

@@ -19,7 +19,7 @@ import pytest
 
 from fuzz.driver import mutations, quiet_logging
 
-HARNESSES = ("ticket_text", "cose_bytes", "signed_claims", "hub_inbound", "gate_inbox")
+HARNESSES = ("ticket_text", "cose_bytes", "signed_claims", "hub_inbound", "gate_inbox", "trust_list")
 RUNS = 400
 
 
