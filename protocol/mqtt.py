@@ -30,6 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from protocol.bounds import setting
+
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,12 @@ class BrokerConfig:
     """Where and as whom to connect; read from hub.toml's [broker] or gate.toml's [hub]."""
 
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: int = setting(1883, low=1, high=65535)
     username: str | None = None
     password: str | None = None
     client_id: str = ""
-    session_expiry_s: int = 86_400
-    keepalive_s: int = 30
+    session_expiry_s: int = setting(7 * 86_400, low=0, high=2**32 - 1)  # a gate away for a week still finds its queue
+    keepalive_s: int = setting(30, low=5, high=65535)
     cafile: Path | None = None
     certfile: Path | None = None
     keyfile: Path | None = None

@@ -13,6 +13,7 @@ from gate.scanner.base import DeviceScanner
 from gate.idcard.sam import SamSettings
 from gate.scanner.errors import SettingsError
 from gate.scanner.settings import HidSettings, SerialSettings
+from protocol.bounds import setting
 
 IdReaderSettings = SamSettings | HidSettings | SerialSettings
 ID_READER_KINDS = {"sam": SamSettings, "hid": HidSettings, "serial": SerialSettings}
@@ -26,8 +27,8 @@ class IdCheckSettings:
 
     readers: tuple[IdReaderSettings, ...]
     site_secret: bytes = field(repr=False)
-    timeout_seconds: float = 30.0
-    before_scan_seconds: float = 5.0
+    timeout_seconds: float = setting(30.0, low=1, high=600)
+    before_scan_seconds: float = setting(5.0, low=0, high=60)
 
     def __post_init__(self) -> None:
         if not self.readers:
