@@ -115,8 +115,23 @@ class SqliteHubStore:
     def __init__(self, path: Path, synchronous: str = "full") -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as error:
+            raise HubStoreError(f"{path}: cannot open: {error}") from None
+        try:
+            self._open_schema(path, synchronous)
+        except (sqlite3.Error, HubStoreError) as error:
+            self._db.close()  # a folder, not SQLite, locked, read-only: one line naming the file, nothing left open
+            raise error if isinstance(error, HubStoreError) else HubStoreError(f"{path}: {error}") from None
+        self._depth = 0
+        self._contiguous: dict[Stream, int] = {}
+        self._pending: dict[Stream, set[int]] = {}
+        self._max: dict[Stream, int] = {}
+        self._data_version = self._version()
+
+    def _open_schema(self, path: Path, synchronous: str) -> None:
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
@@ -125,11 +140,6 @@ class SqliteHubStore:
             raise HubStoreError(f"{path}: made by an older Lungta hub (schema {version}, this one needs {SCHEMA_VERSION}); move it aside to start a new one")
         self._db.executescript(SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._depth = 0
-        self._contiguous: dict[Stream, int] = {}
-        self._pending: dict[Stream, set[int]] = {}
-        self._max: dict[Stream, int] = {}
-        self._data_version = self._version()
 
     # ---- transactions ----
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .arguments import TIME_HELP, parse_instant, parse_ticket_id
 from .errors import CommandError
 from .output import emit
-from .paths import check_database
+from .paths import check_database, hub_database
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
@@ -103,25 +103,11 @@ def _config(path: Path) -> "HubConfig":
 
 @contextmanager
 def _store(config: "HubConfig", source: Path, must_exist: bool = False) -> Iterator["SqliteHubStore"]:
-    """The hub database, checked first (a folder, a non-SQLite file or, for reading commands,
-    a missing file is one line), closed after; a SQLite failure while using it (locked,
-    read-only, damaged) is one line naming it too."""
-    import sqlite3
-
+    """The hub database for a reading command (lungta/paths.py: every failure is one line)."""
     from hub.sqlite_store import SqliteHubStore
 
-    where = f"{source}: hub.database"
-    check_database(config.database, where, must_exist)
-    try:
-        store = SqliteHubStore(config.database, config.synchronous)
-    except sqlite3.Error as exc:
-        raise CommandError(f"{where}: {config.database}: {exc}") from None
-    try:
+    with hub_database(config, source, SqliteHubStore, must_exist) as store:
         yield store
-    except sqlite3.Error as exc:
-        raise CommandError(f"{where}: {config.database}: {exc}") from None
-    finally:
-        store.close()
 
 
 def run_hub(args: argparse.Namespace) -> None:
@@ -129,6 +115,7 @@ def run_hub(args: argparse.Namespace) -> None:
     import threading
 
     from hub.service import HubService
+    from hub.sqlite_store import HubStoreError
 
     from .checks import check_hub_config
     from .console_cli import start_console
@@ -137,7 +124,10 @@ def run_hub(args: argparse.Namespace) -> None:
     if args.check:
         emit({"config": str(args.config), "ok": True, **summary})
         return
-    service = HubService.from_config(config)
+    try:
+        service = HubService.from_config(config)
+    except HubStoreError as error:  # locked by another hub, read-only, damaged: one line, exit 2
+        raise CommandError(f"{args.config}: hub.database: {error}") from None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -160,7 +150,7 @@ def run_revoke(args: argparse.Namespace) -> None:
         raise CommandError("--expires is in the past: gates would drop the revocation at once")
     ticket_ids = tuple(dict.fromkeys(parse_ticket_id(text) for text in args.ticket_ids))
     check_database(config.database, f"{args.config}: hub.database", must_exist=False)
-    outcome = _perform(config, "Revoke", ticket_ids, args.reason or "", expires)  # audited as the OS user
+    outcome = _perform(config, args.config, "Revoke", ticket_ids, args.reason or "", expires)  # audited as the OS user
     emit({key: outcome.body[key] for key in ("revoked", "stream", "seqs", "expires")})
 
 
@@ -186,14 +176,14 @@ def _argument(text: str) -> tuple[str, object]:
         return key, value
 
 
-def _perform(config: "HubConfig", action: str, *fields: object) -> "Outcome":
+def _perform(config: "HubConfig", source: Path, action: str, *fields: object) -> "Outcome":
     """One state-changing action through the console's dispatcher, the one place every action is
     checked and audited (here as the local OS user), whether it comes from the API, the UI or the CLI."""
     from hub.console import actions
 
     from .console_cli import cli_perform
 
-    return cli_perform(config, getattr(actions, action)(*fields))
+    return cli_perform(config, getattr(actions, action)(*fields), source)
 
 
 def _gate_command(name: str, texts: list[str]) -> "Command":
@@ -216,7 +206,7 @@ def run_command(args: argparse.Namespace) -> None:
         raise CommandError(str(error)) from None
     command = _gate_command(args.name, args.args)
     check_database(config.database, f"{args.config}: hub.database", must_exist=True)
-    outcome = _perform(config, "SendCommand", (args.gate,), command)  # refuses a gate that never reported; audited as the OS user
+    outcome = _perform(config, args.config, "SendCommand", (args.gate,), command)  # refuses a gate that never reported; audited as the OS user
     sent = outcome.body["sent"][0]
     emit({"gate": args.gate, "stream": sent["stream"], "seq": sent["seq"], "command": command.name, "args": command.args})
 
@@ -265,7 +255,7 @@ def run_quota_set(args: argparse.Namespace) -> None:
     if str(quota.day) < today:
         raise CommandError(f"--date {args.date} is in the past (today is {today} in {config.timezone.key}); no gate admits on that day any more")
     check_database(config.database, f"{args.config}: hub.database", must_exist=False)
-    row = _perform(config, "SetQuota", quota).body  # checks overlaps; audited as the OS user
+    row = _perform(config, args.config, "SetQuota", quota).body  # checks overlaps; audited as the OS user
     if quota.cap < max(row["admitted"], row["allocated"]):  # type: ignore[type-var]
         sys.stderr.write(f"lungta: warning: cap {quota.cap} is below what is already admitted ({row['admitted']}) or out at gates ({row['allocated']}): no gate gets more places until the figures are under it\n")
     emit({key: value for key, value in row.items() if key != "audit_seq"})

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol.hub_messages import Command, RevocationEntry
+from protocol.hub_messages import COMMANDS, Command, RevocationEntry, command_args_problem
 from protocol.topics import REVOCATIONS, TopicError, check_name
 
 from ..config import HubConfig
@@ -29,7 +29,6 @@ from .store import ConsoleStore
 log = logging.getLogger(__name__)
 
 MAX_REVOCATIONS = 10_000
-COMMANDS = {"emergency_open": {"on": bool, "reason": str}}
 
 
 class ActionError(ValueError):
@@ -121,18 +120,14 @@ def ticket_ids(texts: object) -> tuple[bytes, ...]:
 
 def command_of(name: object, args: object) -> Command:
     """A command the gates understand, with arguments of the right types; anything else is a 422."""
-    if name not in COMMANDS:
+    if not isinstance(name, str) or name not in COMMANDS:
         raise ActionError(f"unknown command {name!r}; gates act on: {', '.join(COMMANDS)}")
-    spec = COMMANDS[name]
     if not isinstance(args, dict):
         raise ActionError("command args must be an object")
-    for key, value in args.items():
-        if key not in spec:
-            raise ActionError(f"command {name} has no argument {key!r} (it takes {', '.join(spec)})")
-        if type(value) is not spec[key]:
-            kind = "true or false" if spec[key] is bool else spec[key].__name__
-            raise ActionError(f"command {name} argument {key}={value!r} must be {kind}")
-    return Command(str(name), dict(args))
+    problem = command_args_problem(name, args)  # the same check the gate makes when it decodes the command
+    if problem is not None:
+        raise ActionError(problem)
+    return Command(name, dict(args))
 
 
 def gate_names(value: object) -> tuple[str, ...]:
