@@ -106,7 +106,10 @@ class HubStoreError(Exception):
 
 
 def _cbor(blob: bytes | None) -> dict:
-    return decode_exactly(blob, "stored map", allow_floats=True) if blob else {}  # heartbeats carry temperature_c
+    value = decode_exactly(blob, "stored map", allow_floats=True) if blob else {}  # heartbeats carry temperature_c
+    if not isinstance(value, dict):
+        raise HubStoreError(f"a stored map is a {type(value).__name__}: the hub database was changed by something else")
+    return value
 
 
 class SqliteHubStore:
@@ -284,6 +287,7 @@ class SqliteHubStore:
 
     def _insert_row(self, stream: str, seq: int, at_ms: int, body: object) -> OutboxRow:
         cursor = self._db.execute("INSERT INTO outbox (stream, seq, at_ms, body) VALUES (?, ?, ?, ?)", (stream, seq, at_ms, encode(body)))
+        assert cursor.lastrowid is not None  # an INSERT always sets it
         return OutboxRow(cursor.lastrowid, stream, seq, at_ms, body)
 
     def _append(self, stream: str, bodies: Sequence[object], at_ms: int) -> list[OutboxRow]:

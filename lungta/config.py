@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gate.clock import JUMP_THRESHOLD_SECONDS
 from gate.realname.policy import HolderCheck, LegacyPolicy, RealNamePolicy
-from gate.realname.settings import ID_READER_KINDS, IdCheckSettings
+from gate.realname.settings import ID_READER_KINDS, IdCheckSettings, IdReaderSettings
 from gate.rules import Direction, GateRules
 from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings
 from gate.sync.settings import SyncSettings
@@ -37,7 +37,8 @@ __all__ = ["ConfigError", "GateConfig", "ScannerConfig", "load_gate_config", "lo
 
 log = logging.getLogger(__name__)
 
-SCANNER_KINDS = {"camera": CameraSettings, "serial": SerialSettings, "hid": HidSettings}
+ScannerSettings = CameraSettings | SerialSettings | HidSettings
+SCANNER_KINDS: dict[str, type[ScannerSettings]] = {"camera": CameraSettings, "serial": SerialSettings, "hid": HidSettings}
 MODES = ("turnstile", "handheld")
 
 
@@ -45,7 +46,7 @@ MODES = ("turnstile", "handheld")
 class ScannerConfig:
     """One reader and the direction of passage its scans ask for."""
 
-    settings: CameraSettings | SerialSettings | HidSettings
+    settings: ScannerSettings
     direction: Direction
 
 
@@ -137,7 +138,7 @@ def _id_check(section: Section, policy: RealNamePolicy) -> IdCheckSettings | Non
     entries = section.data.get("reader", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not entries:
         raise section.error("reader", "a gate that checks IDs needs at least one [[realname.reader]] table")
-    readers = []
+    readers: list[IdReaderSettings] = []
     for reader in section.tables("reader", "[[realname.reader]]"):
         kind = reader.choice("kind", "sam", ID_READER_KINDS)
         readers.append(build_settings(reader, ID_READER_KINDS[kind]))
@@ -172,8 +173,8 @@ def _scanners(document: Section, gate_direction: Direction) -> tuple[ScannerConf
         kind = section.choice("kind", "camera", SCANNER_KINDS)
         allowed = [Direction.ENTRY.value, Direction.EXIT.value] if gate_direction is Direction.BOTH else [gate_direction.value]
         direction = Direction(section.choice("direction", allowed[0], allowed))
-        settings = build_settings(section, SCANNER_KINDS[kind])
-        if isinstance(settings, CameraSettings) and _is_relative_file(settings.source):
+        settings: ScannerSettings = build_settings(section, SCANNER_KINDS[kind])
+        if isinstance(settings, CameraSettings) and isinstance(settings.source, str) and _is_relative_file(settings.source):
             settings = dataclasses.replace(settings, source=str(document.file.parent / settings.source))
         section.finish()
         scanners.append(ScannerConfig(settings, direction))

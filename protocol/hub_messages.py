@@ -327,10 +327,11 @@ def command_args_problem(name: str, args: Mapping[object, object]) -> str | None
     """Why ``args`` are not what command ``name`` takes (a missing, unknown or mistyped argument), or None."""
     spec = COMMANDS[name]
     for key, value in args.items():
-        if key not in spec.types:
+        expected = spec.types.get(key) if isinstance(key, str) else None
+        if expected is None:
             return f"command {name} has no argument {key!r} (it takes {', '.join(spec.types)})"
-        if type(value) is not spec.types[key]:  # type(): True is an int, 1 is not a bool
-            kind = "true or false" if spec.types[key] is bool else spec.types[key].__name__
+        if type(value) is not expected:  # type(): True is an int, 1 is not a bool
+            kind = "true or false" if expected is bool else expected.__name__
             return f"command {name} argument {key}={value!r} must be {kind}"
     missing = [key for key in spec.required if key not in args]
     return f"command {name} needs argument {missing[0]}" if missing else None

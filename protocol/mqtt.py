@@ -85,7 +85,7 @@ def _no_delay(client: mqtt.Client) -> None:
     """Small messages go out at once: with Nagle on, an ack followed by a used mark waits ~40 ms
     for the broker's delayed ACK, which more than doubles the double-entry window."""
     sock = client.socket()
-    if sock is not None:
+    if isinstance(sock, socket.socket):  # TLS sockets too (ssl.SSLSocket); paho's websocket wrapper has no options
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as error:
@@ -228,7 +228,7 @@ class MqttLink:
         if self._drop is not None and self._drop(message.topic):
             client.ack(message.mid, message.qos)
             return
-        self._inbound.put(Inbound(message.topic, message.payload, message.mid, message.qos))
+        self._inbound.put(Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
 
     @guarded
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object) -> None:
