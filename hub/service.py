@@ -46,7 +46,8 @@ from .ingest import EventChecker
 from .intake import FairQueue, Intake, RateLimit, Unit, read_batch
 from .progress import Committed, HubStats
 from .publisher import Publisher
-from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_use, slot_reports, slot_window_ms
+from .quota import GateSlot, Quota, QuotaPolicy, allocate, slot_window_ms
+from .quota_reports import quota_use, slot_reports
 from .sqlite_store import SqliteHubStore
 from .store import HubStore, OutboxRow
 

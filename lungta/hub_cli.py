@@ -223,7 +223,8 @@ def _quota_input() -> Iterator[None]:
 
 
 def _cap(text: str) -> int:
-    from hub.quota import QuotaError, check_cap
+    from hub.quota import QuotaError
+    from hub.quota_text import check_cap
 
     try:
         cap = int(text)
@@ -244,7 +245,8 @@ def _emit_rows(rows: list[dict[str, object]], as_json: bool, empty: str) -> None
 
 
 def run_quota_set(args: argparse.Namespace) -> None:
-    from hub.quota import Quota, parse_day, parse_slot
+    from hub.quota import Quota
+    from hub.quota_text import parse_day, parse_slot
 
     config = _config(args.config)
     if args.site != config.site:
@@ -262,7 +264,7 @@ def run_quota_set(args: argparse.Namespace) -> None:
 
 
 def run_quota_list(args: argparse.Namespace) -> None:
-    from hub.quota import parse_day, slot_row
+    from hub.quota_text import parse_day, slot_row
 
     config = _config(args.config)
     with _quota_input():
@@ -273,8 +275,8 @@ def run_quota_list(args: argparse.Namespace) -> None:
 
 
 def run_quota_show(args: argparse.Namespace) -> None:
-    from hub.quota import gate_row as lease_row
-    from hub.quota import parse_day, parse_slot
+    from hub.quota_text import gate_row as lease_row
+    from hub.quota_text import parse_day, parse_slot
     from hub.service import gate_slots, online_gates
 
     config = _config(args.config)

@@ -17,6 +17,8 @@ CLEAN = (
     "hub/store.py",
     "hub/sqlite_store.py",
     "hub/quota.py",
+    "hub/quota_text.py",
+    "hub/quota_reports.py",
     "lungta/config.py",
     "lungta/config_tables.py",
     "lungta/paths.py",

@@ -21,7 +21,8 @@ from protocol.hub_messages import COMMANDS, Command, RevocationEntry, command_ar
 from protocol.topics import REVOCATIONS, TopicError, check_name
 
 from ..config import HubConfig
-from ..quota import Quota, QuotaError, check_cap, overlapping, parse_day, parse_slot, slot_row
+from ..quota import Quota, QuotaError, overlapping
+from ..quota_text import check_cap, parse_day, parse_slot, slot_row
 from .passwords import hash_password, new_token, token_hash
 from .roles import Permission, Principal, Role
 from .store import ConsoleStore
