@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gate.clock import JUMP_THRESHOLD_SECONDS
-from gate.realname.policy import HolderCheck, LegacyPolicy, RealNamePolicy
+from gate.realname.policy import HolderCheck, RealNamePolicy
 from gate.realname.settings import ID_READER_KINDS, IdCheckSettings, IdReaderSettings
 from gate.rules import Direction, GateRules
 from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings

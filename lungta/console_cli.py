@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # the hub's modules load paho (through hub.config): imported 
     from hub.console.actions import Action, Outcome
     from hub.console.roles import Principal, Role
     from hub.console.server import ConsoleServer
-    from hub.console.store import ConsoleStore
     from hub.service import HubService
 
 

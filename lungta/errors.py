@@ -29,7 +29,7 @@ _USER_ERRORS = (
     ("gate.scanner.errors", "ScannerError"),
     ("gate.turnstile.errors", "TurnstileError"),
     ("hub.quota", "QuotaError"),
-    ("hub.sqlite_store", "HubStoreError"),
+    ("hub.sqlite_tables", "HubStoreError"),
 )
 
 

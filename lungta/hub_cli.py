@@ -115,7 +115,7 @@ def run_hub(args: argparse.Namespace) -> None:
     import threading
 
     from hub.service import HubService
-    from hub.sqlite_store import HubStoreError
+    from hub.sqlite_tables import HubStoreError
 
     from .checks import check_hub_config
     from .console_cli import start_console

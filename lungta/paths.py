@@ -103,7 +103,7 @@ def hub_database(config: "HubConfig", source: Path | None, kind: type[Store], mu
     a non-SQLite file or (for reading commands) a missing file before opening it; a lock held too
     long, a read-only or damaged file while opening or using it (SQLite errors, HubStoreError).
     """
-    from hub.sqlite_store import HubStoreError
+    from hub.sqlite_tables import HubStoreError
 
     where = f"{source}: hub.database" if source is not None else "hub.database"
     check_database(config.database, where, must_exist)

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..sqlite_store import HubStoreError, SqliteHubStore
+from ..sqlite_store import SqliteHubStore
+from ..sqlite_tables import HubStoreError
 from .audit import GENESIS, AuditEntry, entry_hash
 from .roles import Principal, Role
 
