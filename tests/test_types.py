@@ -27,6 +27,16 @@ CLEAN = (
     "lungta/config.py",
     "lungta/config_tables.py",
     "lungta/paths.py",
+    "gate/scanner",
+    "gate/idcard",
+    "gate/realname",
+    "gate/turnstile",
+    "gate/rules.py",
+    "gate/clock.py",
+    "gate/engine.py",
+    "gate/decision.py",
+    "gate/supervisor.py",
+    "gate/sdnotify.py",
 )
 
 
