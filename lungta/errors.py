@@ -23,7 +23,6 @@ class CommandError(LungtaError):
 # (module, class name) of every part's user-facing error.
 _USER_ERRORS = (
     ("protocol.errors", "KeyFileError"),
-    ("lungta.config_tables", "ConfigError"),
     ("gate.cache.state", "StateError"),
     ("gate.cache.revocation_files", "RevocationStoreError"),
     ("gate.scanner.errors", "ScannerError"),
