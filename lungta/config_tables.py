@@ -172,6 +172,10 @@ def _typed_value(section: Section, key: str, hint: object, spec: dataclasses.Fie
         if dataclasses.is_dataclass(option) and isinstance(section.data.get(key), dict):
             return build_settings(section.table(key), option)  # type: ignore[arg-type]
     value = section.raw(key)
+    if value == "" and str in options:  # an empty text: not set, where the field may be unset; else a mistake
+        if type(None) in typing.get_args(hint):
+            return None
+        raise section.error(key, "must not be empty")
     for option in options:
         if _matches(value, option):
             return _converted(section, key, value, option, spec)
