@@ -239,9 +239,10 @@ class HubService:
                 done.unrelayed += 1
             if checked.mark is not None:
                 marks.append(checked.mark)
-            use = quota_use(event) if checked.quota_persons is not None else None
-            if use is not None:
-                uses.append(replace(use, persons=checked.quota_persons))
+            if checked.quota_persons is not None:
+                use = quota_use(event)
+                if use is not None:
+                    uses.append(replace(use, persons=checked.quota_persons))
         for gate, (count, first) in unrelayed.items():  # one line per gate and batch: a flood of lies must not flood the log
             log.warning("gate %s: %d event(s) stored but not relayed; first: %s", gate, count, first)
         if marks:

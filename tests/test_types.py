@@ -24,6 +24,8 @@ CLEAN = (
     "hub/quota.py",
     "hub/quota_text.py",
     "hub/quota_reports.py",
+    "hub/service.py",
+    "hub/console/actions.py",
     "lungta/config.py",
     "lungta/config_tables.py",
     "lungta/paths.py",

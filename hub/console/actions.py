@@ -16,6 +16,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.hub_messages import COMMANDS, Command, RevocationEntry, command_args_problem
 from protocol.topics import REVOCATIONS, TopicError, check_name
@@ -150,7 +151,8 @@ class Dispatcher:
 
     def __init__(self, store: ConsoleStore, config: HubConfig, clock: Callable[[], float]) -> None:
         self.store, self.config, self._clock = store, config, clock
-        self._handlers: dict[type, Callable[[Principal, Action, int], tuple[int, dict, dict]]] = {
+        # each handler takes its own action type; perform() picks it by type(action)
+        self._handlers: dict[type, Callable[[Principal, Any, int], tuple[int, dict, dict]]] = {
             Revoke: self._revoke, Unrevoke: self._unrevoke, SetQuota: self._set_quota, SendCommand: self._command,
             AckAlert: self._ack_alert, AddAccount: self._add_account, AddToken: self._add_token,
         }
