@@ -65,6 +65,18 @@ def choices_of(spec: dataclasses.Field) -> tuple[str, ...]:
     return found if isinstance(found, tuple) else ()
 
 
+def out_of_range(settings: object) -> str | None:
+    """The first field of dataclass instance ``settings`` outside its declared range, said as the loader says it; or None.
+
+    For a ``__post_init__`` that checks values built in code with the same bounds the loader checks files with.
+    """
+    for spec in dataclasses.fields(settings):  # type: ignore[arg-type]
+        bounds, value = range_of(spec), getattr(settings, spec.name)
+        if bounds is not None and value not in bounds:
+            return f"{spec.name}: {value!r} is outside {bounds}"
+    return None
+
+
 def default_of(cls: type, name: str) -> object:
     """The default of field ``name`` of dataclass ``cls`` (a factory is called); KeyError if it has none."""
     for spec in dataclasses.fields(cls):
