@@ -37,6 +37,10 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
+# How far behind the last trusted time the wall clock may read before it is untrusted
+# (gate.toml [rules] clock_jump_threshold_seconds; lungta.config.GateConfig declares its bounds).
+JUMP_THRESHOLD_SECONDS = 300.0
+
 
 @dataclass(frozen=True)
 class ClockReading:
@@ -60,7 +64,7 @@ class GateClock:
     def __init__(
         self,
         high_water: float,
-        threshold_seconds: float = 300.0,
+        threshold_seconds: float = JUMP_THRESHOLD_SECONDS,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

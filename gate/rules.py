@@ -13,6 +13,8 @@ from datetime import date
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from protocol.bounds import setting
+
 from .realname.policy import RealNamePolicy
 
 
@@ -47,8 +49,8 @@ class GateRules:
     direction: Direction = Direction.ENTRY
     zone: str | None = None
     timezone: ZoneInfo = ZoneInfo("Asia/Shanghai")
-    slot_grace_before_minutes: int = 15
-    slot_grace_after_minutes: int = 30
+    slot_grace_before_minutes: int = setting(15, low=0, high=720)
+    slot_grace_after_minutes: int = setting(30, low=0, high=720)
     clock_policy: ClockPolicy = ClockPolicy.DENY
     offline_policy: OfflinePolicy = OfflinePolicy.ADMIT_FLAGGED
     realname: RealNamePolicy = RealNamePolicy()

@@ -21,7 +21,7 @@ class SystemdNotifier:
     def __init__(self, environ: dict[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         address = env.get("NOTIFY_SOCKET")
-        self._address = None
+        self._address: str | None = None
         if address:
             self._address = "\0" + address[1:] if address.startswith("@") else address
         usec = env.get("WATCHDOG_USEC")
@@ -33,7 +33,7 @@ class SystemdNotifier:
         return self._socket is not None
 
     def notify(self, message: str) -> None:
-        if self._socket is None:
+        if self._socket is None or self._address is None:
             return
         try:
             self._socket.sendto(message.encode("utf-8"), self._address)

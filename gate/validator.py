@@ -36,7 +36,7 @@ from protocol.trust import TrustStore
 
 from .cache.revocation_files import RevocationStoreError
 from .cache.state import GateStore, OpenAdmission, OutboxEvent, UsageMark
-from .clock import ClockReading, GateClock
+from .clock import JUMP_THRESHOLD_SECONDS, ClockReading, GateClock
 from .decision import Decision, Reason
 from .engine import decide, zone_of
 from .health import Alarm, GateHealth
@@ -329,7 +329,7 @@ def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons:
     return fields
 
 
-def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = 300.0, clock: GateClock | None = None,
+def open_validator(state_dir: Path, rules: GateRules, trust: TrustStore, clock_threshold_seconds: float = JUMP_THRESHOLD_SECONDS, clock: GateClock | None = None,
                    health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset(), hub: HubLinkState | None = None) -> Validator:
     """A validator over its own parts opened from ``state_dir`` (see gate/parts.py), for a gate without a hub link.
 

@@ -1,43 +1,12 @@
 """What the hub is configured with; hub.toml is read by ``lungta.config.load_hub_config``.
 
-The parts never see TOML (see lungta/config.py): a wrong value stops the
-hub with one line naming the file and the key. Relative paths are relative
-to hub.toml, so a site directory can be moved as a whole. Every key:
-
-    [hub]
-    site = "potala"
-    key = "keys/hub.key"          # the hub's Ed25519 signing key (PEM)
-    database = "hub.db"
-    synchronous = "full"          # full | normal (see hub/sqlite_store.py)
-    heartbeat_interval_s = 10     # a gate silent for 3 intervals is shown as stale
-    snapshot_chunk = 2000
-    revocation_days = 400         # default lifetime of a revocation without --expires
-    used_retention_days = 3       # how long a used mark without a ticket expiry is kept
-    timezone = "Asia/Shanghai"    # the site's; quota slots are local times, as at the gates
-    quota_lease_s = 120           # how long a quota lease lets a cut-off gate admit (docs/quotas.md)
-    quota_skew_s = 30             # margin for a gate's heartbeat clock against its lease clock
-    trust = "trust.toml"          # the ticket issuers' keys: used marks are relayed only for tickets verified with them
-    site_root = "site-root.pub"   # the site root's public key: trust lists it signed replace `trust` (hub/trustlist.py)
-    gate_event_rate = 5000        # events per second one gate may send on average (a flood delays only that gate)
-    gate_event_burst = 10000      # events a gate may send at once (a gate catching up after a long cut)
-    event_retention_days = 90     # events older than this are pruned (copied to event_archive first, if set)
-    event_archive = "archive.db"  # optional: an SQLite file pruned events are copied to
-    history_retention_days = 7    # gate birth/heartbeat history kept this long
-
-    [broker]
-    host = "127.0.0.1"
-    port = 8883
-    username = "hub-potala"
-    password_file = "secrets/broker-password"   # or password = "..."
-    client_id = "lungta-hub-potala"
-    session_expiry_s = 86400
-    keepalive_s = 30
-    cafile = "tls/ca.pem"         # any of these three turns TLS on
-    certfile = "tls/hub.pem"
-    keyfile = "tls/hub.key"
-
-    [http]                        # the operator console; every key in hub/console/settings.py
-    listen = "127.0.0.1:8080"
+Each key of hub.toml's [hub] table is a field below, with its default and bounds
+written once, here (``protocol.bounds.setting``); [broker] is ``BrokerConfig``,
+[http] is ``HttpSettings``. systemd/hub.toml shows and explains every key, and
+tests/test_config_defaults.py checks that what it shows is these defaults. The
+parts never see TOML: a wrong value stops the hub with one line naming the file
+and the key. Relative paths are relative to hub.toml, so a site directory can be
+moved as a whole.
 """
 
 from __future__ import annotations
@@ -46,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from protocol.bounds import setting
 from protocol.mqtt import BrokerConfig
 
 from .console.settings import HttpSettings
@@ -59,19 +29,19 @@ class HubConfig:
     key: Path
     database: Path
     broker: BrokerConfig
-    synchronous: str = "full"
-    heartbeat_interval_s: int = 10
-    snapshot_chunk: int = 2000
-    revocation_days: int = 400
-    used_retention_days: int = 3
+    synchronous: str = setting("full", choices=("full", "normal"))
+    heartbeat_interval_s: int = setting(10, low=1, high=3600)
+    snapshot_chunk: int = setting(2000, low=1, high=50_000)
+    revocation_days: int = setting(400, low=1, high=36_500)
+    used_retention_days: int = setting(3, low=1, high=3650)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
-    quota_lease_s: int = 120
-    quota_skew_s: int = 30
+    quota_lease_s: int = setting(120, low=1, high=86_400)
+    quota_skew_s: int = setting(30, low=0, high=3600)
     http: HttpSettings | None = None  # [http]: the operator console (hub/console/settings.py); None: no console
     trust: Path | None = None
     site_root: Path | None = None  # pinned site root public key: `lungta hub trust publish` is refused without it
-    gate_event_rate: float = 5000.0
-    gate_event_burst: int = 10_000
-    event_retention_days: int = 90
+    gate_event_rate: float = setting(5000.0, low=1, high=100_000_000)
+    gate_event_burst: int = setting(10_000, low=1, high=1_000_000_000)
+    event_retention_days: int = setting(90, low=1, high=36_500)
     event_archive: Path | None = None
-    history_retention_days: int = 7
+    history_retention_days: int = setting(7, low=1, high=36_500)

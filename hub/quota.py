@@ -4,6 +4,9 @@ Pure: no I/O and no clock of its own. The hub's worker hands ``allocate`` what
 the store knows of one slot and the hub time; it answers with the leases to
 send. docs/quotas.md explains the algorithm; the guarantee rests on ``held``.
 
+The operator's text (days, slots, caps, the rows of ``quota list``/``show``)
+is hub/quota_text.py; what gates report of their leases is hub/quota_reports.py.
+
 The gate's rule (gate/cache/state.py) makes a bound possible: it admits
 only while ``used + persons <= granted`` and its lease clock is before
 ``expires_ms``, keeps the lease with the highest ``lease_id``, and its lease
@@ -15,18 +18,15 @@ sends a lease only while these bounds sum to at most the cap.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from protocol.gate_messages import GateEvent, HealthReport
+from protocol.claims import TimeSlot
 
-log = logging.getLogger(__name__)
 
-MINUTES_PER_DAY = 1440
 MAX_CAP = 2**31
 
 
@@ -49,7 +49,7 @@ class Quota:
 
     @property
     def slot(self) -> str:
-        return format_slot(self.slot_start, self.slot_end)
+        return str(TimeSlot(self.slot_start, self.slot_end))
 
 
 @dataclass(frozen=True)
@@ -128,50 +128,6 @@ class LeaseGrant:
     expires_ms: int
 
 
-# ---- operator input -----------------------------------------------------------------
-
-
-def parse_day(text: str) -> str:
-    """``text`` if it is a real day written YYYY-MM-DD (the form gates put in their events)."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        day = None
-    if day is None or day.isoformat() != text:
-        raise QuotaError(f"date {text!r} is not a day as YYYY-MM-DD")
-    return text
-
-
-def _minute(text: str, slot: str) -> int:
-    hours, sep, minutes = text.partition(":")
-    if not (sep and len(hours) == 2 and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()) or int(minutes) > 59:
-        raise QuotaError(f"slot {slot!r} is not HH:MM-HH:MM")
-    return int(hours) * 60 + int(minutes)
-
-
-def parse_slot(text: str) -> tuple[int, int]:
-    """Minutes of the day (start, end) of ``HH:MM-HH:MM``; ``24:00`` ends a slot at midnight."""
-    start_text, sep, end_text = text.partition("-")
-    if not sep:
-        raise QuotaError(f"slot {text!r} is not HH:MM-HH:MM")
-    start, end = _minute(start_text, text), _minute(end_text, text)
-    if start >= MINUTES_PER_DAY or end > MINUTES_PER_DAY:
-        raise QuotaError(f"slot {text!r}: times run from 00:00 to 24:00")
-    if end <= start:
-        raise QuotaError(f"slot {text!r} must end after it starts")
-    return start, end
-
-
-def format_slot(start: int, end: int) -> str:
-    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
-
-
-def check_cap(cap: int) -> int:
-    if not 0 <= cap <= MAX_CAP:
-        raise QuotaError(f"cap {cap} must be a number of persons in 0..{MAX_CAP}")
-    return cap
-
-
 def overlapping(quota: Quota, existing: Iterable[Quota]) -> Quota | None:
     """Another slot of the same day that overlaps ``quota`` (the same slot is a cap change, not an overlap).
 
@@ -193,44 +149,6 @@ def slot_window_ms(quota: Quota, zone: ZoneInfo) -> tuple[int, int]:
         return int((midnight + timedelta(minutes=minute)).timestamp() * 1000)
 
     return unix_ms(quota.slot_start), unix_ms(quota.slot_end)
-
-
-# ---- what gates tell the hub ------------------------------------------------------------
-
-
-def _day(value: object) -> str | None:
-    try:
-        return parse_day(value) if isinstance(value, str) else None
-    except QuotaError:
-        return None
-
-
-def quota_use(event: GateEvent) -> QuotaUse | None:
-    """The persons an event counted against a lease (``data.quota``), or None; a slot day that is no date is logged."""
-    entry = event.data.quota
-    if entry is None:
-        return None
-    if _day(entry.day) is None:
-        log.warning("gate %s event seq %d has a quota entry for day %r; not counted", event.gate, event.seq, entry.day)
-        return None
-    return QuotaUse(event.gate, entry.day, entry.slot_start, event.at_ms, entry.persons)
-
-
-def quota_uses(events: Iterable[GateEvent]) -> list[QuotaUse]:
-    return [use for use in map(quota_use, events) if use is not None]
-
-
-def slot_reports(gate: str, report: HealthReport) -> list[SlotReport]:
-    """The leases a heartbeat lists, as slot reports at the heartbeat's ``at``.
-
-    The time they were true at is the heartbeat's ``at``: the gate's lease
-    clock (``ClockReading.lease_now``), the never-decreasing clock it checks
-    lease expiry with, read before the leases. A heartbeat without ``at``
-    says nothing usable.
-    """
-    if report.at_ms is None:
-        return []
-    return [SlotReport(lease.day, lease.slot_start, GateReport(report.at_ms, lease.lease_id, max(0, lease.used))) for lease in report.leases if _day(lease.day) is not None]
 
 
 def record_report(slot: GateSlot, report: GateReport) -> GateSlot:
@@ -345,38 +263,3 @@ def allocate(quota: Quota, window: tuple[int, int], gates: Sequence[GateSlot], n
             free -= max(0, grant.granted - held(slot, policy.skew_ms))
             grants.append(grant)
     return grants
-
-
-# ---- what the operator sees ---------------------------------------------------------------
-
-
-def slot_row(quota: Quota, gates: Sequence[GateSlot], skew_ms: int) -> dict[str, object]:
-    """One slot for ``lungta hub quota list``: admitted so far and the places out at gates."""
-    return {
-        "date": quota.day,
-        "slot": quota.slot,
-        "cap": quota.cap,
-        "admitted": sum(used(slot) for slot in gates),
-        "allocated": sum(held(slot, skew_ms) for slot in gates),
-        "gates": sum(1 for slot in gates if slot.leases or slot.report),
-    }
-
-
-def _until(now_ms: int, then_ms: int) -> str:
-    seconds = (then_ms - now_ms) // 1000
-    return f"in {seconds}s" if seconds >= 0 else f"{-seconds}s ago"
-
-
-def gate_row(slot: GateSlot, now_ms: int, skew_ms: int) -> dict[str, object]:
-    """One gate for ``lungta hub quota show``; ``confirmed`` is the lease the gate last said it holds."""
-    lease = newest(slot)
-    return {
-        "gate": slot.gate,
-        "granted": lease.granted if lease else "-",
-        "held": held(slot, skew_ms),
-        "used": used(slot),
-        "expires": _until(now_ms, lease.expires_ms) if lease else "-",
-        "lease_id": lease.lease_id if lease else "-",
-        "confirmed": slot.report.lease_id if slot.report else "-",
-        "online": slot.online,
-    }

@@ -46,7 +46,8 @@ from .ingest import EventChecker
 from .intake import FairQueue, Intake, RateLimit, Unit, read_batch
 from .progress import Committed, HubStats
 from .publisher import Publisher
-from .quota import GateSlot, Quota, QuotaPolicy, allocate, quota_use, slot_reports, slot_window_ms
+from .quota import GateSlot, Quota, QuotaPolicy, allocate, slot_window_ms
+from .quota_reports import quota_use, slot_reports
 from .sqlite_store import SqliteHubStore
 from .store import HubStore, OutboxRow
 from .trustlist import HubTrustLists
@@ -249,9 +250,10 @@ class HubService:
                 done.unrelayed += 1
             if checked.mark is not None:
                 marks.append(checked.mark)
-            use = quota_use(event) if checked.quota_persons is not None else None
-            if use is not None:
-                uses.append(replace(use, persons=checked.quota_persons))
+            if checked.quota_persons is not None:
+                use = quota_use(event)
+                if use is not None:
+                    uses.append(replace(use, persons=checked.quota_persons))
         for gate, (count, first) in unrelayed.items():  # one line per gate and batch: a flood of lies must not flood the log
             log.warning("gate %s: %d event(s) stored but not relayed; first: %s", gate, count, first)
         if marks:

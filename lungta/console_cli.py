@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 from .errors import CommandError
 from .output import emit
+from .paths import hub_database
 
 if TYPE_CHECKING:  # the hub's modules load paho (through hub.config): imported where a command runs
     from hub.config import HubConfig
     from hub.console.actions import Action, Outcome
     from hub.console.roles import Principal, Role
     from hub.console.server import ConsoleServer
-    from hub.console.store import ConsoleStore
     from hub.service import HubService
 
 
@@ -69,20 +69,17 @@ def cli_principal() -> Principal:
     return Principal(getpass.getuser(), Role.ADMIN, "os-user", f"cli@{socket.gethostname()}")
 
 
-def cli_perform(config: HubConfig, action: Action, store: ConsoleStore | None = None) -> Outcome:
-    """Perform ``action`` as the OS user through the console's dispatcher; a refusal is one line."""
+def cli_perform(config: HubConfig, action: Action, source: Path | None = None) -> Outcome:
+    """Perform ``action`` as the OS user through the console's dispatcher; a refusal is one line,
+    and so is a hub database that cannot be used (lungta/paths.py)."""
     from hub.console.actions import ActionError, Dispatcher
     from hub.console.store import ConsoleStore
 
-    own = store is None
-    store = store or ConsoleStore(config.database, config.synchronous)
-    try:
-        return Dispatcher(store, config, time.time).perform(cli_principal(), action)
-    except ActionError as error:
-        raise CommandError(str(error)) from None
-    finally:
-        if own:
-            store.close()
+    with hub_database(config, source, ConsoleStore) as store:
+        try:
+            return Dispatcher(store, config, time.time).perform(cli_principal(), action)
+        except ActionError as error:
+            raise CommandError(str(error)) from None
 
 
 def _role(text: str) -> Role:
@@ -100,7 +97,7 @@ def run_token_create(args: argparse.Namespace) -> None:
     from .config import load_hub_config
 
     config = load_hub_config(args.config)
-    outcome = cli_perform(config, AddToken(args.name, _role(args.role)))
+    outcome = cli_perform(config, AddToken(args.name, _role(args.role)), args.config)
     sys.stderr.write(f"token {outcome.body['name']} ({outcome.body['role']}) created; it is shown once, keep it secret:\n")
     sys.stdout.write(outcome.body["token"] + "\n")
 
@@ -113,7 +110,7 @@ def run_user_add(args: argparse.Namespace) -> None:
     config = load_hub_config(args.config)
     role = _role(args.role)
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
-    outcome = cli_perform(config, AddAccount(args.name, role, password))
+    outcome = cli_perform(config, AddAccount(args.name, role, password), args.config)
     emit(outcome.body)
 
 
@@ -124,11 +121,8 @@ def run_audit_verify(args: argparse.Namespace) -> int:
     from .config import load_hub_config
 
     config = load_hub_config(args.config)
-    store = ConsoleStore(config.database, config.synchronous)
-    try:
+    with hub_database(config, args.config, ConsoleStore, must_exist=True) as store:
         report = verify_chain(store.audit_entries())
-    finally:
-        store.close()
     emit({"ok": report.ok, "entries": report.entries, "head": report.head, **({"broken_at": report.broken_at, "problem": report.problem} if not report.ok else {})})
     if not report.ok:
         sys.stderr.write(f"lungta: audit log of {config.database} is NOT intact: {report.problem}\n")

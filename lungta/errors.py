@@ -23,13 +23,12 @@ class CommandError(LungtaError):
 # (module, class name) of every part's user-facing error.
 _USER_ERRORS = (
     ("protocol.errors", "KeyFileError"),
-    ("lungta.config", "ConfigError"),
     ("gate.cache.state", "StateError"),
     ("gate.cache.revocation_files", "RevocationStoreError"),
     ("gate.scanner.errors", "ScannerError"),
     ("gate.turnstile.errors", "TurnstileError"),
     ("hub.quota", "QuotaError"),
-    ("hub.sqlite_store", "HubStoreError"),
+    ("hub.sqlite_tables", "HubStoreError"),
 )
 
 

@@ -183,6 +183,7 @@ def _revocations_summary(directory: Path) -> dict[str, object]:
 
 def run_state(args: argparse.Namespace) -> int:
     from gate.cache.state import GateStore
+    from gate.clock import JUMP_THRESHOLD_SECONDS
 
     if args.state.exists() and not args.state.is_dir():
         raise CommandError(f"--state: {args.state} is a file, not a directory")
@@ -196,7 +197,8 @@ def run_state(args: argparse.Namespace) -> int:
                 {"day": day, "slot_start": start, "slot_end": end, "granted": granted, "used": used, "lease_id": lease, "expires_ms": expires}
                 for day, start, end, granted, used, lease, expires in store.quota_leases()
             ],
-            "clock": {"high_water": high_water, "wall": int(time.time()), "trusted": time.time() >= high_water - 300},
+            "clock": {"high_water": high_water, "wall": int(time.time()), "trusted": time.time() >= high_water - JUMP_THRESHOLD_SECONDS,
+                      "threshold_seconds": JUMP_THRESHOLD_SECONDS},  # the default: this command reads no gate.toml
         }
     emit({"state_dir": record.pop("state_dir"), "revocations": _revocations_summary(args.state / "revocations"), **record})
     return 0

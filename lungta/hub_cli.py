@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .arguments import TIME_HELP, parse_instant, parse_ticket_id
 from .errors import CommandError
 from .output import emit
-from .paths import check_database
+from .paths import check_database, hub_database
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
@@ -104,25 +104,11 @@ def _config(path: Path) -> "HubConfig":
 
 @contextmanager
 def _store(config: "HubConfig", source: Path, must_exist: bool = False) -> Iterator["SqliteHubStore"]:
-    """The hub database, checked first (a folder, a non-SQLite file or, for reading commands,
-    a missing file is one line), closed after; a SQLite failure while using it (locked,
-    read-only, damaged) is one line naming it too."""
-    import sqlite3
-
+    """The hub database for a reading command (lungta/paths.py: every failure is one line)."""
     from hub.sqlite_store import SqliteHubStore
 
-    where = f"{source}: hub.database"
-    check_database(config.database, where, must_exist)
-    try:
-        store = SqliteHubStore(config.database, config.synchronous)
-    except sqlite3.Error as exc:
-        raise CommandError(f"{where}: {config.database}: {exc}") from None
-    try:
+    with hub_database(config, source, SqliteHubStore, must_exist) as store:
         yield store
-    except sqlite3.Error as exc:
-        raise CommandError(f"{where}: {config.database}: {exc}") from None
-    finally:
-        store.close()
 
 
 def run_hub(args: argparse.Namespace) -> None:
@@ -130,6 +116,7 @@ def run_hub(args: argparse.Namespace) -> None:
     import threading
 
     from hub.service import HubService
+    from hub.sqlite_tables import HubStoreError
 
     from .checks import check_hub_config
     from .console_cli import start_console
@@ -138,7 +125,10 @@ def run_hub(args: argparse.Namespace) -> None:
     if args.check:
         emit({"config": str(args.config), "ok": True, **summary})
         return
-    service = HubService.from_config(config)
+    try:
+        service = HubService.from_config(config)
+    except HubStoreError as error:  # locked by another hub, read-only, damaged: one line, exit 2
+        raise CommandError(f"{args.config}: hub.database: {error}") from None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -161,7 +151,7 @@ def run_revoke(args: argparse.Namespace) -> None:
         raise CommandError("--expires is in the past: gates would drop the revocation at once")
     ticket_ids = tuple(dict.fromkeys(parse_ticket_id(text) for text in args.ticket_ids))
     check_database(config.database, f"{args.config}: hub.database", must_exist=False)
-    outcome = _perform(config, "Revoke", ticket_ids, args.reason or "", expires)  # audited as the OS user
+    outcome = _perform(config, args.config, "Revoke", ticket_ids, args.reason or "", expires)  # audited as the OS user
     emit({key: outcome.body[key] for key in ("revoked", "stream", "seqs", "expires")})
 
 
@@ -187,14 +177,14 @@ def _argument(text: str) -> tuple[str, object]:
         return key, value
 
 
-def _perform(config: "HubConfig", action: str, *fields: object) -> "Outcome":
+def _perform(config: "HubConfig", source: Path, action: str, *fields: object) -> "Outcome":
     """One state-changing action through the console's dispatcher, the one place every action is
     checked and audited (here as the local OS user), whether it comes from the API, the UI or the CLI."""
     from hub.console import actions
 
     from .console_cli import cli_perform
 
-    return cli_perform(config, getattr(actions, action)(*fields))
+    return cli_perform(config, getattr(actions, action)(*fields), source)
 
 
 def _gate_command(name: str, texts: list[str]) -> "Command":
@@ -217,7 +207,7 @@ def run_command(args: argparse.Namespace) -> None:
         raise CommandError(str(error)) from None
     command = _gate_command(args.name, args.args)
     check_database(config.database, f"{args.config}: hub.database", must_exist=True)
-    outcome = _perform(config, "SendCommand", (args.gate,), command)  # refuses a gate that never reported; audited as the OS user
+    outcome = _perform(config, args.config, "SendCommand", (args.gate,), command)  # refuses a gate that never reported; audited as the OS user
     sent = outcome.body["sent"][0]
     emit({"gate": args.gate, "stream": sent["stream"], "seq": sent["seq"], "command": command.name, "args": command.args})
 
@@ -234,7 +224,8 @@ def _quota_input() -> Iterator[None]:
 
 
 def _cap(text: str) -> int:
-    from hub.quota import QuotaError, check_cap
+    from hub.quota import QuotaError
+    from hub.quota_text import check_cap
 
     try:
         cap = int(text)
@@ -255,7 +246,8 @@ def _emit_rows(rows: list[dict[str, object]], as_json: bool, empty: str) -> None
 
 
 def run_quota_set(args: argparse.Namespace) -> None:
-    from hub.quota import Quota, parse_day, parse_slot
+    from hub.quota import Quota
+    from hub.quota_text import parse_day, parse_slot
 
     config = _config(args.config)
     if args.site != config.site:
@@ -266,14 +258,14 @@ def run_quota_set(args: argparse.Namespace) -> None:
     if str(quota.day) < today:
         raise CommandError(f"--date {args.date} is in the past (today is {today} in {config.timezone.key}); no gate admits on that day any more")
     check_database(config.database, f"{args.config}: hub.database", must_exist=False)
-    row = _perform(config, "SetQuota", quota).body  # checks overlaps; audited as the OS user
+    row = _perform(config, args.config, "SetQuota", quota).body  # checks overlaps; audited as the OS user
     if quota.cap < max(row["admitted"], row["allocated"]):  # type: ignore[type-var]
         sys.stderr.write(f"lungta: warning: cap {quota.cap} is below what is already admitted ({row['admitted']}) or out at gates ({row['allocated']}): no gate gets more places until the figures are under it\n")
     emit({key: value for key, value in row.items() if key != "audit_seq"})
 
 
 def run_quota_list(args: argparse.Namespace) -> None:
-    from hub.quota import parse_day, slot_row
+    from hub.quota_text import parse_day, slot_row
 
     config = _config(args.config)
     with _quota_input():
@@ -284,8 +276,8 @@ def run_quota_list(args: argparse.Namespace) -> None:
 
 
 def run_quota_show(args: argparse.Namespace) -> None:
-    from hub.quota import gate_row as lease_row
-    from hub.quota import parse_day, parse_slot
+    from hub.quota_text import gate_row as lease_row
+    from hub.quota_text import parse_day, parse_slot
     from hub.service import gate_slots, online_gates
 
     config = _config(args.config)

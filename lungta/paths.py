@@ -10,10 +10,20 @@ silently create an empty database).
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import CommandError
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
+    from hub.sqlite_store import SqliteHubStore
+
+Store = TypeVar("Store", bound="SqliteHubStore")
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -81,3 +91,35 @@ def check_database(path: Path, where: str, must_exist: bool) -> None:
     problem = _probe(path.parent) or (None if os.access(path, os.W_OK) else "permission denied")
     if problem is not None:
         raise CommandError(f"{where}: {path}: not writable ({problem}; SQLite also writes beside it, in {path.parent})")
+
+
+@contextmanager
+def hub_database(config: "HubConfig", source: Path | None, kind: type[Store], must_exist: bool = False) -> Iterator[Store]:
+    """The hub database as a ``kind`` store (SqliteHubStore or ConsoleStore), checked first, closed after.
+
+    ``source`` is the hub.toml it was configured in (None: a caller that has only the HubConfig).
+
+    Every way it can fail is one line naming hub.toml's ``hub.database`` and the file: a folder,
+    a non-SQLite file or (for reading commands) a missing file before opening it; a lock held too
+    long, a read-only or damaged file while opening or using it (SQLite errors, HubStoreError).
+    """
+    from hub.sqlite_tables import HubStoreError
+
+    where = f"{source}: hub.database" if source is not None else "hub.database"
+    check_database(config.database, where, must_exist)
+    try:
+        store = kind(config.database, config.synchronous)
+    except (sqlite3.Error, HubStoreError) as error:
+        raise CommandError(f"{where}: {_without_path(error, config.database)}") from None
+    try:
+        yield store
+    except sqlite3.Error as error:
+        raise CommandError(f"{where}: {config.database}: {error}") from None
+    finally:
+        store.close()
+
+
+def _without_path(error: Exception, path: Path) -> str:
+    """The error's message, starting with the database path once (HubStoreError names it already)."""
+    text = str(error)
+    return text if text.startswith(str(path)) else f"{path}: {text}"

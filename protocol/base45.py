@@ -23,7 +23,7 @@ _HIGH_LANE = int.from_bytes(b"\x00\x00\xff" * _MAX_GROUPS, "little")
 
 def b45encode(data: bytes) -> str:
     """Encode bytes as base45 text (two bytes to three characters)."""
-    out = []
+    out: list[str] = []
     for index in range(0, len(data) - 1, 2):
         value = data[index] * 256 + data[index + 1]
         out += (ALPHABET[value % 45], ALPHABET[value // 45 % 45], ALPHABET[value // 2025])

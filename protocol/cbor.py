@@ -153,7 +153,7 @@ def _item(data: bytes, pos: int, depth: int, floats: bool) -> tuple[object, int]
         raise _Invalid(f"{'array' if major == 4 else 'map'} of {arg} items at byte {pos} runs past the end")
     depth -= 1
     if major == 4:
-        items = []
+        items: list[object] = []
         for _ in range(arg):
             if data[pos] < 24:  # a small unsigned integer, read inline
                 items.append(data[pos])
@@ -166,6 +166,7 @@ def _item(data: bytes, pos: int, depth: int, floats: bool) -> tuple[object, int]
     for _ in range(arg):
         start = pos
         head = data[pos]
+        key: object
         if head < 24:  # the common small-integer label, read inline
             key, pos = head, pos + 1
         else:

@@ -70,13 +70,22 @@ class TimeSlot:
 
     @classmethod
     def parse(cls, text: str) -> "TimeSlot":
-        match = re.fullmatch(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", text)
+        """``HH:MM-HH:MM`` in the site's local time; ``24:00`` ends a slot at midnight.
+
+        The one parser of slots: ticket issuing and the hub's quotas both use it.
+        """
+        match = re.fullmatch(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})", text)
         if not match:
             raise ValueError(f"slot {text!r} is not HH:MM-HH:MM")
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         if m1 > 59 or m2 > 59:
             raise ValueError(f"slot {text!r} has minutes above 59")
-        return cls(h1 * 60 + m1, h2 * 60 + m2)
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if start >= MINUTES_PER_DAY or end > MINUTES_PER_DAY:
+            raise ValueError(f"slot {text!r}: times run from 00:00 to 24:00")
+        if end <= start:
+            raise ValueError(f"slot {text!r} must end after it starts")
+        return cls(start, end)
 
     def __str__(self) -> str:
         return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"

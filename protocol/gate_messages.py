@@ -172,16 +172,15 @@ def scalars(value: Mapping, exclude: Sequence[str] = ()) -> dict[str, Scalar]:
 
 
 def _is_scalar(item: object) -> bool:
-    kind = type(item)
-    if item is None or kind is bool:
+    if item is None or type(item) is bool:
         return True
-    if kind is int:
+    if type(item) is int:
         return -MAX_SCALAR <= item <= MAX_SCALAR
-    if kind is float:
+    if type(item) is float:
         return math.isfinite(item)
-    if kind is str:
+    if type(item) is str:
         return len(item) <= MAX_DETAIL
-    return kind is bytes and len(item) <= 64
+    return type(item) is bytes and len(item) <= 64
 
 
 def event_map(event: GateEvent) -> dict:
@@ -197,8 +196,9 @@ def encode_events(events: Sequence[GateEvent]) -> bytes:
 def decode_event(item: object) -> GateEvent:
     fields = read_map(item, "event", {"event_id", "gate", "incarnation", "seq", "kind", "at", "ticket_id", "data"})
     ticket_id = fields.get("ticket_id")
+    raw_kind = fields.get("kind")
     try:
-        kind = EventKind(fields.get("kind"))
+        kind = EventKind(raw_kind if isinstance(raw_kind, str) else "")
     except ValueError:
         raise MalformedMessage(f"event kind must be one of {', '.join(EventKind)}") from None
     return GateEvent(

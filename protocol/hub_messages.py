@@ -309,16 +309,52 @@ class Command:
     args: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CommandArgs:
+    """The arguments a command takes, their exact types, and which must be given."""
+
+    types: Mapping[str, type]
+    required: tuple[str, ...] = ()
+
+
+# The commands gates act on. The hub refuses anything else before signing it, and a gate
+# refuses a known command whose arguments are not exactly these types: ``"on": 1`` or
+# ``"on": "false"`` is malformed, never read as "not true" (which turned the emergency off).
+COMMANDS: Mapping[str, CommandArgs] = {"emergency_open": CommandArgs({"on": bool, "reason": str}, required=("on",))}
+
+
+def command_args_problem(name: str, args: Mapping[object, object]) -> str | None:
+    """Why ``args`` are not what command ``name`` takes (a missing, unknown or mistyped argument), or None."""
+    spec = COMMANDS[name]
+    for key, value in args.items():
+        expected = spec.types.get(key) if isinstance(key, str) else None
+        if expected is None:
+            return f"command {name} has no argument {key!r} (it takes {', '.join(spec.types)})"
+        if type(value) is not expected:  # type(): True is an int, 1 is not a bool
+            kind = "true or false" if expected is bool else expected.__name__
+            return f"command {name} argument {key}={value!r} must be {kind}"
+    missing = [key for key in spec.required if key not in args]
+    return f"command {name} needs argument {missing[0]}" if missing else None
+
+
 def command_body(command: Command) -> dict:
     return {"name": command.name, "args": command.args}
 
 
 def decode_command(body: object) -> Command:
+    """A command as signed by the hub; a known command's arguments are checked against ``COMMANDS``.
+
+    An unknown name passes (a newer hub's command; the gate logs and ignores it).
+    """
     fields = read_map(body, "command body", {"name", "args"})
     args = fields.get("args", {})
     if type(args) is not dict or len(args) > 64:
         raise MalformedMessage("command args must be a map of at most 64 entries")
-    return Command(read_text(fields.get("name"), "command name"), args)
+    name = read_text(fields.get("name"), "command name")
+    problem = command_args_problem(name, args) if name in COMMANDS else None
+    if problem is not None:
+        raise MalformedMessage(problem)
+    return Command(name, args)
 
 
 @dataclass(frozen=True)

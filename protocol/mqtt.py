@@ -30,6 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from protocol.bounds import setting
+
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,12 @@ class BrokerConfig:
     """Where and as whom to connect; read from hub.toml's [broker] or gate.toml's [hub]."""
 
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: int = setting(1883, low=1, high=65535)
     username: str | None = None
     password: str | None = None
     client_id: str = ""
-    session_expiry_s: int = 86_400
-    keepalive_s: int = 30
+    session_expiry_s: int = setting(7 * 86_400, low=0, high=2**32 - 1)  # a gate away for a week still finds its queue
+    keepalive_s: int = setting(30, low=5, high=65535)
     cafile: Path | None = None
     certfile: Path | None = None
     keyfile: Path | None = None
@@ -87,7 +89,7 @@ def _no_delay(client: mqtt.Client) -> None:
     """Small messages go out at once: with Nagle on, an ack followed by a used mark waits ~40 ms
     for the broker's delayed ACK, which more than doubles the double-entry window."""
     sock = client.socket()
-    if sock is not None:
+    if isinstance(sock, socket.socket):  # TLS sockets too (ssl.SSLSocket); paho's websocket wrapper has no options
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as error:
@@ -231,7 +233,7 @@ class MqttLink:
         if self._drop is not None and self._drop(message.topic):
             client.ack(message.mid, message.qos)
             return
-        self._inbound.put(Inbound(message.topic, message.payload, message.mid, message.qos))
+        self._inbound.put(Inbound(message.topic, bytes(message.payload), message.mid, message.qos))
 
     @guarded
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: object, properties: object) -> None:

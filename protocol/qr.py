@@ -21,4 +21,4 @@ def write_ticket_png(text: str, path: Path, scale: int = 6) -> int:
     """Write the QR as a PNG with a 4-module quiet zone; returns the QR version."""
     code = ticket_qr(text)
     code.save(str(path), scale=scale, border=4)
-    return code.version
+    return int(code.version)  # a full QR code's version is a number (a Micro QR's would be 'M1'..'M4')

@@ -54,8 +54,8 @@ class TopicError(ValueError):
     """A name or topic outside the Lungta layout."""
 
 
-def check_name(name: str, what: str) -> str:
-    """Return ``name`` if it can be a site or gate id, else raise TopicError naming ``what``."""
+def check_name(name: object, what: str) -> str:
+    """Return ``name`` if it can be a site or gate id (any value is checked, decoded ones too), else raise TopicError naming ``what``."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise TopicError(f"{what} {name!r} must be 1-64 letters, digits, '_' or '-'")
     return name

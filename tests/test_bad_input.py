@@ -100,6 +100,30 @@ def test_hub_database_in_a_place_that_cannot_be_written(tmp_path):
     refused(lungta("hub", "revoke", "--config", str(config), "00" * 12), "hub.database", "/proc/lungta-hub.db")
 
 
+def test_console_commands_on_a_database_that_is_a_folder(tmp_path):
+    (tmp_path / "hub.db").mkdir()
+    config = hub_toml(tmp_path)
+    refused(lungta("hub", "user", "add", "--config", str(config), "--role", "admin", "dolma", stdin="a long password\n"), str(config), "hub.database", "is a directory")
+    refused(lungta("hub", "token", "create", "--config", str(config), "--name", "office", "--role", "viewer"), "hub.database", "is a directory")
+    refused(lungta("hub", "audit", "verify", "--config", str(config)), "hub.database", "is a directory")
+
+
+def test_hub_database_locked_by_another_process(tmp_path):
+    """Another program holding the write lock past SQLite's busy timeout: one line, exit 2, for a command and for the hub."""
+    config = hub_toml(tmp_path)
+    assert lungta("hub", "revoke", "--config", str(config), "00" * 12).returncode == 0  # the database exists
+    holder = sqlite3.connect(tmp_path / "hub.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        refused(lungta("hub", "user", "add", "--config", str(config), "--role", "admin", "dolma", stdin="a long password\n"), "hub.database", "database is locked")
+        run = lungta("hub", "run", "--config", str(config))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.splitlines()[-1].endswith("hub.database: " + str(tmp_path / "hub.db") + ": database is locked"), run.stderr
+
+
 def test_hub_gates_with_a_mistyped_database_creates_nothing(tmp_path):
     config = hub_toml(tmp_path, database="hbu.db")
     refused(lungta("hub", "gates", "--config", str(config)), "hub.database", "does not exist")
@@ -117,6 +141,8 @@ def test_hub_command_to_an_unknown_gate_or_an_unknown_command(tmp_path):
     refused(lungta("hub", "command", "--config", str(config), "gate-9", "emergency_open", "on=true"), "gate-9", "has ever reported")
     refused(lungta("hub", "command", "--config", str(config), "gate-9", "self_destruct"), "unknown command 'self_destruct'", "emergency_open")
     refused(lungta("hub", "command", "--config", str(config), "gate-9", "emergency_open", "on=maybe"), "on='maybe' must be true or false")
+    refused(lungta("hub", "command", "--config", str(config), "gate-9", "emergency_open", "on=1"), "on=1 must be true or false")
+    refused(lungta("hub", "command", "--config", str(config), "gate-9", "emergency_open", "reason=drill"), "needs argument on")
     with sqlite3.connect(tmp_path / "hub.db") as db:
         assert db.execute("SELECT COUNT(*) FROM outbox WHERE stream LIKE 'command/%'").fetchone()[0] == 0
 

@@ -92,6 +92,7 @@ def test_the_hub_table_configures_the_broker_link(tmp_path):
         ('certfile = "tls/gate.pem"\n', "hub.certfile: certfile and keyfile go together"),
         ('port = 0\n', "hub.port: 0 is outside 1..65535"),
         ('hots = "x"\n', "hub.hots: unknown key"),
+        ('client_id = ""\n', "hub.client_id: must not be empty"),
     ],
 )
 def test_hub_table_mistakes_are_one_line(tmp_path, extra, complaint):

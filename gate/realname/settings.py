@@ -13,6 +13,7 @@ from gate.scanner.base import DeviceScanner
 from gate.idcard.sam import SamSettings
 from gate.scanner.errors import SettingsError
 from gate.scanner.settings import HidSettings, SerialSettings
+from protocol.bounds import out_of_range, setting
 
 IdReaderSettings = SamSettings | HidSettings | SerialSettings
 ID_READER_KINDS = {"sam": SamSettings, "hid": HidSettings, "serial": SerialSettings}
@@ -26,14 +27,15 @@ class IdCheckSettings:
 
     readers: tuple[IdReaderSettings, ...]
     site_secret: bytes = field(repr=False)
-    timeout_seconds: float = 30.0
-    before_scan_seconds: float = 5.0
+    timeout_seconds: float = setting(30.0, low=1, high=600)
+    before_scan_seconds: float = setting(5.0, low=0, high=60)
 
     def __post_init__(self) -> None:
         if not self.readers:
             raise SettingsError("a gate that checks IDs needs at least one ID reader")
-        if not 1 <= self.timeout_seconds <= 600 or not 0 <= self.before_scan_seconds <= 60:
-            raise SettingsError("id timeout must be 1..600 s and before_scan 0..60 s")
+        problem = out_of_range(self)  # the bounds the loader checks gate.toml with, declared on the fields
+        if problem is not None:
+            raise SettingsError(problem)
 
 
 def open_id_reader(settings: IdReaderSettings) -> DeviceScanner:

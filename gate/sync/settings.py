@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.bounds import setting
 from protocol.mqtt import BrokerConfig
 
 
@@ -21,12 +22,12 @@ class SyncSettings:
 
     trust: Path
     broker: BrokerConfig
-    heartbeat_seconds: float = 10.0
-    batch_events: int = 100
-    window_events: int = 1000
-    resend_after_seconds: float = 5.0  # short: a message the hub dropped for rate is sent again soon
-    snapshot_retry_seconds: float = 10.0
-    ping_seconds: float = 1.0
-    hub_timeout_seconds: float = 3.5
-    max_rtt_seconds: float = 1.0
-    catch_up_seconds: float = 5.0
+    heartbeat_seconds: float = setting(10.0, low=1, high=3600)
+    batch_events: int = setting(100, low=1, high=10_000)
+    window_events: int = setting(1000, low=1, high=100_000)
+    resend_after_seconds: float = setting(5.0, low=1, high=3600)  # short: a message the hub dropped for rate is sent again soon
+    snapshot_retry_seconds: float = setting(10.0, low=1, high=3600)
+    ping_seconds: float = setting(1.0, low=0.1, high=60)
+    hub_timeout_seconds: float = setting(3.5, low=0.5, high=600)
+    max_rtt_seconds: float = setting(1.0, low=0.01, high=60)
+    catch_up_seconds: float = setting(5.0, low=0, high=600)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 @dataclass
 class Uploader:
+    """``window``, ``batch`` and ``resend_after`` come from ``SyncSettings`` (their defaults live there)."""
+
     acked: int
-    window: int = 1000
-    batch: int = 100
-    resend_after: float = 30.0
+    window: int
+    batch: int
+    resend_after: float
     sent: int = 0
     _progress_at: float = 0.0
 

@@ -100,7 +100,7 @@ class ModbusRelayModule:
             # pyserial reconfigures an open port on assignment (termios on a tty or pty).
             self._handle.parity = PARITIES[parity]
             self._handle.stopbits = stop_bits
-        except (*PORT_ERRORS, ValueError) as exc:
+        except PORT_ERRORS + (ValueError,) as exc:
             close_serial_port(self._handle, port)
             raise RelayError(f"serial port {port}: cannot set 8{PARITIES[parity]}{stop_bits}: {exc}") from exc
         self._lock = threading.Lock()

@@ -11,7 +11,8 @@ import tomllib
 from importlib import resources
 
 
-from ..quota import QuotaError, gate_row as lease_row, parse_day, parse_slot, slot_row
+from ..quota import QuotaError
+from ..quota_text import gate_row as lease_row, parse_day, parse_slot, slot_row
 from ..service import gate_slots, online_gates
 from . import queries
 from .roles import PERMISSIONS, Permission, Principal

@@ -114,7 +114,10 @@ def set_quota(console: Console, request: Request, who: Principal | None) -> Resp
 def command(console: Console, request: Request, who: Principal | None) -> Response:
     body = request.json()
     _only(body, {"command", "args", "gates", "site"})
-    if ("gates" in body) == (body.get("site") is True):
+    site = body.get("site", False)
+    if type(site) is not bool:
+        raise HttpError(422, f'"site" must be true or false, got {site!r}')
+    if ("gates" in body) == site:
         raise HttpError(422, 'give either "gates": [ids] or "site": true')
     gates = gate_names(body["gates"]) if "gates" in body else None
     return _perform(console, who, SendCommand(gates, command_of(body.get("command"), body.get("args", {}))))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..config import HubConfig
 from ..health import status
-from ..quota import slot_row
+from ..quota_text import slot_row
 from . import queries
 from .alerts import AlertBook
 from .settings import HttpSettings

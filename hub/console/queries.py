@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from protocol.cbor import decode_exactly
 from protocol.topics import REVOCATIONS, USED
 
-from ..sqlite_store import GATE_COLUMNS
+from ..sqlite_health import GATE_COLUMNS
 from ..store import GateHealth
 
 EVENT_PAGE_MAX = 1000

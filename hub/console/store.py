@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..sqlite_store import SqliteHubStore
+from ..sqlite_tables import HubStoreError
 from .audit import GENESIS, AuditEntry, entry_hash
 from .roles import Principal, Role
 
@@ -51,7 +52,11 @@ class ConsoleStore(SqliteHubStore):
 
     def __init__(self, path: Path, synchronous: str = "full") -> None:
         super().__init__(path, synchronous)
-        self._db.executescript(CONSOLE_SCHEMA)
+        try:
+            self._db.executescript(CONSOLE_SCHEMA)
+        except sqlite3.Error as error:
+            self.close()
+            raise HubStoreError(f"{path}: {error}") from None
 
     @contextmanager
     def read_snapshot(self) -> Iterator[None]:

@@ -21,14 +21,12 @@ from hub.quota import (
     allocate,
     held,
     overlapping,
-    parse_day,
-    parse_slot,
-    quota_uses,
     record_report,
-    slot_reports,
     slot_window_ms,
     targets,
 )
+from hub.quota_reports import quota_uses, slot_reports
+from hub.quota_text import parse_day, parse_slot
 from protocol.gate_messages import EventData, EventKind, GateEvent, LeaseReport, decode_event_data, decode_health, encode_health, lease_report_map
 from protocol.messages import MalformedMessage
 

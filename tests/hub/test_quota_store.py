@@ -8,7 +8,8 @@ import pytest
 
 from lungta.config import ConfigError, load_hub_config
 from hub.quota import GateReport, GateSlot, LeaseGrant, Quota, QuotaUse, SentLease, SlotReport, record_report
-from hub.sqlite_store import RECENT_BUCKET_MS, SqliteHubStore
+from hub.sqlite_quotas import RECENT_BUCKET_MS
+from hub.sqlite_store import SqliteHubStore
 from protocol.hub_messages import decode_lease
 
 QUOTA = Quota("2026-11-18", 540, 600, 100)

@@ -18,7 +18,7 @@ from nacl.signing import SigningKey
 
 from gate.decision import Reason
 from lungta.config import load_hub_config
-from hub.quota import format_slot
+from protocol.claims import TimeSlot
 from hub.service import HubService
 from protocol.keys import kid_for
 from protocol.hub_messages import QuotaLease, lease_body, sign_message
@@ -213,7 +213,7 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
     day, start, end = now.date().isoformat(), max(0, minute - 60), min(1440, minute + 60)
     east, west = gates("g1"), gates("g2")
     assert hub.service.wait_for(lambda stats: stats.reports >= 2, TIMEOUT)
-    hub_command("quota", "set", "--config", str(hub_config_path), "--site", "potala", "--date", day, "--slot", format_slot(start, end), "--cap", "6")
+    hub_command("quota", "set", "--config", str(hub_config_path), "--site", "potala", "--date", day, "--slot", str(TimeSlot(start, end)), "--cap", "6")
 
     def lease(gate) -> tuple | None:  # (day, slot_start, slot_end, granted, used, lease_id, expires_ms)
         return next(iter(gate.parts.store.quota_leases()), None)
@@ -230,7 +230,7 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
         gate.wait(lambda g: g.parts.store.backlog() == 0, "admissions acknowledged")
     reports = hub.service.stats.reports
     assert hub.service.wait_for(lambda stats: stats.reports >= reports + 4, TIMEOUT), "heartbeats after the last admission"
-    rows = {row["gate"]: row for row in map(json.loads, hub_command("quota", "show", "--config", str(hub_config_path), "--date", day, "--slot", format_slot(start, end), "--json").splitlines())}
+    rows = {row["gate"]: row for row in map(json.loads, hub_command("quota", "show", "--config", str(hub_config_path), "--date", day, "--slot", str(TimeSlot(start, end)), "--json").splitlines())}
     assert {gate: row["used"] for gate, row in rows.items()} == {"g1": 5, "g2": 1}
     # the gates' heartbeats confirmed a lease (the hub may have sent a newer one since)
     assert all(1 <= row["confirmed"] <= row["lease_id"] for row in rows.values()), rows

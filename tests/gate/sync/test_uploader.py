@@ -4,7 +4,7 @@ from gate.sync.uploader import Uploader
 
 
 def test_the_window_limits_unacknowledged_events():
-    up = Uploader(acked=0, window=250, batch=100)
+    up = Uploader(acked=0, window=250, batch=100, resend_after=30)
     assert up.next_batch(0) == (0, 100)
     up.published(100, 0)
     assert up.next_batch(0) == (100, 100)
@@ -17,7 +17,7 @@ def test_the_window_limits_unacknowledged_events():
 
 
 def test_a_reconnect_sends_everything_unacknowledged_again():
-    up = Uploader(acked=40, window=1000, batch=100)
+    up = Uploader(acked=40, window=1000, batch=100, resend_after=30)
     up.published(140, 0)
     up.on_reconnect()
     assert up.next_batch(0) == (40, 100)
@@ -31,6 +31,6 @@ def test_when_acks_stop_coming_the_unacknowledged_events_go_again():
 
 
 def test_an_old_ack_changes_nothing():
-    up = Uploader(acked=50, window=1000, batch=100)
+    up = Uploader(acked=50, window=1000, batch=100, resend_after=30)
     up.on_ack(10, 0)
     assert up.acked == 50 and up.next_batch(0) == (50, 100)

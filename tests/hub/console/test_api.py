@@ -58,6 +58,10 @@ def test_bad_requests_get_a_4xx_that_names_the_problem(console) -> None:
     unknown_gate = operator.post("/api/v1/commands", {"command": "emergency_open", "args": {"on": True}, "gates": ["nowhere"]})
     assert unknown_gate.status == 404 and "nowhere" in unknown_gate.json()["error"]
     assert operator.post("/api/v1/commands", {"command": "self_destruct", "site": True}).status == 422
+    for args in ({"on": 1}, {"on": "false"}, {"reason": "drill"}):  # never read as "off": refused, nothing sent
+        refused = operator.post("/api/v1/commands", {"command": "emergency_open", "args": args, "site": True})
+        assert refused.status == 422 and "on" in refused.json()["error"], refused.json()
+    assert "site" in operator.post("/api/v1/commands", {"command": "emergency_open", "args": {"on": True}, "site": 1}).json()["error"]
     raw = operator.request("POST", "/api/v1/quotas", headers={"Content-Type": "application/json"})
     assert raw.status in (400, 422)
     assert operator.request("DELETE", "/api/v1/gates").status == 405
