@@ -159,7 +159,7 @@ def _decode(payload: bytes) -> TrustList:
             raise MalformedTrustList(f"typ must be {TYP!r}")
         site = fields.get("site")
         try:
-            check_name(site, "site")  # type: ignore[arg-type]
+            check_name(site, "site")
         except TopicError as error:
             raise MalformedTrustList(str(error)) from None
         keys = tuple(_decode_key(item, index) for index, item in enumerate(read_list(fields.get("keys"), "keys", MAX_KEYS)))
