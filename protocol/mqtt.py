@@ -15,12 +15,13 @@ deliver it again rather than lose it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import socket
 import ssl
-import functools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from .link_diagnosis import SESSION_TAKEN_OVER, ConnectFailure, FailureKind, diagnose_closed, diagnose_connack, diagnose_current
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,13 @@ class BrokerConfig:
 
 RECEIVE_MAXIMUM = 1000
 MAX_INFLIGHT_OUT = 1000
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+TAKEOVER_BACKOFF_S, TAKEOVER_BACKOFF_MAX_S = 30, 300  # a clone kicked off waits this long (doubling) before it kicks back
+TAKEOVER_WINDOW_S = 3600.0  # takeovers counted over this window (heartbeats report them; the backoff grows with them)
+# Mosquitto 2.0 closes the older of two clients with one client id without the v5 DISCONNECT 142 a
+# newer broker sends: the sign is then sessions the broker closes without any reason, again and again
+SILENT_CLOSES, SILENT_CLOSE_WINDOW_S = 3, 600.0
+UNSPECIFIED = 128
 
 
 @dataclass(frozen=True)
@@ -138,12 +147,21 @@ class MqttLink:
         self.subscribed = threading.Event()
         self.callback_errors = 0
         self._last_state = ""  # the last connection state logged: one line per change, not per retry
+        self.failure: ConnectFailure | None = None  # why the link is down now (None while connected or never tried)
+        self._session_up = False  # CONNACK accepted on the current connection
+        self._failure_reported = False  # the current attempt's cause is already known (a CONNACK refusal)
+        self._paho_error: str | None = None  # the socket error paho last logged; its "Unspecified error" hides it
+        self._takeovers: list[float] = []  # monotonic times this session was taken over by another client
+        self._silent_closes: list[float] = []  # monotonic times the broker closed a session without a reason and let us straight back in
+        self._silent_pending: float | None = None  # such a close, counted once the next connect succeeds at its first attempt
+        self.failed_attempts = 0  # connects that failed since the last success (each cause is logged once, not per attempt)
+        self._stopping = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
         if broker.username is not None:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls:
             client.tls_set(ca_certs=str(broker.cafile) if broker.cafile else None, certfile=str(broker.certfile) if broker.certfile else None, keyfile=str(broker.keyfile) if broker.keyfile else None, cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -151,6 +169,7 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_log = self._on_log
         self._client = client
 
     def start(self) -> None:
@@ -162,6 +181,7 @@ class MqttLink:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -180,18 +200,42 @@ class MqttLink:
         """PUBACK an inbound message once it is durably handled (thread-safe in paho)."""
         self._client.ack(mid, qos)
 
-    def _log_state(self, level: int, state: str) -> None:
+    def takeovers(self, now: float | None = None) -> int:
+        """How often another client took over this link's session in the last ``TAKEOVER_WINDOW_S``."""
+        since = (time.monotonic() if now is None else now) - TAKEOVER_WINDOW_S
+        return sum(1 for at in self._takeovers if at >= since)
+
+    def _log_state(self, level: int, state: str, line: str) -> None:
         """Log a connection state once per change: a broker away for an hour gives one line, not 3600."""
         if state != self._last_state:
             self._last_state = state
-            log.log(level, "%s", state)
+            log.log(level, "%s", line)
+
+    def _fail(self, failure: ConnectFailure) -> None:
+        """The link is down for ``failure``: logged when the cause changes, kept for ``failure``."""
+        self.failure = failure
+        self.failed_attempts += 1
+        self._silent_pending = None  # the broker was away, not busy with another client of ours
+        self._log_state(logging.ERROR, f"fail:{failure.kind}", failure.line(self._broker.host, self._broker.port))
+
+    @guarded
+    def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
+        """Keep paho's last socket error: it names what "Unspecified error" stands for (never logged here per retry)."""
+        if level == mqtt.MQTT_LOG_ERR:
+            self._paho_error = text
 
     @guarded
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
-            self._log_state(logging.ERROR, f"broker {self._broker.host}:{self._broker.port} refused the connection: {reason_code} (check username, password and client certificate)")
+            self._failure_reported = True
+            self._fail(diagnose_connack(reason_code))
             return
-        self._log_state(logging.INFO, f"connected to broker {self._broker.host}:{self._broker.port}")
+        self._session_up, self.failure, self._paho_error, self.failed_attempts = True, None, None, 0
+        if self._silent_pending is not None:
+            self._silent_closes.append(self._silent_pending)
+            self._silent_pending = None
+        self._log_state(logging.INFO, "connected", f"connected to broker {self._broker.host}:{self._broker.port}")
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # a takeover sets its own, at the disconnect
         log.debug("session present: %s", flags.session_present)
         _no_delay(client)
         if self._subscriptions:
@@ -203,8 +247,9 @@ class MqttLink:
 
     @guarded
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        """The TCP or TLS connection itself failed (refused, DNS, TLS verify); paho retries with backoff."""
-        self._log_state(logging.ERROR, f"cannot connect to broker {self._broker.host}:{self._broker.port} (refused, unreachable, DNS or TLS verification); retrying with backoff")
+        """The TCP or TLS connection itself failed; the exception paho is handling names the cause."""
+        self._fail(diagnose_current(self._broker.host, self._broker.tls) or diagnose_closed(self._paho_error, self._broker.host, self._broker.port, self._broker.tls))
+        self._paho_error = None
 
     @guarded
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list, properties: object) -> None:
@@ -219,7 +264,46 @@ class MqttLink:
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object) -> None:
         self.connected.clear()
         self.subscribed.clear()
-        self._log_state(logging.WARNING, f"disconnected from broker: {reason_code}; reconnecting with backoff")
+        session_up, self._session_up = self._session_up, False
+        if self._stopping:
+            return
+        silent = session_up and getattr(reason_code, "value", None) == UNSPECIFIED and not self._paho_error and not getattr(flags, "is_disconnect_packet_from_server", False)
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+            self._taken_over(client, f"DISCONNECT {reason_code}")
+        elif silent and self._closed_silently() >= SILENT_CLOSES:
+            self._taken_over(client, f"the broker closed this session without a reason {len(self._silent_closes) + 1} times in {SILENT_CLOSE_WINDOW_S:.0f} s, letting it straight back in each time")
+        elif not session_up:
+            if not self._failure_reported:  # closed before any CONNACK: paho says only "Unspecified error"
+                self._fail(diagnose_closed(self._paho_error, self._broker.host, self._broker.port, self._broker.tls))
+        else:
+            self._log_state(logging.WARNING, f"lost:{reason_code}", f"disconnected from broker {self._broker.host}:{self._broker.port}: {reason_code}; reconnecting with backoff")
+        self._failure_reported, self._paho_error = False, None
+
+    def _closed_silently(self) -> int:
+        """A session the broker closed with no DISCONNECT and no socket error: this one and the earlier ones in the window.
+
+        An earlier close counts only if the reconnect after it succeeded at
+        once: a broker that restarts refuses connects for a while, a broker
+        that kicks us for another client with our identity lets us straight back.
+        """
+        now = time.monotonic()
+        self._silent_closes = [at for at in self._silent_closes if at >= now - SILENT_CLOSE_WINDOW_S]
+        self._silent_pending = now
+        return len(self._silent_closes) + 1
+
+    def _taken_over(self, client: mqtt.Client, reason: str) -> None:
+        """Another client connected with this client id: back off (doubling) instead of kicking it back each second."""
+        now = time.monotonic()
+        self._takeovers = [at for at in self._takeovers if at >= now - TAKEOVER_WINDOW_S] + [now]
+        count = len(self._takeovers)
+        backoff = min(TAKEOVER_BACKOFF_S * 2 ** (count - 1), TAKEOVER_BACKOFF_MAX_S)
+        client.reconnect_delay_set(min_delay=backoff, max_delay=TAKEOVER_BACKOFF_MAX_S)
+        self.failure = ConnectFailure(FailureKind.TAKEN_OVER, reason)
+        line = (f"broker {self._broker.host}:{self._broker.port} ended this session ({reason}): cause=session_taken_over takeovers={count} in the last hour;"
+                f" another client logs in as user {self._broker.username or '-'} (client id {self._broker.client_id or '-'}):"
+                f" a second hub for this site or two gates with one gate id; waiting {backoff} s before reconnecting")
+        self._last_state = f"fail:{FailureKind.TAKEN_OVER}"
+        log.error("%s", line)  # every takeover: each is a fight between two machines the operator must stop
 
     @guarded
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
