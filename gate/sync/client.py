@@ -36,6 +36,7 @@ from protocol.gate_messages import (
     EventData,
     EventKind,
     GateEvent,
+    GateSettings,
     LeaseReport,
     Ping,
     SnapshotRequest,
@@ -44,6 +45,7 @@ from protocol.gate_messages import (
     encode_health,
     encode_ping,
     encode_snapshot_request,
+    gate_settings_map,
     lease_report_map,
     scalars,
 )
@@ -95,6 +97,7 @@ class HubSync:
         self._on_command = on_command or (lambda command: log.warning("hub command %s ignored: nothing handles it", command.name))
         self._status = status or dict
         self.inbox = HubInbox(validator, revocations, hub_trust, clock)
+        self.claimed = GateSettings(settings.heartbeat_seconds, validator.rules.timezone.key, tuple(key.kid.hex() for key in hub_trust))  # the hub checks they agree
         self.uploader = Uploader(int(validator.store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
         self._inbound: queue.Queue = queue.Queue()
         validator.on_recorded.append(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
@@ -338,6 +341,7 @@ class HubSync:
             "disk_free_mb": shutil.disk_usage(store.path.parent).free // 2**20,
             "temperature_c": _temperature(),
         }
+        fields.update(gate_settings_map(self.claimed), session_takeovers=self.link.takeovers())
         fields.update(self._status())
         return fields
 
