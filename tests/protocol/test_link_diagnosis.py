@@ -1,0 +1,90 @@
+"""A failed connect is logged once with its cause, however often paho retries (real Mosquitto, real TLS).
+
+Each case starts an ``MqttLink`` against a real broker (or a port where none
+listens), waits until it has failed at least three times, and checks that
+the log holds exactly one line, naming the cause the installer must fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lungta.pki import make_ca, make_server_certificate, write_issued
+from protocol.mqtt import BrokerConfig, MqttLink
+from tests.broker import HOST, free_port, make_broker  # noqa: F401 (fixture)
+
+ATTEMPTS = 3
+TIMEOUT = 30.0  # paho's backoff: attempts at 0, 1 and 3 s
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> dict[str, Path]:
+    """A site CA, a broker certificate naming only broker.example (not 127.0.0.1), and a stranger CA."""
+    site, stranger = make_ca("potala"), make_ca("elsewhere")
+    files = {"ca": tmp_path / "ca.pem", "stranger": tmp_path / "stranger.pem", "cert": tmp_path / "broker.pem", "key": tmp_path / "broker.key"}
+    files["ca"].write_bytes(site.certificate)
+    files["stranger"].write_bytes(stranger.certificate)
+    write_issued(make_server_certificate(site, ["broker.example"]), files["cert"], files["key"])
+    return files
+
+
+@pytest.fixture
+def failing_link(caplog: pytest.LogCaptureFixture) -> Iterator:
+    """failing_link(config) -> the ERROR lines the link logged over at least ATTEMPTS failed connects."""
+    started: list[MqttLink] = []
+
+    def run(config: BrokerConfig) -> list[str]:
+        caplog.set_level(logging.INFO, logger="protocol.mqtt")
+        link = MqttLink(config, [], queue.Queue(), queue.Queue())
+        started.append(link)
+        link.start()
+        deadline = time.monotonic() + TIMEOUT
+        while link.failed_attempts < ATTEMPTS:
+            assert time.monotonic() < deadline, f"only {link.failed_attempts} failed attempts in {TIMEOUT} s"
+            assert not link.connected.wait(0.05), "the link must not connect"
+        return [record.getMessage() for record in caplog.records if record.name == "protocol.mqtt" and record.levelno >= logging.WARNING]
+
+    yield run
+    for link in started:
+        link.stop()
+
+
+def test_a_stopped_broker_port_is_logged_once_as_refused(failing_link):
+    port = free_port()
+    lines = failing_link(BrokerConfig(HOST, port, "g1", "secret"))
+    assert lines == [f"cannot connect to broker {HOST}:{port}: cause=refused (connection refused: nothing listens there); is the broker running and is this its port?"]
+
+
+def test_a_certificate_for_another_host_is_logged_once_as_a_hostname_mismatch(failing_link, make_broker, tls_files):
+    broker = make_broker(["g1"], tls=(tls_files["cert"], tls_files["key"]))
+    lines = failing_link(BrokerConfig(HOST, broker.port, "g1", broker.password("g1"), cafile=tls_files["ca"]))
+    assert len(lines) == 1 and "cause=tls_hostname_mismatch" in lines[0] and "not valid for '127.0.0.1'" in lines[0]
+
+
+def test_a_certificate_of_another_ca_is_logged_once_as_an_unknown_ca(failing_link, make_broker, tls_files):
+    broker = make_broker(["g1"], tls=(tls_files["cert"], tls_files["key"]))
+    lines = failing_link(BrokerConfig(HOST, broker.port, "g1", broker.password("g1"), cafile=tls_files["stranger"]))
+    assert len(lines) == 1 and "cause=tls_unknown_ca" in lines[0] and "unable to get local issuer certificate" in lines[0]
+
+
+def test_plain_mqtt_to_a_tls_port_is_logged_once_as_wanting_tls(failing_link, make_broker, tls_files):
+    broker = make_broker(["g1"], tls=(tls_files["cert"], tls_files["key"]))
+    lines = failing_link(BrokerConfig(HOST, broker.port, "g1", broker.password("g1")))
+    assert len(lines) == 1 and "cause=port_wants_tls" in lines[0] and "set cafile" in lines[0]
+
+
+def test_wrong_credentials_are_logged_once_with_the_brokers_connack_reason(failing_link, make_broker):
+    broker = make_broker(["g1"])
+    lines = failing_link(BrokerConfig(HOST, broker.port, "g1", "not-the-password"))
+    assert len(lines) == 1 and "cause=not_authorised (CONNACK Not authorized)" in lines[0] and "password_file" in lines[0]
+
+
+def test_a_name_that_does_not_resolve_is_logged_once_as_name_not_found(failing_link):
+    lines = failing_link(BrokerConfig("broker.invalid", 8883, "g1", "secret"))
+    assert len(lines) == 1 and "cause=name_not_found" in lines[0] and "'broker.invalid'" in lines[0]
