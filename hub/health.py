@@ -103,15 +103,15 @@ def alert(health: GateHealth, now_ms: int, settings_differ: bool = False) -> str
     """What the operator must look at: a gate state reset in the last day, refused (invalid) messages,
     settings that differ from the hub's, another client logging in as the gate."""
     alerts = []
+    if health.reset_ms is not None and now_ms - health.reset_ms < RESET_ALERT_MS:
+        alerts.append(f"gate state reset {_age(now_ms, health.reset_ms)}")
+    if health.refused:
+        alerts.append(f"{health.refused} invalid message(s)")
     if settings_differ:
         alerts.append("settings differ from the hub's")
     takeovers = (health.heartbeat or {}).get("session_takeovers")
     if type(takeovers) is int and takeovers > 0:
         alerts.append(f"another client logs in as this gate ({takeovers} takeover(s) in the last hour)")
-    if health.reset_ms is not None and now_ms - health.reset_ms < RESET_ALERT_MS:
-        alerts.append(f"gate state reset {_age(now_ms, health.reset_ms)}")
-    if health.refused:
-        alerts.append(f"{health.refused} invalid message(s)")
     return "; ".join(alerts) or "-"
 
 

@@ -276,7 +276,8 @@ class MqttLink:
             if not self._failure_reported:  # closed before any CONNACK: paho says only "Unspecified error"
                 self._fail(diagnose_closed(self._paho_error, self._broker.host, self._broker.port, self._broker.tls))
         else:
-            self._log_state(logging.WARNING, f"lost:{reason_code}", f"disconnected from broker {self._broker.host}:{self._broker.port}: {reason_code}; reconnecting with backoff")
+            reason = "closed by the broker without a reason (a broker restart, or another client logging in as this one)" if silent else str(reason_code)
+            self._log_state(logging.WARNING, f"lost:{reason}", f"disconnected from broker {self._broker.host}:{self._broker.port}: {reason}; reconnecting with backoff")
         self._failure_reported, self._paho_error = False, None
 
     def _closed_silently(self) -> int:
