@@ -14,7 +14,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 from gate.daemon import GateDaemon, GateFailed
 from gate.display import Display, LogDisplay, TerminalDisplay
@@ -31,12 +30,6 @@ from protocol.trust import load_trust_store
 from .config import GateConfig, load_gate_config
 
 log = logging.getLogger("lungta.gate")
-
-
-def add_command(gate: argparse._SubParsersAction) -> None:
-    run = gate.add_parser("run", help="run the gate daemon (scanner -> decision -> turnstile)", description="Run the gate daemon until SIGTERM; systemd Type=notify aware.")
-    run.add_argument("--config", required=True, type=Path, metavar="FILE", help="gate.toml")
-    run.set_defaults(run=run_gate, default_log_level="INFO")
 
 
 def run_gate(args: argparse.Namespace) -> int:
