@@ -55,6 +55,32 @@ class BrokerConfig:
         return any((self.cafile, self.certfile, self.keyfile))
 
 
+class TlsFileError(Exception):
+    """A TLS file the broker settings name cannot be used; ``key`` is its setting (cafile, certfile, keyfile)."""
+
+    def __init__(self, key: str, path: Path, reason: str) -> None:
+        super().__init__(f"{key} {path}: {reason}")
+        self.key, self.path, self.reason = key, path, reason
+
+
+def tls_context(broker: BrokerConfig) -> ssl.SSLContext:
+    """The TLS context of a link: the site CA verifies the broker (and its host name), the client certificate is ours.
+
+    Loaded here rather than by paho's ``tls_set`` so a file that is not a
+    certificate or key is named (``TlsFileError``), not a traceback.
+    """
+    try:
+        context = ssl.create_default_context(cafile=str(broker.cafile) if broker.cafile else None)
+    except (ssl.SSLError, OSError) as error:
+        raise TlsFileError("cafile", broker.cafile or Path("-"), f"not a PEM CA certificate ({getattr(error, 'reason', None) or error})") from None
+    if broker.certfile is not None:
+        try:
+            context.load_cert_chain(str(broker.certfile), str(broker.keyfile) if broker.keyfile else None)
+        except (ssl.SSLError, OSError) as error:
+            raise TlsFileError("certfile", broker.certfile, f"not a PEM certificate matching keyfile {broker.keyfile} ({getattr(error, 'reason', None) or error})") from None
+    return context
+
+
 RECEIVE_MAXIMUM = 1000
 MAX_INFLIGHT_OUT = 1000
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
@@ -160,7 +186,7 @@ class MqttLink:
         if broker.username is not None:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls:
-            client.tls_set(ca_certs=str(broker.cafile) if broker.cafile else None, certfile=str(broker.certfile) if broker.certfile else None, keyfile=str(broker.keyfile) if broker.keyfile else None, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set_context(tls_context(broker))
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         client.max_inflight_messages_set(MAX_INFLIGHT_OUT)
         client.on_connect = self._on_connect

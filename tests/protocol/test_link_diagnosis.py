@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lungta.pki import make_ca, make_server_certificate, write_issued
-from protocol.mqtt import BrokerConfig, MqttLink
+from protocol.mqtt import BrokerConfig, MqttLink, TlsFileError
 from tests.broker import HOST, free_port, make_broker  # noqa: F401 (fixture)
 
 ATTEMPTS = 3
@@ -88,3 +88,24 @@ def test_wrong_credentials_are_logged_once_with_the_brokers_connack_reason(faili
 def test_a_name_that_does_not_resolve_is_logged_once_as_name_not_found(failing_link):
     lines = failing_link(BrokerConfig("broker.invalid", 8883, "g1", "secret"))
     assert len(lines) == 1 and "cause=name_not_found" in lines[0] and "'broker.invalid'" in lines[0]
+
+
+def test_the_site_ca_and_a_certificate_naming_the_host_connect_without_a_failure_line(make_broker, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="protocol.mqtt")
+    site = make_ca("potala")
+    (tmp_path / "site-ca.pem").write_bytes(site.certificate)
+    write_issued(make_server_certificate(site, [HOST]), tmp_path / "host.pem", tmp_path / "host.key")
+    broker = make_broker(["g1"], tls=(tmp_path / "host.pem", tmp_path / "host.key"))
+    link = MqttLink(BrokerConfig(HOST, broker.port, "g1", broker.password("g1"), cafile=tmp_path / "site-ca.pem"), [], queue.Queue(), queue.Queue())
+    link.start()
+    try:
+        assert link.connected.wait(TIMEOUT), f"no TLS connection: {link.failure}"
+    finally:
+        link.stop()
+    assert link.failed_attempts == 0 and not [r for r in caplog.records if r.name == "protocol.mqtt" and r.levelno >= logging.WARNING]
+
+
+def test_a_cafile_that_is_no_certificate_is_named(tmp_path):
+    (tmp_path / "ca.pem").write_text("not a certificate\n", encoding="utf-8")
+    with pytest.raises(TlsFileError, match="cafile .*ca.pem: not a PEM CA certificate"):
+        MqttLink(BrokerConfig(HOST, 8883, cafile=tmp_path / "ca.pem"), [], queue.Queue(), queue.Queue())
