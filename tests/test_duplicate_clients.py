@@ -103,3 +103,17 @@ def test_two_gates_with_one_gate_id_are_detected_logged_alerted_and_back_off(tmp
             gate.stop()
         for scanner in scanners:
             scanner.close()
+
+
+def test_the_console_of_a_hub_whose_login_a_second_hub_takes_over_alerts(tmp_path, broker, console, hub_key):
+    second_config = write_hub_config(tmp_path / "second-hub", broker, hub_key)  # the same site and login, another box
+    second = Process("second-hub", [sys.executable, "-m", "lungta", "hub", "run", "--config", str(second_config)], second_config.parent / "hub.log", second_config.parent)
+    try:
+        second.start()
+        # whichever hub counts three takeovers first backs off; the other notices when the first comes back 30 s later
+        data = console.wait_snapshot(lambda data: any(alert["kind"] == "hub_session_taken_over" for alert in data["alerts"]), 2 * TIMEOUT)
+        alert = next(alert for alert in data["alerts"] if alert["kind"] == "hub_session_taken_over")
+        assert alert["severity"] == "critical" and alert["gate"] is None and "a second hub for this site" in alert["message"]
+        assert data["hub"]["session_takeovers"] >= 1
+    finally:
+        second.stop()
