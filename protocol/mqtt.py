@@ -114,6 +114,21 @@ class Connected:
     session_present: bool
 
 
+class _PahoErrors:
+    """paho's logger (``enable_logger``): keeps its last error, the socket error its "Unspecified error" hides.
+
+    Not paho's ``on_log``, which formats every debug line, a cost on each
+    message; nothing is logged from here: the cause is logged once per change.
+    """
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        if level >= logging.ERROR:
+            self.last = message % args if args else message
+
+
 def _no_delay(client: mqtt.Client) -> None:
     """Small messages go out at once: with Nagle on, an ack followed by a used mark waits ~40 ms
     for the broker's delayed ACK, which more than doubles the double-entry window."""
@@ -176,7 +191,7 @@ class MqttLink:
         self.failure: ConnectFailure | None = None  # why the link is down now (None while connected or never tried)
         self._session_up = False  # CONNACK accepted on the current connection
         self._failure_reported = False  # the current attempt's cause is already known (a CONNACK refusal)
-        self._paho_error: str | None = None  # the socket error paho last logged; its "Unspecified error" hides it
+        self._paho = _PahoErrors()
         self._takeovers: list[float] = []  # monotonic times this session was taken over by another client
         self._silent_closes: list[float] = []  # monotonic times the broker closed a session without a reason and let us straight back in
         self._silent_pending: float | None = None  # such a close, counted once the next connect succeeds at its first attempt
@@ -195,7 +210,7 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
-        client.on_log = self._on_log
+        client.enable_logger(self._paho)  # type: ignore[arg-type]  # duck-typed: paho calls only .log(level, fmt, *args)
         self._client = client
 
     def start(self) -> None:
@@ -245,18 +260,12 @@ class MqttLink:
         self._log_state(logging.ERROR, f"fail:{failure.kind}", failure.line(self._broker.host, self._broker.port))
 
     @guarded
-    def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
-        """Keep paho's last socket error: it names what "Unspecified error" stands for (never logged here per retry)."""
-        if level == mqtt.MQTT_LOG_ERR:
-            self._paho_error = text
-
-    @guarded
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason_code: object, properties: object) -> None:
         if getattr(reason_code, "is_failure", False):
             self._failure_reported = True
             self._fail(diagnose_connack(reason_code))
             return
-        self._session_up, self.failure, self._paho_error, self.failed_attempts = True, None, None, 0
+        self._session_up, self.failure, self._paho.last, self.failed_attempts = True, None, None, 0
         if self._silent_pending is not None:
             self._silent_closes.append(self._silent_pending)
             self._silent_pending = None
@@ -274,8 +283,8 @@ class MqttLink:
     @guarded
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         """The TCP or TLS connection itself failed; the exception paho is handling names the cause."""
-        self._fail(diagnose_current(self._broker.host, self._broker.tls) or diagnose_closed(self._paho_error, self._broker.host, self._broker.port, self._broker.tls))
-        self._paho_error = None
+        self._fail(diagnose_current(self._broker.host, self._broker.tls) or diagnose_closed(self._paho.last, self._broker.host, self._broker.port, self._broker.tls))
+        self._paho.last = None
 
     @guarded
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list, properties: object) -> None:
@@ -293,18 +302,18 @@ class MqttLink:
         session_up, self._session_up = self._session_up, False
         if self._stopping:
             return
-        silent = session_up and getattr(reason_code, "value", None) == UNSPECIFIED and not self._paho_error and not getattr(flags, "is_disconnect_packet_from_server", False)
+        silent = session_up and getattr(reason_code, "value", None) == UNSPECIFIED and not self._paho.last and not getattr(flags, "is_disconnect_packet_from_server", False)
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             self._taken_over(client, f"DISCONNECT {reason_code}")
         elif silent and self._closed_silently() >= SILENT_CLOSES:
             self._taken_over(client, f"the broker closed this session without a reason {len(self._silent_closes) + 1} times in {SILENT_CLOSE_WINDOW_S:.0f} s, letting it straight back in each time")
         elif not session_up:
             if not self._failure_reported:  # closed before any CONNACK: paho says only "Unspecified error"
-                self._fail(diagnose_closed(self._paho_error, self._broker.host, self._broker.port, self._broker.tls))
+                self._fail(diagnose_closed(self._paho.last, self._broker.host, self._broker.port, self._broker.tls))
         else:
             reason = "closed by the broker without a reason (a broker restart, or another client logging in as this one)" if silent else str(reason_code)
             self._log_state(logging.WARNING, f"lost:{reason}", f"disconnected from broker {self._broker.host}:{self._broker.port}: {reason}; reconnecting with backoff")
-        self._failure_reported, self._paho_error = False, None
+        self._failure_reported, self._paho.last = False, None
 
     def _closed_silently(self) -> int:
         """A session the broker closed with no DISCONNECT and no socket error: this one and the earlier ones in the window.
