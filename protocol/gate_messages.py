@@ -289,7 +289,7 @@ def decode_gate_settings(fields: Mapping[str, object]) -> GateSettings | None:
     heartbeat, zone, kids = fields.get("heartbeat_s"), fields.get("timezone"), fields.get("hub_kids", "")
     if heartbeat is None and zone is None:
         return None
-    if type(heartbeat) not in (int, float) or not 0 < heartbeat <= 86_400:
+    if not isinstance(heartbeat, (int, float)) or isinstance(heartbeat, bool) or not 0 < heartbeat <= 86_400:
         raise MalformedMessage("heartbeat_s must be a number of seconds 0..86400")
     zone = read_text(zone, "timezone", 64)
     names = tuple(kid for kid in read_text(kids, "hub_kids", MAX_HUB_KIDS * 17, low=0).split(",") if kid)
