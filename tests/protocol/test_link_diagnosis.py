@@ -109,3 +109,38 @@ def test_a_cafile_that_is_no_certificate_is_named(tmp_path):
     (tmp_path / "ca.pem").write_text("not a certificate\n", encoding="utf-8")
     with pytest.raises(TlsFileError, match="cafile .*ca.pem: not a PEM CA certificate"):
         MqttLink(BrokerConfig(HOST, 8883, cafile=tmp_path / "ca.pem"), [], queue.Queue(), queue.Queue())
+
+
+def _expired_certificate(ca, host: str):
+    """A broker certificate of the site CA for ``host`` that expired yesterday."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from lungta.pki import Issued
+
+    ca_key = serialization.load_pem_private_key(ca.key, password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(x509.load_pem_x509_certificate(ca.certificate).subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=30)).not_valid_after(now - datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return Issued(certificate.public_bytes(serialization.Encoding.PEM), pem)
+
+
+def test_an_expired_broker_certificate_is_logged_once_as_expired(failing_link, make_broker, tmp_path):
+    site = make_ca("potala")
+    (tmp_path / "site-ca.pem").write_bytes(site.certificate)
+    write_issued(_expired_certificate(site, HOST), tmp_path / "old.pem", tmp_path / "old.key")
+    broker = make_broker(["g1"], tls=(tmp_path / "old.pem", tmp_path / "old.key"))
+    lines = failing_link(BrokerConfig(HOST, broker.port, "g1", broker.password("g1"), cafile=tmp_path / "site-ca.pem"))
+    assert len(lines) == 1 and "cause=tls_expired" in lines[0] and "certificate has expired" in lines[0]
