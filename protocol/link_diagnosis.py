@@ -23,7 +23,6 @@ import sys
 from dataclasses import dataclass
 
 PROBE_TIMEOUT_S = 3.0
-SESSION_TAKEN_OVER = 142  # MQTT v5 DISCONNECT reason: another client connected with this client id
 
 # OpenSSL X509_V_ERR_* codes (ssl.SSLCertVerificationError.verify_code) grouped by what the installer fixes
 _UNKNOWN_CA = {2, 18, 19, 20, 21}  # issuer not found, self-signed, self-signed in chain, no local issuer, cannot verify leaf

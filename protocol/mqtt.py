@@ -21,7 +21,6 @@ import queue
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .link_diagnosis import SESSION_TAKEN_OVER, ConnectFailure, FailureKind, diagnose_closed, diagnose_connack, diagnose_current
+from .link_diagnosis import ConnectFailure, FailureKind, diagnose_closed, diagnose_connack, diagnose_current
+from .takeover import BACKOFF_MAX_S, SESSION_TAKEN_OVER, SILENT_WINDOW_S, TakeoverWatch
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,7 @@ def tls_context(broker: BrokerConfig) -> ssl.SSLContext:
 RECEIVE_MAXIMUM = 1000
 MAX_INFLIGHT_OUT = 1000
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
-TAKEOVER_BACKOFF_S, TAKEOVER_BACKOFF_MAX_S = 30, 300  # a clone kicked off waits this long (doubling) before it kicks back
-TAKEOVER_WINDOW_S = 3600.0  # takeovers counted over this window (heartbeats report them; the backoff grows with them)
-# Mosquitto 2.0 closes the older of two clients with one client id without the v5 DISCONNECT 142 a
-# newer broker sends: the sign is then sessions the broker closes without any reason, again and again
-SILENT_CLOSES, SILENT_CLOSE_WINDOW_S = 3, 600.0
-UNSPECIFIED = 128
+UNSPECIFIED = 128  # paho's reason for a connection that ended without a DISCONNECT
 
 
 @dataclass(frozen=True)
@@ -192,9 +187,7 @@ class MqttLink:
         self._session_up = False  # CONNACK accepted on the current connection
         self._failure_reported = False  # the current attempt's cause is already known (a CONNACK refusal)
         self._paho = _PahoErrors()
-        self._takeovers: list[float] = []  # monotonic times this session was taken over by another client
-        self._silent_closes: list[float] = []  # monotonic times the broker closed a session without a reason and let us straight back in
-        self._silent_pending: float | None = None  # such a close, counted once the next connect succeeds at its first attempt
+        self._takeover = TakeoverWatch()
         self.failed_attempts = 0  # connects that failed since the last success (each cause is logged once, not per attempt)
         self._stopping = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=broker.client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
@@ -241,10 +234,9 @@ class MqttLink:
         """PUBACK an inbound message once it is durably handled (thread-safe in paho)."""
         self._client.ack(mid, qos)
 
-    def takeovers(self, now: float | None = None) -> int:
-        """How often another client took over this link's session in the last ``TAKEOVER_WINDOW_S``."""
-        since = (time.monotonic() if now is None else now) - TAKEOVER_WINDOW_S
-        return sum(1 for at in self._takeovers if at >= since)
+    def takeovers(self) -> int:
+        """How often another client took over this link's session in the last hour (protocol/takeover.py)."""
+        return self._takeover.count()
 
     def _log_state(self, level: int, state: str, line: str) -> None:
         """Log a connection state once per change: a broker away for an hour gives one line, not 3600."""
@@ -256,7 +248,7 @@ class MqttLink:
         """The link is down for ``failure``: logged when the cause changes, kept for ``failure``."""
         self.failure = failure
         self.failed_attempts += 1
-        self._silent_pending = None  # the broker was away, not busy with another client of ours
+        self._takeover.connect_failed()
         self._log_state(logging.ERROR, f"fail:{failure.kind}", failure.line(self._broker.host, self._broker.port))
 
     @guarded
@@ -266,9 +258,7 @@ class MqttLink:
             self._fail(diagnose_connack(reason_code))
             return
         self._session_up, self.failure, self._paho.last, self.failed_attempts = True, None, None, 0
-        if self._silent_pending is not None:
-            self._silent_closes.append(self._silent_pending)
-            self._silent_pending = None
+        self._takeover.connected()
         self._log_state(logging.INFO, "connected", f"connected to broker {self._broker.host}:{self._broker.port}")
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # a takeover sets its own, at the disconnect
         log.debug("session present: %s", flags.session_present)
@@ -305,8 +295,8 @@ class MqttLink:
         silent = session_up and getattr(reason_code, "value", None) == UNSPECIFIED and not self._paho.last and not getattr(flags, "is_disconnect_packet_from_server", False)
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             self._taken_over(client, f"DISCONNECT {reason_code}")
-        elif silent and self._closed_silently() >= SILENT_CLOSES:
-            self._taken_over(client, f"the broker closed this session without a reason {len(self._silent_closes) + 1} times in {SILENT_CLOSE_WINDOW_S:.0f} s, letting it straight back in each time")
+        elif silent and self._takeover.closed_silently():
+            self._taken_over(client, f"the broker closed this session without a reason {self._takeover.silent_closes} times in {SILENT_WINDOW_S:.0f} s, letting it straight back in each time")
         elif not session_up:
             if not self._failure_reported:  # closed before any CONNACK: paho says only "Unspecified error"
                 self._fail(diagnose_closed(self._paho.last, self._broker.host, self._broker.port, self._broker.tls))
@@ -315,25 +305,11 @@ class MqttLink:
             self._log_state(logging.WARNING, f"lost:{reason}", f"disconnected from broker {self._broker.host}:{self._broker.port}: {reason}; reconnecting with backoff")
         self._failure_reported, self._paho.last = False, None
 
-    def _closed_silently(self) -> int:
-        """A session the broker closed with no DISCONNECT and no socket error: this one and the earlier ones in the window.
-
-        An earlier close counts only if the reconnect after it succeeded at
-        once: a broker that restarts refuses connects for a while, a broker
-        that kicks us for another client with our identity lets us straight back.
-        """
-        now = time.monotonic()
-        self._silent_closes = [at for at in self._silent_closes if at >= now - SILENT_CLOSE_WINDOW_S]
-        self._silent_pending = now
-        return len(self._silent_closes) + 1
-
     def _taken_over(self, client: mqtt.Client, reason: str) -> None:
         """Another client connected with this client id: back off (doubling) instead of kicking it back each second."""
-        now = time.monotonic()
-        self._takeovers = [at for at in self._takeovers if at >= now - TAKEOVER_WINDOW_S] + [now]
-        count = len(self._takeovers)
-        backoff = min(TAKEOVER_BACKOFF_S * 2 ** (count - 1), TAKEOVER_BACKOFF_MAX_S)
-        client.reconnect_delay_set(min_delay=backoff, max_delay=TAKEOVER_BACKOFF_MAX_S)
+        backoff = self._takeover.taken_over()
+        count = self._takeover.count()
+        client.reconnect_delay_set(min_delay=backoff, max_delay=BACKOFF_MAX_S)
         self.failure = ConnectFailure(FailureKind.TAKEN_OVER, reason)
         line = (f"broker {self._broker.host}:{self._broker.port} ended this session ({reason}): cause=session_taken_over takeovers={count} in the last hour;"
                 f" another client logs in as user {self._broker.username or '-'} (client id {self._broker.client_id or '-'}):"
