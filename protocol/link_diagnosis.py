@@ -135,6 +135,15 @@ def diagnose_closed(paho_error: str | None, host: str, port: int, tls: bool) -> 
     return probe(host, port, tls)
 
 
+def listening(host: str, port: int) -> bool:
+    """Whether the broker's port accepts a TCP connection right now (a broker going down or starting up refuses)."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
 def probe(host: str, port: int, tls: bool) -> ConnectFailure:
     """One TCP connect (and, for a plain link, a TLS handshake attempt) to learn what paho hid.
 

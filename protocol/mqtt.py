@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .link_diagnosis import ConnectFailure, FailureKind, diagnose_closed, diagnose_connack, diagnose_current
+from .link_diagnosis import ConnectFailure, FailureKind, diagnose_closed, diagnose_connack, diagnose_current, listening
 from .takeover import BACKOFF_MAX_S, SESSION_TAKEN_OVER, SILENT_WINDOW_S, TakeoverWatch
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ class MqttLink:
         silent = session_up and getattr(reason_code, "value", None) == UNSPECIFIED and not self._paho.last and not getattr(flags, "is_disconnect_packet_from_server", False)
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             self._taken_over(client, f"DISCONNECT {reason_code}")
-        elif silent and self._takeover.closed_silently():
+        elif silent and listening(self._broker.host, self._broker.port) and self._takeover.closed_silently():
             self._taken_over(client, f"the broker closed this session without a reason {self._takeover.silent_closes} times in {SILENT_WINDOW_S:.0f} s, letting it straight back in each time")
         elif not session_up:
             if not self._failure_reported:  # closed before any CONNACK: paho says only "Unspecified error"

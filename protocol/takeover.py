@@ -6,9 +6,11 @@ in, the broker drops the older connection; without a check the dropped one
 reconnects at once and drops the other, and the two fight every second. A
 broker that speaks MQTT v5 says so (DISCONNECT reason 142, "Session taken
 over"); Mosquitto 2.0 just closes the socket. ``TakeoverWatch`` recognises
-the pattern then: sessions the broker closes without any reason and lets
-straight back in (a broker that restarts refuses connects for a while
-instead). It decides; ``MqttLink`` logs and backs off.
+the pattern then: sessions the broker closes without any reason while its
+port still accepts connections (``MqttLink`` checks that at the close, with
+``link_diagnosis.listening``) and lets straight back in; a broker that
+restarts refuses connects for a while instead. It decides; ``MqttLink``
+logs and backs off.
 """
 
 from __future__ import annotations

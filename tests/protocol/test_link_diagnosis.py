@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lungta.pki import make_ca, make_server_certificate, write_issued
-from protocol.mqtt import BrokerConfig, MqttLink, TlsFileError
+from protocol.mqtt import BrokerConfig, Connected, MqttLink, TlsFileError
 from tests.broker import HOST, free_port, make_broker  # noqa: F401 (fixture)
 
 ATTEMPTS = 3
@@ -144,3 +144,20 @@ def test_an_expired_broker_certificate_is_logged_once_as_expired(failing_link, m
     broker = make_broker(["g1"], tls=(tmp_path / "old.pem", tmp_path / "old.key"))
     lines = failing_link(BrokerConfig(HOST, broker.port, "g1", broker.password("g1"), cafile=tmp_path / "site-ca.pem"))
     assert len(lines) == 1 and "cause=tls_expired" in lines[0] and "certificate has expired" in lines[0]
+
+
+def test_a_broker_restarted_again_and_again_is_no_takeover(make_broker, caplog):
+    caplog.set_level(logging.INFO, logger="protocol.mqtt")
+    broker = make_broker(["g1"])
+    inbound: queue.Queue = queue.Queue()
+    link = MqttLink(BrokerConfig(HOST, broker.port, "g1", broker.password("g1")), [], inbound, queue.Queue())
+    link.start()
+    try:
+        assert isinstance(inbound.get(timeout=TIMEOUT), Connected)
+        for _ in range(4):
+            broker.restart()
+            assert isinstance(inbound.get(timeout=TIMEOUT), Connected), "the link reconnects after each restart"
+    finally:
+        link.stop()
+    assert link.takeovers() == 0
+    assert not [r for r in caplog.records if r.name == "protocol.mqtt" and r.levelno >= logging.ERROR], "a restart is not another client"
