@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from protocol.gate_messages import HealthReport
+from protocol.gate_messages import GateSettings, HealthReport
 
+from .agreement import stored_disagreements
 from .store import GateHealth
 
 HEARTBEAT_FIELDS = ("version", "rev_seq", "used_seq", "backlog", "clock_offset_ms", "scanner", "relay", "disk_free_mb", "temperature_c", "trust_version")
@@ -63,9 +64,20 @@ def _lag(hub_seq: int, gate_seq: object) -> int | str:
     return hub_seq - gate_seq if type(gate_seq) is int else "-"
 
 
-def gate_row(health: GateHealth, now_ms: int, stale_after_ms: int, revocation_seq: int, used_seq: int) -> dict[str, object]:
-    """One gate as the operator sees it; also the JSON record of ``lungta hub gates --json``."""
+def settings_column(health: GateHealth, hub: GateSettings | None) -> str:
+    """"ok", what differs from the hub's settings, or "-" for a gate too old to say (hub/agreement.py)."""
+    fields = health.heartbeat or health.birth or {}
+    if hub is None or "heartbeat_s" not in fields:
+        return "-"
+    return "; ".join(str(item) for item in stored_disagreements(fields, hub)) or "ok"
+
+
+def gate_row(health: GateHealth, now_ms: int, stale_after_ms: int, revocation_seq: int, used_seq: int, hub: GateSettings | None = None) -> dict[str, object]:
+    """One gate as the operator sees it; also the JSON record of ``lungta hub gates --json``.
+
+    ``hub``: the hub's own settings, to show where the gate's differ."""
     beat = health.heartbeat or {}
+    settings = settings_column(health, hub)
     return {
         "gate": health.gate,
         "status": status(health, now_ms, stale_after_ms),
@@ -80,20 +92,27 @@ def gate_row(health: GateHealth, now_ms: int, stale_after_ms: int, revocation_se
         "scanner": beat.get("scanner", "-"),
         "relay": beat.get("relay", "-"),
         "trust": _or_dash(beat.get("trust_version")),  # the installed trust list's version (hub/trustlist.py)
-        "alert": alert(health, now_ms),
+        "settings": settings,
+        "alert": alert(health, now_ms, settings not in ("ok", "-")),
     }
 
 
 RESET_ALERT_MS = 24 * 3_600_000
 
 
-def alert(health: GateHealth, now_ms: int) -> str:
-    """What the operator must look at: a gate state reset in the last day, refused (invalid) messages."""
+def alert(health: GateHealth, now_ms: int, settings_differ: bool = False) -> str:
+    """What the operator must look at: a gate state reset in the last day, refused (invalid) messages,
+    settings that differ from the hub's, another client logging in as the gate."""
     alerts = []
     if health.reset_ms is not None and now_ms - health.reset_ms < RESET_ALERT_MS:
         alerts.append(f"gate state reset {_age(now_ms, health.reset_ms)}")
     if health.refused:
         alerts.append(f"{health.refused} invalid message(s)")
+    if settings_differ:
+        alerts.append("settings differ from the hub's")
+    takeovers = (health.heartbeat or {}).get("session_takeovers")
+    if type(takeovers) is int and takeovers > 0:
+        alerts.append(f"another client logs in as this gate ({takeovers} takeover(s) in the last hour)")
     return "; ".join(alerts) or "-"
 
 

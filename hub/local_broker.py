@@ -39,7 +39,9 @@ class BrokerError(RuntimeError):
 class Broker:
     """One mosquitto process; ``users`` maps username -> password (gates: username = gate id)."""
 
-    def __init__(self, directory: Path, site: str = SITE, gates: list[str] | None = None, hub_user: str = HUB_USER, max_queued: int = 1000, max_inflight: int = 100) -> None:
+    def __init__(self, directory: Path, site: str = SITE, gates: list[str] | None = None, hub_user: str = HUB_USER, max_queued: int = 1000, max_inflight: int = 100,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certfile, keyfile) of the broker's certificate, to listen with TLS instead of plain MQTT."""
         if shutil.which("mosquitto") is None:
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
         self.directory = directory
@@ -75,6 +77,8 @@ class Broker:
             # id is the login, so no login can take over another client's session
             "use_username_as_clientid true",
         ]
+        if tls is not None:
+            lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
         if os.geteuid() == 0:
             lines.append("user root")  # else mosquitto drops to 'mosquitto', who cannot read a 0700 tmp dir
         self.config = directory / "mosquitto.conf"

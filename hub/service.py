@@ -35,11 +35,12 @@ from nacl.signing import SigningKey
 from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest
 from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, used_mark_map
 from protocol.snapshots import snapshot_bodies
-from protocol.keys import load_signing_key, load_verify_key
+from protocol.keys import kid_for, load_signing_key, load_verify_key
 from protocol.mqtt import MqttLink
 from protocol.topics import HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream, snapshot_stream
 from protocol.trust import TrustStore, load_trust_store
 
+from .agreement import SettingsWatch, hub_settings
 from .config import HubConfig
 from .health import apply_report, status
 from .ingest import EventChecker
@@ -90,6 +91,7 @@ class HubService:
         self._pong_seq = self._now_ms()
         self._next_prune = 0.0
         self._queue = FairQueue(inbound, self._rate, link.ack)
+        self.settings_watch = SettingsWatch(hub_settings(config.heartbeat_interval_s, config.timezone.key, kid_for(key.verify_key)))
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)
         # the site's trust list (hub.toml site_root), once one is recorded, replaces ticket_trust
@@ -276,6 +278,8 @@ class HubService:
             return
         self.store.save_health(health, report, now_ms)
         self._note_quota_report(gate, report)
+        if report.settings is not None:
+            self.settings_watch.note(gate, report.settings)
 
     def _pong(self, gate: str, ping: Ping, now_ms: int) -> Pong:
         """The answer to a ping; a gate about to reuse seqs the hub already holds is told to reset."""

@@ -40,6 +40,13 @@ def check_broker_files(config: Path, table: str, broker: BrokerConfig) -> None:
             read_regular_file(path)
         except UnreadableFile as error:
             raise CommandError(f"{_where(config, f'{table}.{key}')}: {error}") from None
+    if broker.tls:
+        from protocol.mqtt import TlsFileError, tls_context
+
+        try:
+            tls_context(broker)
+        except TlsFileError as error:
+            raise CommandError(f"{_where(config, f'{table}.{error.key}')}: {error.path}: {error.reason}") from None
     if not broker.tls:
         log.warning("%s: [%s] connects to %s:%d without TLS; set cafile for a site network", config, table, broker.host, broker.port)
 

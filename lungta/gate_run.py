@@ -38,12 +38,6 @@ from .config import GateConfig, load_gate_config
 log = logging.getLogger("lungta.gate")
 
 
-def add_command(gate: argparse._SubParsersAction) -> None:
-    run = gate.add_parser("run", help="run the gate daemon (scanner -> decision -> turnstile)", description="Run the gate daemon until SIGTERM; systemd Type=notify aware.")
-    run.add_argument("--config", required=True, type=Path, metavar="FILE", help="gate.toml")
-    run.set_defaults(run=run_gate, default_log_level="INFO")
-
-
 def run_gate(args: argparse.Namespace) -> int:
     config = load_gate_config(args.config)
     stop = threading.Event()

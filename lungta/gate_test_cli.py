@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ from .errors import CommandError
 from .output import emit
 
 if TYPE_CHECKING:
+    from gate.turnstile.turnstile import Turnstile
+
     from .config import GateConfig
 
 PARTS = ("relay", "sensor", "scanner", "camera")
@@ -71,19 +74,25 @@ def test_relay(config: "GateConfig", args: argparse.Namespace) -> int:
 
 def test_sensor(config: "GateConfig", args: argparse.Namespace) -> int:
     turnstile = _turnstile(config)
-    sensor = turnstile._sensor  # the turnstile's own sensor, debounce and all; no relay moves
-    deadline = time.monotonic() + args.seconds
-    started = time.monotonic()
-    count = 0
     try:
-        while (left := deadline - time.monotonic()) > 0:
-            if sensor.wait_for_passages(1, left) == 1:
-                count += 1
-                emit({"part": "sensor", "passage": count, "at_seconds": round(time.monotonic() - started, 3)})
+        if not turnstile.confirms_passage:
+            raise CommandError(f"{config.file}: no passage sensor configured in [turnstile]")
+        watch_sensor(turnstile, args.seconds)
     finally:
         turnstile.shutdown()
-    emit({"part": "sensor", "passages": count, "seconds": args.seconds})
     return 0
+
+
+def watch_sensor(turnstile: "Turnstile", seconds: float, stop: threading.Event | None = None, out: Callable[[dict], None] = emit) -> int:
+    """One line per passage the sensor counts, then the total; no relay moves."""
+    started = time.monotonic()
+
+    def passage(count: int) -> None:
+        out({"part": "sensor", "passage": count, "at_seconds": round(time.monotonic() - started, 3)})
+
+    count = turnstile.watch_passages(seconds, passage, stop)
+    out({"part": "sensor", "passages": count, "seconds": round(time.monotonic() - started, 3)})
+    return count
 
 
 def test_scanner(config: "GateConfig", args: argparse.Namespace) -> int:

@@ -156,14 +156,22 @@ def run_revoke(args: argparse.Namespace) -> None:
 
 
 def run_gates(args: argparse.Namespace) -> None:
+    from hub.agreement import hub_settings
     from hub.health import gate_row
+    from protocol.errors import KeyFileError
+    from protocol.keys import kid_for, load_signing_key
     from protocol.topics import REVOCATIONS, USED
 
     config = _config(args.config)
+    try:
+        kid: bytes | None = kid_for(load_signing_key(config.key).verify_key)
+    except KeyFileError:
+        kid = None  # the hub key is not readable here: the gates' trusted hub keys are not compared
+    hub = hub_settings(config.heartbeat_interval_s, config.timezone.key, kid)
     with _store(config, args.config, must_exist=True) as store:
         now_ms = int(time.time() * 1000)
         revocation_seq, used_seq = store.last_seq(REVOCATIONS), store.last_seq(USED)
-        rows = [gate_row(health, now_ms, 3 * config.heartbeat_interval_s * 1000, revocation_seq, used_seq) for health in store.gates()]
+        rows = [gate_row(health, now_ms, 3 * config.heartbeat_interval_s * 1000, revocation_seq, used_seq, hub) for health in store.gates()]
     _emit_rows(rows, args.json, "no gate has reported yet")
 
 

@@ -259,6 +259,46 @@ def decode_lease_report(value: object) -> LeaseReport:
 
 
 @dataclass(frozen=True)
+class GateSettings:
+    """What a gate is configured with that must agree with the hub, sent in every birth and heartbeat.
+
+    ``heartbeat_s``: gate.toml's [hub] heartbeat_seconds (the hub calls a
+    gate silent after three of its own intervals); ``timezone``: the site's
+    zone the gate reads quota slots and days in; ``hub_kids``: the kids of
+    the hub keys the gate trusts (a hub whose key is not among them is
+    never believed). On the wire these are flat keys of the report map, so
+    an older hub keeps them as plain fields and an older gate simply lacks them.
+    """
+
+    heartbeat_s: float
+    timezone: str
+    hub_kids: tuple[str, ...] = ()
+
+
+MAX_HUB_KIDS = 8
+_KID_HEX = frozenset("0123456789abcdef")
+
+
+def gate_settings_map(settings: GateSettings) -> dict:
+    """The report fields that carry ``settings``."""
+    return {"heartbeat_s": settings.heartbeat_s, "timezone": settings.timezone, "hub_kids": ",".join(settings.hub_kids)}
+
+
+def decode_gate_settings(fields: Mapping[str, object]) -> GateSettings | None:
+    """The settings a report (or a stored report's fields) carries; None from a gate too old to send them."""
+    heartbeat, zone, kids = fields.get("heartbeat_s"), fields.get("timezone"), fields.get("hub_kids", "")
+    if heartbeat is None and zone is None:
+        return None
+    if not isinstance(heartbeat, (int, float)) or isinstance(heartbeat, bool) or not 0 < heartbeat <= 86_400:
+        raise MalformedMessage("heartbeat_s must be a number of seconds 0..86400")
+    zone = read_text(zone, "timezone", 64)
+    names = tuple(kid for kid in read_text(kids, "hub_kids", MAX_HUB_KIDS * 17, low=0).split(",") if kid)
+    if len(names) > MAX_HUB_KIDS or not all(len(kid) == 16 and set(kid) <= _KID_HEX for kid in names):
+        raise MalformedMessage(f"hub_kids must be at most {MAX_HUB_KIDS} comma-separated 16-digit hex kids")
+    return GateSettings(float(heartbeat), zone, names)
+
+
+@dataclass(frozen=True)
 class HealthReport:
     """A birth, death or heartbeat.
 
@@ -277,6 +317,7 @@ class HealthReport:
     next_seq: int | None = None
     leases: tuple[LeaseReport, ...] = ()
     fields: Mapping[str, Scalar] = field(default_factory=dict)
+    settings: GateSettings | None = None  # also kept in ``fields``, so the hub's stored view shows them
 
 
 _REPORT_KEYS = ("bdseq", "at", "incarnation", "next_seq", "quota")
@@ -305,6 +346,7 @@ def decode_health(kind: str, payload: bytes) -> HealthReport:
         next_seq=read_opt_int(fields.get("next_seq"), "next_seq", 1, MAX_SEQ),
         leases=() if quota is None else tuple(decode_lease_report(item) for item in read_list(quota, "quota", MAX_LEASE_REPORTS)),
         fields=scalars(fields, exclude=_REPORT_KEYS),
+        settings=decode_gate_settings(fields),
     )
 
 

@@ -72,3 +72,9 @@ def test_a_hub_toml_without_broker_table_says_so(tmp_path):
     result = lungta("hub", "run", "--config", str(path), "--check")
     assert result.returncode == 0 and json.loads(result.stdout)["broker"] == "127.0.0.1:1883 plaintext"
     assert result.stderr.count("no [broker] table") == 1 and "without TLS" in result.stderr
+
+
+def test_a_hub_toml_whose_cafile_is_no_certificate_is_one_line(tmp_path):
+    path = example(tmp_path, "hub.toml")
+    (tmp_path / "ca.crt").write_text("-----BEGIN NOTHING-----\n", encoding="utf-8")
+    _one_line(lungta("hub", "run", "--config", str(path), "--check"), str(path), "broker.cafile", "not a PEM CA certificate")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,3 +93,37 @@ def test_gate_test_camera_saves_a_snapshot_and_says_what_it_decoded(tmp_path: Pa
     config = _gate_toml(tmp_path, _keys(tmp_path), 'mode = "handheld"\n[[scanner]]\nkind = "camera"\nsource = "frames"\n')
     (record,) = records(lungta("gate", "test", "camera", "--config", str(config), "--out", str(tmp_path)))
     assert record["texts"] == [ticket] and Path(record["snapshot"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gate_test_sensor_prints_each_passage_the_sensor_counts_and_moves_no_relay(tmp_path: Path) -> None:
+    from gate.turnstile.build import build_turnstile
+    from gate.turnstile.sim import SIM_CHIP, SIM_LINES
+    from lungta.config import load_gate_config
+    from lungta.gate_test_cli import watch_sensor
+
+    config = load_gate_config(_gate_toml(tmp_path, _keys(tmp_path), '[turnstile]\nkind = "sim"\n'))
+    turnstile = build_turnstile(config.turnstile)  # as `gate test sensor` builds it; its lines are fake GPIO lines
+    beam = turnstile.lines.line(SIM_CHIP, SIM_LINES["passage_sensor"])
+    printed: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_sensor, args=(turnstile, 60.0, stop, printed.put), name="watch-sensor")
+    watcher.start()
+    try:
+        for count in (1, 2):
+            beam.drive_high()  # a person breaks the beam...
+            beam.drive_low()  # ...and clears it
+            line = printed.get(timeout=10)
+            assert line["part"] == "sensor" and line["passage"] == count
+    finally:
+        stop.set()
+        watcher.join(10)
+        turnstile.shutdown()
+    assert printed.get(timeout=10)["passages"] == 2
+    for relay in ("entry_relay", "exit_relay"):
+        assert not any(turnstile.lines.line(SIM_CHIP, SIM_LINES[relay]).levels), f"the {relay} never closed its contact"
+
+
+def test_gate_test_sensor_prints_the_count_when_the_time_is_up(tmp_path: Path) -> None:
+    config = _gate_toml(tmp_path, _keys(tmp_path), '[turnstile]\nkind = "sim"\n')
+    (summary,) = records(lungta("gate", "test", "sensor", "--config", str(config), "--seconds", "0.2"))
+    assert summary["part"] == "sensor" and summary["passages"] == 0

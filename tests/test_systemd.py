@@ -18,6 +18,7 @@ from nacl.signing import SigningKey
 from gate.scanner.settings import CameraSettings, HidSettings, SerialSettings
 from gate.turnstile.settings import TurnstileSettings
 from lungta.config import load_gate_config
+from lungta.pki import make_ca
 from protocol.keys import write_key_pair
 from protocol.trust import load_trust_store
 
@@ -128,7 +129,7 @@ GATE_HUB_KEYS = ("trust", "heartbeat_seconds", "batch_events", "window_events", 
 def _site_files(directory: Path) -> None:
     """The files the examples name beside them, as `lungta site init` / `hub add-gate` write them."""
     (directory / "broker-password").write_text("s3cret\n", encoding="utf-8")
-    (directory / "ca.crt").write_text("not checked at load\n", encoding="utf-8")
+    (directory / "ca.crt").write_bytes(make_ca("potala").certificate)  # `run --check` loads it as the site CA
 
 
 def test_example_gate_toml_has_a_hub_table_that_loads(tmp_path: Path) -> None:

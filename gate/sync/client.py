@@ -36,6 +36,7 @@ from protocol.gate_messages import (
     EventData,
     EventKind,
     GateEvent,
+    GateSettings,
     LeaseReport,
     Ping,
     SnapshotRequest,
@@ -44,6 +45,7 @@ from protocol.gate_messages import (
     encode_health,
     encode_ping,
     encode_snapshot_request,
+    gate_settings_map,
     lease_report_map,
     scalars,
 )
@@ -114,6 +116,7 @@ class HubSync:
         self.inbox = HubInbox(self.site, self.gate, store, revocations, hub_trust, wall, trust_lists=trust_lists)
         self.trust_lists = trust_lists  # its installed version goes into every heartbeat
         self.uploader = Uploader(int(store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
+        self.claimed = GateSettings(settings.heartbeat_seconds, rules.timezone.key, tuple(key.kid.hex() for key in hub_trust))  # the hub checks they agree
         self._inbound: queue.Queue = queue.Queue()
         store.add_recorded_listener(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
         self._next_bdseq = int(store.get_meta("bdseq", 0)) + 1
@@ -383,6 +386,7 @@ class HubSync:
         }
         if self.trust_lists is not None:
             fields.update(trust_version=self.trust_lists.version, trust_refused=self.trust_lists.refused)
+        fields.update(gate_settings_map(self.claimed), session_takeovers=self.link.takeovers())
         fields.update(self._status())
         return fields
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
@@ -137,6 +138,21 @@ class Turnstile:
             log.info("admit %s: %d of %d passed%s", direction, result.passed, persons,
                      " (timed out)" if result.timed_out else f" ({error})" if error else "")
             return result
+
+    def watch_passages(self, seconds: float, on_passage: Callable[[int], None], stop: threading.Event | None = None) -> int:
+        """Count what the passage sensor reports for ``seconds`` (or until ``stop``), moving no relay.
+
+        A technician's check of the sensor (``lungta gate test sensor``): the
+        turnstile's own sensor, debounced as in service; ``on_passage(n)`` runs
+        in this thread at the n-th passage. Raises SensorError when the line fails.
+        """
+        deadline = time.monotonic() + seconds
+        count = 0
+        while (left := deadline - time.monotonic()) > 0 and not (stop is not None and stop.is_set()):
+            if self._sensor.wait_for_passages(1, left, stop) == 1:
+                count += 1
+                on_passage(count)
+        return count
 
     def refuse(self) -> None:
         """Show a refusal: red light and two beeps. Returns at once."""

@@ -30,6 +30,9 @@ class AlertKind(enum.StrEnum):
     DISK_LOW = "disk_low"
     STATE_RESET = "gate_state_reset"
     FLAGGED = "flagged_admissions"
+    SETTINGS_MISMATCH = "settings_mismatch"
+    GATE_TAKEN_OVER = "session_taken_over"
+    HUB_TAKEN_OVER = "hub_session_taken_over"
 
 
 SEVERITY = {
@@ -37,6 +40,7 @@ SEVERITY = {
     AlertKind.EMERGENCY_ON: "critical", AlertKind.SCANNER_DOWN: "warning", AlertKind.GATE_STALE: "warning",
     AlertKind.CLOCK_OFFSET: "warning", AlertKind.REVOCATION_LAG: "warning", AlertKind.USED_LAG: "warning",
     AlertKind.BACKLOG: "warning", AlertKind.DISK_LOW: "warning", AlertKind.STATE_RESET: "warning", AlertKind.FLAGGED: "info",
+    AlertKind.SETTINGS_MISMATCH: "warning", AlertKind.GATE_TAKEN_OVER: "critical", AlertKind.HUB_TAKEN_OVER: "critical",
 }
 # kinds that only count once they have held for ``offline_alert_s`` (they clear by themselves in normal operation)
 NEEDS_GRACE = {AlertKind.GATE_STALE, AlertKind.REVOCATION_LAG, AlertKind.USED_LAG, AlertKind.BACKLOG}
@@ -68,6 +72,14 @@ def conditions(gate: dict, settings: HttpSettings) -> list[tuple[AlertKind, str]
         found.append((AlertKind.GATE_OFFLINE, f"gate {gate['gate']} is offline ({gate.get('cause') or 'disconnected'})"))
     elif status == "stale":
         found.append((AlertKind.GATE_STALE, f"gate {gate['gate']} has sent nothing for {settings.offline_alert_s:.0f} s or more"))
+    mismatch = gate.get("settings_mismatch") or []  # settings hold while it is away too
+    if mismatch:  # hub/agreement.py: the gate's own heartbeat interval, time zone or trusted hub key differ from the hub's
+        differ = ", ".join(f"{item['key']} {item['gate_value']} (hub {item['hub_value']})" for item in mismatch)
+        found.append((AlertKind.SETTINGS_MISMATCH, f"gate {gate['gate']} settings differ from the hub's: {differ}"))
+    takeovers = _number(gate.get("session_takeovers"))
+    if takeovers:
+        found.append((AlertKind.GATE_TAKEN_OVER, f"gate {gate['gate']}: another client logged in as this gate {takeovers:.0f} time(s) in the last hour"
+                                                 " (two gates with one gate id, or a copied gate.toml and password)"))
     if status != "online":
         return found  # device figures are from the last heartbeat: not news
     scanner, relay = gate.get("scanner"), gate.get("relay")
@@ -106,8 +118,12 @@ class AlertBook:
         self._since: dict[tuple[AlertKind, str | None], int] = {}
         self._found: dict[str, tuple[dict, list[tuple[AlertKind, str]]]] = {}  # per gate: the view last looked at, and what it showed
 
-    def update(self, gates: list[dict], broker_up: bool, now_ms: int, acks: dict[str, tuple[str, int]]) -> list[Alert]:
+    def update(self, gates: list[dict], broker_up: bool, now_ms: int, acks: dict[str, tuple[str, int]], hub_takeovers: int = 0) -> list[Alert]:
+        """``hub_takeovers``: how often another client took over the hub's own broker session in the last hour."""
         holding: dict[tuple[AlertKind, str | None], str] = {}
+        if hub_takeovers:
+            holding[AlertKind.HUB_TAKEN_OVER, None] = (f"another client logged in as this hub {hub_takeovers} time(s) in the last hour:"
+                                                       " a second hub for this site runs somewhere (the two knock each other off the broker)")
         if not broker_up:
             holding[AlertKind.BROKER_UNREACHABLE, None] = "the hub cannot reach the MQTT broker: gate states are unknown (gates keep deciding offline)"
         else:

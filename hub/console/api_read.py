@@ -19,6 +19,13 @@ from .roles import PERMISSIONS, Permission, Principal
 from .web import Console, HttpError, Param, Request, Response, Route, error_response, json_response, query_int
 
 GATE_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+MISMATCH = {"type": "object", "required": ["key", "gate_value", "hub_value"], "properties": {
+    "key": {"type": "string", "enum": ["heartbeat_s", "timezone", "hub_key"]}, "gate_value": {"type": "string"}, "hub_value": {"type": "string"}}}
+GATE_VIEW = {"type": "object", "required": ["gate", "status", "settings_mismatch", "history"], "properties": {
+    "gate": GATE_ID, "status": {"type": "string", "enum": ["online", "offline", "stale", "unknown"]},
+    "settings_mismatch": {"type": "array", "items": MISMATCH, "description": "settings the gate runs with that differ from the hub's (hub/agreement.py); empty when they agree or the gate does not say"},
+    "session_takeovers": {"type": ["integer", "null"], "description": "times another client logged in as this gate in the last hour, per its heartbeat"},
+    "history": {"type": "array", "items": {"type": "object"}}}}
 DAY = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": queries.EVENT_PAGE_MAX}, "rows per page")
 LIST = {"type": "object", "properties": {"items": {"type": "array"}}, "required": ["items"]}
@@ -189,7 +196,8 @@ ROUTES = [
     Route("GET", "/api/v1/catalogue", READ, catalogue, "reason texts in Tibetan, Chinese and English (the gates' catalogue)"),
     Route("GET", "/api/v1/snapshot", READ, snapshot, "the live view: gates, site totals, quotas, alerts (what /api/v1/live pushes)"),
     Route("GET", "/api/v1/gates", READ, gates, "every gate: status, last seen, today's decisions, lags, backlog, clock, devices", result=LIST),
-    Route("GET", "/api/v1/gates/{gate}", READ, gate, "one gate, with its last 20 health reports", path_schemas={"gate": GATE_ID}, statuses=(200, 404)),
+    Route("GET", "/api/v1/gates/{gate}", READ, gate, "one gate, with its last 20 health reports and where its settings differ from the hub's",
+          path_schemas={"gate": GATE_ID}, statuses=(200, 404), result=GATE_VIEW),
     Route("GET", "/api/v1/revocations", Permission.REVOCATIONS_READ, revocations, "revocations and un-revocations, newest first: who, when, why",
           (LIMIT, Param("before", {"type": "integer", "minimum": 1}, "next_before of the previous page")), result=LIST),
     Route("GET", "/api/v1/quotas", READ, quotas, "the slots of a day with cap, admitted, allocated", (Param("date", DAY, "YYYY-MM-DD, default today"),), result=LIST),

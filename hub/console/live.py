@@ -24,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol.gate_messages import GateSettings
+
+from ..agreement import hub_settings, stored_disagreements
 from ..config import HubConfig
 from ..health import status
 from ..quota_text import slot_row
@@ -92,7 +95,10 @@ class Snapshot:
 
 
 class LiveFeed:
-    def __init__(self, config: HubConfig, settings: HttpSettings, broker_up: Callable[[], bool], hub_stats: Callable[[], dict], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: HubConfig, settings: HttpSettings, broker_up: Callable[[], bool], hub_stats: Callable[[], dict], clock: Callable[[], float] = time.time,
+                 hub: GateSettings | None = None) -> None:
+        """``hub``: the hub's settings the gates' must agree with (hub/agreement.py); by default from ``config``, without the hub key."""
+        self._hub_settings = hub or hub_settings(config.heartbeat_interval_s, config.timezone.key, None)
         self.config, self.settings = config, settings
         self._broker_up, self._hub_stats, self._clock = broker_up, hub_stats, clock
         self._changed = threading.Condition()
@@ -160,11 +166,12 @@ class LiveFeed:
             acks = store.alert_acks()
             depth = queries.outbox_depth(store.db)
         broker_up = self._broker_up()
-        alerts = self._book.update(gates, broker_up, now_ms, acks)
+        stats = self._hub_stats()
+        alerts = self._book.update(gates, broker_up, now_ms, acks, int(stats.get("session_takeovers", 0)))
         data = {
             "site": self.config.site, "day": day, "broker_up": broker_up, "gates": gates, "quotas": quotas,
             "alerts": [alert.as_dict() for alert in alerts], "totals": _totals(gates),
-            "hub": {**self._hub_stats(), "outbox_depth": depth, "store_bytes": _store_bytes(self.config.database)},
+            "hub": {**stats, "outbox_depth": depth, "store_bytes": _store_bytes(self.config.database)},
         }
         if data != self._snapshot.data:
             with self._changed:
@@ -230,6 +237,8 @@ class LiveFeed:
             "used_lag": used_head - fields["used_seq"] if isinstance(fields["used_seq"], int) else None,
             "emergency": isinstance(relay, str) and relay.startswith("emergency"),
             "state_reset": bool(health.resets), "acked_seq": health.acked_seq, **fields,
+            "settings_mismatch": [item.as_dict() for item in stored_disagreements(health.heartbeat or health.birth or {}, self._hub_settings)],
+            "session_takeovers": (health.heartbeat or {}).get("session_takeovers"),
         }
 
     def _note_transition(self, gate: str, state: str, cause: str) -> None:

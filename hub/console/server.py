@@ -23,6 +23,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from protocol.gate_messages import GateSettings
+
 from ..config import HubConfig
 from . import api_read, api_write
 from .live import LiveFeed
@@ -60,10 +62,11 @@ class ConsoleServer:
         return f"{scheme}://{shown}:{port}/"
 
     @classmethod
-    def start(cls, config: HubConfig, settings: HttpSettings, broker_up: Callable[[], bool], hub_stats: Callable[[], dict], clock: Callable[[], float] = time.time) -> "ConsoleServer":
-        """Open the listener (a busy port fails here, before anything runs) and start serving."""
+    def start(cls, config: HubConfig, settings: HttpSettings, broker_up: Callable[[], bool], hub_stats: Callable[[], dict], clock: Callable[[], float] = time.time,
+              hub: GateSettings | None = None) -> "ConsoleServer":
+        """Open the listener (a busy port fails here, before anything runs) and start serving; ``hub`` as for ``LiveFeed``."""
         stop = threading.Event()
-        feed = LiveFeed(config, settings, broker_up, hub_stats, clock)
+        feed = LiveFeed(config, settings, broker_up, hub_stats, clock, hub)
         pool = StorePool(config.database, config.synchronous)
         console = Console(config, settings, pool, feed, clock)
         console.metrics = metrics_renderer(feed)
@@ -223,9 +226,10 @@ def start_for_service(config: HubConfig, service) -> ConsoleServer | None:
             stats = service.stats
             return {"messages": stats.messages, "events_stored": stats.events_stored, "duplicates": stats.duplicates, "malformed": stats.malformed,
                     "acks_sent": stats.acks_sent, "outbox_published": stats.outbox_published, "unrelayed": stats.unrelayed, "pongs": stats.pongs,
-                    "refused": sum(stats.refused_by_gate.values()), "rate_limited": sum(stats.rate_limited.values())}
+                    "refused": sum(stats.refused_by_gate.values()), "rate_limited": sum(stats.rate_limited.values()),
+                    "session_takeovers": service.link.takeovers()}
 
-    return ConsoleServer.start(config, settings, service.link.connected.is_set, hub_stats)
+    return ConsoleServer.start(config, settings, service.link.connected.is_set, hub_stats, hub=service.settings_watch.hub)
 
 
 
