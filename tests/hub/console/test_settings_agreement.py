@@ -23,7 +23,8 @@ from gate.clock import GateClock
 from gate.rules import GateRules
 from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
-from gate.validator import open_validator
+from gate.health import GateHealth
+from gate.parts import open_gate_parts
 from hub.console.roles import Role
 from protocol.mqtt import BrokerConfig
 from protocol.trust import TrustedKey, TrustStore
@@ -32,23 +33,24 @@ TIMEOUT = 15.0
 
 
 @pytest.fixture
-def start_gate(tmp_path: Path, broker, trust: TrustStore) -> Iterator:
+def start_gate(tmp_path: Path, broker) -> Iterator:
     """start_gate(name, heartbeat_s, zone, hub_trust) -> a running HubSync with those settings."""
     running = []
 
     def start(name: str, heartbeat_s: float, zone: str, hub_trust: TrustStore) -> HubSync:
-        validator = open_validator(tmp_path / "gates" / name, GateRules(broker.site, gate_id=name, timezone=ZoneInfo(zone)), trust, clock=GateClock(0))
+        parts = open_gate_parts(tmp_path / "gates" / name, GateHealth(), clock=GateClock(0))
+        rules = GateRules(broker.site, gate_id=name, timezone=ZoneInfo(zone))
         settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(broker.host, broker.port, name, broker.password(name)), heartbeat_seconds=heartbeat_s)
-        sync = HubSync(settings, validator, validator.revocations, hub_trust)
+        sync = HubSync(settings, rules, parts.store, parts.revocations, parts.clock, parts.hub, hub_trust)
         sync.start()
-        running.append((sync, validator))
+        running.append((sync, parts))
         assert sync.link.subscribed.wait(TIMEOUT), f"{name} did not connect"
         return sync
 
     yield start
-    for sync, validator in running:
+    for sync, parts in running:
         sync.stop()
-        validator.close()
+        parts.close()
 
 
 def _warnings(caplog: pytest.LogCaptureFixture, gate: str) -> list[str]:
