@@ -10,13 +10,14 @@ runs the same faults for hundreds of random cycles (``tests/faults/soak.py``).
 from __future__ import annotations
 
 import random
+import time
+from datetime import datetime
 
-
-from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
 from protocol.ticket import read_ticket
 
-from .invariants import check_site, gate_backlog, gate_rows, hub_rows
-from .site import FaultTimeout, wait_until
+from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
+from .invariants import AWAY_LIMIT_SECONDS, check_site, gate_backlog, gate_rows, hub_events, hub_rows
+from .site import FaultTimeout, GateProcess, wait_until
 
 pytestmark = NEEDS_ROOT
 TWO = ("g1", "g2")  # where a fault needs one gate and a witness, two gates start faster than three
@@ -155,6 +156,46 @@ def test_a_clock_stepped_ahead_and_back_counts_everyone_and_keeps_admitting(site
     assert_invariants_hold(faults, seen)
 
 
+def test_a_stalled_broker_is_noticed_and_deny_refuses_until_it_thaws(site_with_faults):
+    """The broker frozen with SIGSTOP (alive, sockets open, nothing answered): no reset tells a gate anything;
+    only the missing pongs do. With offline_policy deny every gate must refuse single-entry tickets until it thaws."""
+    faults = site_with_faults(gates=TWO, offline_policy="deny")
+    site = faults.site
+    used = site.mint()
+    assert site.gates["g1"].scan(used).granted
+    wait_until(lambda: _usage_at(site, "g2", used), "g1's admission relayed to g2")
+    seen = _notice_hub_gone(faults, faults.freeze_broker, "the stalled broker")
+    for name in TWO:
+        refused = site.gates[name].scan(site.mint())
+        if refused.granted or refused.reason != "offline_refused":
+            seen.append(f"{name}: a fresh single-entry ticket with the broker frozen: {refused.reason}, not offline_refused")
+    again = faults.probe("g2", used)  # a visitor trying the same ticket twice
+    seen += [f"g2 admitted a ticket used at g1 with the broker frozen ({again.reason})"] if again.granted else []
+    _notice_hub_back(faults, faults.thaw_broker)
+    for name in TWO:
+        after = site.gates[name].scan(site.mint())
+        seen += [] if after.granted else [f"{name}: refused after the broker thawed: {after.reason}"]
+    assert_invariants_hold(faults, seen)
+
+
+def test_a_hub_cut_off_from_the_broker_is_noticed_and_admissions_are_flagged(site_with_faults):
+    """The hub's own link to the broker cut silently while every gate still reaches the broker: the broker
+    is fine, so only the missing pongs show that nobody relays. With admit_flagged the gates admit, flagged
+    for review at the hub; after the heal every decision is at the hub exactly once."""
+    faults = site_with_faults(gates=TWO)
+    site = faults.site
+    seen = _notice_hub_gone(faults, lambda: faults.cut_hub(silent=True), "the hub cut off from the broker")
+    admitted = {name: site.mint() for name in TWO}
+    for name, text in admitted.items():
+        decided = site.gates[name].scan(text)
+        if not decided.granted or not _logged_flagged(site.gates[name], decided.ticket):
+            seen.append(f"{name}: a single-entry ticket with the hub cut off: {decided.reason}, flagged {_logged_flagged(site.gates[name], decided.ticket)}")
+    _notice_hub_back(faults, faults.heal_hub)
+    assert_invariants_hold(faults, seen)
+    stored = {e.ticket: e.data.get("flagged") for e in hub_events(site.hub_db) if e.kind == "admission"}
+    assert {name: stored.get(read_ticket(text).claims.ticket_id.hex()) for name, text in admitted.items()} == {name: True for name in TWO}
+
+
 def assert_invariants_hold(faults, seen: list[str] = ()) -> None:
     """Every invariant of issue 11 after the heal, and nothing wrong ``seen`` by a visitor on the way;
     the message lists each problem on its own line."""
@@ -177,3 +218,41 @@ def _lease_at(site, name: str) -> bool:
 
 def _heartbeats(site, name: str) -> int:
     return hub_rows(site.hub_db, "SELECT COUNT(*) FROM gate_history WHERE gate = ? AND kind = 'heartbeat'", (name,))[0][0]
+
+
+LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"  # the asctime of lungta's log format (lungta/cli.py)
+HUB_OFFLINE, HUB_ONLINE = "hub offline:", "hub online:"  # what gate/sync/client.py logs when hub liveness changes
+
+
+def _notice_hub_gone(faults, fault, what: str) -> list[str]:
+    """Inject ``fault``; wait until every gate says in its log that the hub is offline, as its operator reads it.
+    Returns a problem per gate that noticed later than the limit of issue 11 (the pong timeout is 3.5 s)."""
+    gates = list(faults.site.gates.values())
+    marks = {gate.name: len(gate.text()) for gate in gates}
+    fault_at = time.time()
+    fault()
+    problems = []
+    for gate in gates:
+        noticed = _logged_at(gate, marks[gate.name], HUB_OFFLINE) - fault_at
+        if noticed > AWAY_LIMIT_SECONDS:
+            problems.append(f"{gate.name} noticed {what} after {noticed:.1f} s (limit {AWAY_LIMIT_SECONDS:.0f} s)")
+    return problems
+
+
+def _notice_hub_back(faults, repair) -> None:
+    """Repair the fault and wait until every gate says the hub is online again (FaultTimeout if one never does)."""
+    marks = {gate.name: len(gate.text()) for gate in faults.site.gates.values()}
+    repair()
+    for gate in faults.site.gates.values():
+        _logged_at(gate, marks[gate.name], HUB_ONLINE)
+
+
+def _logged_at(gate: GateProcess, since: int, needle: str) -> float:
+    """The wall-clock time of the first line containing ``needle`` that the gate logged past offset ``since``."""
+    line = wait_until(lambda: next((line for line in gate.text()[since:].splitlines() if needle in line), None), f"gate {gate.name} logging {needle!r}")
+    return datetime.strptime(line[:23], LOG_TIME).timestamp()
+
+
+def _logged_flagged(gate: GateProcess, ticket: str) -> bool:
+    """Whether the gate's decision line on ``ticket`` says FLAGGED (what staff reviewing the log see)."""
+    return any(f"ticket={ticket} " in line and "FLAGGED" in line for line in gate.text().splitlines())
