@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from protocol.gate_messages import GateEvent, HealthReport
+from protocol.gate_messages import EventKind, GateEvent, HealthReport
+
+from .ingest import TicketFacts
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +82,18 @@ class SlotReport:
 
 @dataclass(frozen=True)
 class QuotaUse:
-    """Persons an admission (positive) or rollback (negative) counted against a gate's lease."""
+    """Persons an admission (positive) or rollback (negative) counted against a gate's lease.
+
+    ``leased`` False: an admission no lease of the gate covered (``unleased_use``),
+    counted in the slot but apart from the lease counts.
+    """
 
     gate: str
     day: str
     slot_start: int
     at_ms: int
     persons: int
+    leased: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,9 @@ class GateSlot:
 
     ``admitted`` is the net persons of the gate's quota events the hub has
     stored; ``recent`` the persons of those dated within the last rate window
-    (the gate's demand); ``report`` the newest heartbeat about the slot.
+    (the gate's demand); ``report`` the newest heartbeat about the slot;
+    ``unleased`` the persons it admitted in the slot under no lease, which
+    its lease counter never saw (so they are added to, not compared with, it).
     """
 
     gate: str
@@ -104,6 +113,7 @@ class GateSlot:
     admitted: int = 0
     recent: int = 0
     report: GateReport | None = None
+    unleased: int = 0
 
 
 @dataclass(frozen=True)
@@ -220,6 +230,29 @@ def quota_uses(events: Iterable[GateEvent]) -> list[QuotaUse]:
     return [use for use in map(quota_use, events) if use is not None]
 
 
+def unleased_use(event: GateEvent, ticket: TicketFacts | None, quotas_of: Callable[[str], Sequence[Quota]], zone: ZoneInfo) -> QuotaUse | None:
+    """An admission no lease counted, placed in the capped slot its time falls in (site time); None outside every slot.
+
+    A gate without a lease covering the minute treats the slot as uncapped
+    and its event carries no ``quota`` (a quota set while it was cut off, a
+    new state before its leases came). Those persons are still in the
+    slot: the hub counts them there, so the cap sees everyone admitted, and
+    says so. Persons are bounded by the verified ``ticket``'s, when known;
+    ``quotas_of(day)`` gives the capped slots of a day.
+    """
+    if event.kind is not EventKind.ADMISSION or event.data.quota is not None:
+        return None
+    persons = event.data.persons or 1
+    persons = min(persons, ticket.persons) if ticket is not None else persons
+    local = datetime.fromtimestamp(event.at_ms / 1000, zone)
+    day, minute = local.date().isoformat(), local.hour * 60 + local.minute
+    quota = next((quota for quota in quotas_of(day) if quota.slot_start <= minute < quota.slot_end), None)
+    if quota is None or persons <= 0:
+        return None
+    log.warning("gate %s admitted %d person(s) (seq %d) in slot %s %s under no lease: counted in the slot, over its leases", event.gate, persons, event.seq, day, quota.slot)
+    return QuotaUse(event.gate, day, quota.slot_start, event.at_ms, persons, leased=False)
+
+
 def slot_reports(gate: str, report: HealthReport) -> list[SlotReport]:
     """The leases a heartbeat lists, as slot reports at the heartbeat's ``at``.
 
@@ -248,9 +281,14 @@ def record_report(slot: GateSlot, report: GateReport) -> GateSlot:
 # ---- the bound ---------------------------------------------------------------------------
 
 
-def used(slot: GateSlot) -> int:
-    """What the gate is known to have admitted: its events or its last report, whichever says more."""
+def leased_used(slot: GateSlot) -> int:
+    """What the gate is known to have counted against its leases: its events or its last report, whichever says more."""
     return max(slot.admitted, slot.report.used if slot.report else 0, 0)
+
+
+def used(slot: GateSlot) -> int:
+    """What the gate is known to have admitted in the slot: under its leases and under none."""
+    return leased_used(slot) + slot.unleased
 
 
 def live_leases(slot: GateSlot, skew_ms: int) -> list[SentLease]:
@@ -267,9 +305,14 @@ def live_leases(slot: GateSlot, skew_ms: int) -> list[SentLease]:
     return [lease for lease in slot.leases if lease.lease_id >= report.lease_id and lease.expires_ms > report.at_ms - skew_ms]
 
 
+def lease_bound(slot: GateSlot, skew_ms: int) -> int:
+    """An upper bound of what the gate's lease counter will ever reach in the slot."""
+    return max([leased_used(slot)] + [lease.granted for lease in live_leases(slot, skew_ms)])
+
+
 def held(slot: GateSlot, skew_ms: int) -> int:
     """An upper bound of all the gate will ever admit in the slot: the figure counted against the cap."""
-    return max([used(slot)] + [lease.granted for lease in live_leases(slot, skew_ms)])
+    return slot.unleased + lease_bound(slot, skew_ms)
 
 
 def newest(slot: GateSlot) -> SentLease | None:
@@ -281,7 +324,7 @@ def headroom(slot: GateSlot, now_ms: int) -> int:
     lease = newest(slot)
     if lease is None or lease.expires_ms <= now_ms:
         return 0
-    return max(0, lease.granted - used(slot))
+    return max(0, lease.granted - leased_used(slot))
 
 
 # ---- allocation --------------------------------------------------------------------------
@@ -305,8 +348,9 @@ def targets(online: Sequence[GateSlot], pool: int) -> dict[str, int]:
 def _reissue(slot: GateSlot, target: int, room: int, free: int, now_ms: int, policy: QuotaPolicy) -> LeaseGrant | None:
     """The lease to send an online gate, or None: renew when due, top up when low, lower when far above target.
 
-    The new ``granted`` is ``used + target``, but never more than the gate's
-    bound plus the free places: sending it adds at most ``free`` to the sum.
+    The new ``granted`` is ``used + target`` (in the units of the gate's lease
+    counter), but never more than its lease bound plus the free places:
+    sending it adds at most ``free`` to the sum.
     """
     lease = newest(slot)
     due = lease is None or lease.expires_ms - now_ms <= policy.lease_ms - policy.renew_ms
@@ -314,7 +358,7 @@ def _reissue(slot: GateSlot, target: int, room: int, free: int, now_ms: int, pol
     high = room > 2 * target + 1
     if not (due or low or high):
         return None
-    granted = min(used(slot) + target, held(slot, policy.skew_ms) + max(0, free))
+    granted = min(leased_used(slot) + target, lease_bound(slot, policy.skew_ms) + max(0, free))
     if not due and lease is not None and granted == lease.granted:
         return None
     return LeaseGrant(slot.gate, granted, now_ms + policy.lease_ms)
@@ -342,7 +386,7 @@ def allocate(quota: Quota, window: tuple[int, int], gates: Sequence[GateSlot], n
     for slot in sorted(online, key=lambda slot: room[slot.gate] / max(1, goal[slot.gate])):
         grant = _reissue(slot, goal[slot.gate], room[slot.gate], free, now_ms, policy)
         if grant is not None:
-            free -= max(0, grant.granted - held(slot, policy.skew_ms))
+            free -= max(0, grant.granted - lease_bound(slot, policy.skew_ms))
             grants.append(grant)
     return grants
 

@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS quota_leases (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quota_gates (
     day TEXT NOT NULL, slot_start INTEGER NOT NULL, gate TEXT NOT NULL, admitted INTEGER NOT NULL DEFAULT 0,
-    report_at INTEGER, report_lease INTEGER, report_used INTEGER,
+    report_at INTEGER, report_lease INTEGER, report_used INTEGER, unleased INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, slot_start, gate)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quota_recent (
@@ -124,6 +124,8 @@ class SqliteHubStore:
         if version not in (0, SCHEMA_VERSION) or (version == 0 and self._has_table("events")):
             raise HubStoreError(f"{path}: made by an older Lungta hub (schema {version}, this one needs {SCHEMA_VERSION}); move it aside to start a new one")
         self._db.executescript(SCHEMA)
+        if "unleased" not in {row[1] for row in self._db.execute("PRAGMA table_info(quota_gates)")}:  # a database of a hub before it counted unleased admissions
+            self._db.execute("ALTER TABLE quota_gates ADD COLUMN unleased INTEGER NOT NULL DEFAULT 0")
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._depth = 0
         self._contiguous: dict[Stream, int] = {}
@@ -411,12 +413,20 @@ class SqliteHubStore:
         return max(0, row[0])
 
     def add_quota_uses(self, uses: Sequence[QuotaUse]) -> None:
-        """Count persons, each gate bounded by the leases it holds: a gate claiming 2^31 persons cannot starve the slot."""
+        """Count persons, each gate bounded by the leases it holds: a gate claiming 2^31 persons cannot starve the slot.
+
+        A use under no lease (``leased`` False) is counted apart, bounded only by its verified ticket's persons.
+        """
         totals: Counter[tuple[str, int, str]] = Counter()
+        unleased: Counter[tuple[str, int, str]] = Counter()
         buckets: Counter[tuple[str, int, str, int]] = Counter()
         room: dict[tuple[str, int, str], int] = {}
         for use in uses:
             key = (use.day, use.slot_start, use.gate)
+            if not use.leased:
+                unleased[key] += use.persons
+                buckets[use.day, use.slot_start, use.gate, use.at_ms // RECENT_BUCKET_MS] += use.persons
+                continue
             if key not in room:
                 room[key] = self._lease_room(key)
             persons = min(use.persons, room[key] - totals[key])
@@ -429,6 +439,10 @@ class SqliteHubStore:
             self._db.executemany(
                 "INSERT INTO quota_gates (day, slot_start, gate, admitted) VALUES (?, ?, ?, ?) ON CONFLICT (day, slot_start, gate) DO UPDATE SET admitted = admitted + excluded.admitted",
                 [(*key, persons) for key, persons in totals.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO quota_gates (day, slot_start, gate, unleased) VALUES (?, ?, ?, ?) ON CONFLICT (day, slot_start, gate) DO UPDATE SET unleased = unleased + excluded.unleased",
+                [(*key, persons) for key, persons in unleased.items()],
             )
             self._db.executemany(
                 "INSERT INTO quota_recent VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, slot_start, gate, bucket) DO UPDATE SET persons = persons + excluded.persons",
@@ -463,8 +477,9 @@ class SqliteHubStore:
             recent = dict(self._db.execute(
                 "SELECT gate, sum(persons) FROM quota_recent WHERE day = ? AND slot_start = ? AND bucket >= ? GROUP BY gate", (*slot, recent_since_ms // RECENT_BUCKET_MS)
             ))
-            known = self._db.execute("SELECT gate, admitted, report_at, report_lease, report_used FROM quota_gates WHERE day = ? AND slot_start = ?", slot).fetchall()
-        gates = {gate: GateSlot(gate, admitted=admitted, report=None if at is None else GateReport(at, lease_id, used)) for gate, admitted, at, lease_id, used in known}
+            known = self._db.execute("SELECT gate, admitted, report_at, report_lease, report_used, unleased FROM quota_gates WHERE day = ? AND slot_start = ?", slot).fetchall()
+        gates = {gate: GateSlot(gate, admitted=admitted, report=None if at is None else GateReport(at, lease_id, used), unleased=unleased)
+                 for gate, admitted, at, lease_id, used, unleased in known}
         for gate in leases.keys() - gates.keys():
             gates[gate] = GateSlot(gate)
         return [replace(gates[gate], leases=tuple(leases.get(gate, ())), recent=recent.get(gate, 0)) for gate in sorted(gates)]
