@@ -13,8 +13,11 @@ import random
 import time
 from datetime import datetime
 
+import pytest
+
 from protocol.ticket import read_ticket
 
+from .actions import Faults
 from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
 from .invariants import AWAY_LIMIT_SECONDS, check_site, gate_backlog, gate_rows, hub_events, hub_rows
 from .site import FaultTimeout, GateProcess, wait_until
@@ -156,44 +159,45 @@ def test_a_clock_stepped_ahead_and_back_counts_everyone_and_keeps_admitting(site
     assert_invariants_hold(faults, seen)
 
 
-def test_a_stalled_broker_is_noticed_and_deny_refuses_until_it_thaws(site_with_faults):
-    """The broker frozen with SIGSTOP (alive, sockets open, nothing answered): no reset tells a gate anything;
-    only the missing pongs do. With offline_policy deny every gate must refuse single-entry tickets until it thaws."""
-    faults = site_with_faults(gates=TWO, offline_policy="deny")
+QUIET_HUB = {  # faults after which the gates' connections stay up but no hub answers: (inject, repair)
+    "stalled broker": (Faults.freeze_broker, Faults.thaw_broker),
+    "hub cut off from the broker": (lambda faults: faults.cut_hub(silent=True), Faults.heal_hub),
+}
+
+
+@pytest.mark.parametrize("policy", ["deny", "admit_flagged"])
+@pytest.mark.parametrize("fault", list(QUIET_HUB))
+def test_a_hub_gone_quiet_is_noticed_and_the_offline_policy_applies(site_with_faults, fault, policy):
+    """A broker frozen with SIGSTOP (alive, sockets open, nothing answered) or the hub's own link to the broker
+    cut silently (the gates still reach the broker): nothing at the TCP or MQTT level tells a gate, only the
+    missing pongs do. Every gate says so in its log within the limit and applies its offline policy to a fresh
+    single-entry ticket (deny: offline_refused; admit_flagged: admitted, flagged for review at the hub); a
+    ticket used at g1 stays refused at g2; after the repair the gates admit unflagged and every decision is
+    at the hub exactly once."""
+    faults = site_with_faults(gates=TWO, offline_policy=policy)
     site = faults.site
+    inject, repair = QUIET_HUB[fault]
     used = site.mint()
     assert site.gates["g1"].scan(used).granted
     wait_until(lambda: _usage_at(site, "g2", used), "g1's admission relayed to g2")
-    seen = _notice_hub_gone(faults, faults.freeze_broker, "the stalled broker")
+    seen = _notice_hub_gone(faults, lambda: inject(faults), f"the {fault}")
+    expected = (False, "offline_refused", False) if policy == "deny" else (True, "valid", True)
+    flagged_tickets = []
     for name in TWO:
-        refused = site.gates[name].scan(site.mint())
-        if refused.granted or refused.reason != "offline_refused":
-            seen.append(f"{name}: a fresh single-entry ticket with the broker frozen: {refused.reason}, not offline_refused")
+        decided = site.gates[name].scan(site.mint())
+        outcome = (decided.granted, decided.reason, _logged_flagged(site.gates[name], decided.ticket))
+        seen += [] if outcome == expected else [f"{name}: a fresh single-entry ticket with the {fault}: (granted, reason, flagged) {outcome}, not {expected}"]
+        flagged_tickets += [decided.ticket] if decided.granted else []
     again = faults.probe("g2", used)  # a visitor trying the same ticket twice
-    seen += [f"g2 admitted a ticket used at g1 with the broker frozen ({again.reason})"] if again.granted else []
-    _notice_hub_back(faults, faults.thaw_broker)
+    seen += [f"g2 admitted a ticket used at g1 with the {fault} ({again.reason})"] if again.granted else []
+    _notice_hub_back(faults, lambda: repair(faults))
     for name in TWO:
         after = site.gates[name].scan(site.mint())
-        seen += [] if after.granted else [f"{name}: refused after the broker thawed: {after.reason}"]
-    assert_invariants_hold(faults, seen)
-
-
-def test_a_hub_cut_off_from_the_broker_is_noticed_and_admissions_are_flagged(site_with_faults):
-    """The hub's own link to the broker cut silently while every gate still reaches the broker: the broker
-    is fine, so only the missing pongs show that nobody relays. With admit_flagged the gates admit, flagged
-    for review at the hub; after the heal every decision is at the hub exactly once."""
-    faults = site_with_faults(gates=TWO)
-    site = faults.site
-    seen = _notice_hub_gone(faults, lambda: faults.cut_hub(silent=True), "the hub cut off from the broker")
-    admitted = {name: site.mint() for name in TWO}
-    for name, text in admitted.items():
-        decided = site.gates[name].scan(text)
-        if not decided.granted or not _logged_flagged(site.gates[name], decided.ticket):
-            seen.append(f"{name}: a single-entry ticket with the hub cut off: {decided.reason}, flagged {_logged_flagged(site.gates[name], decided.ticket)}")
-    _notice_hub_back(faults, faults.heal_hub)
+        if not after.granted or _logged_flagged(site.gates[name], after.ticket):
+            seen.append(f"{name}: after the repair a fresh ticket was {after.reason}, flagged {_logged_flagged(site.gates[name], after.ticket)}")
     assert_invariants_hold(faults, seen)
     stored = {e.ticket: e.data.get("flagged") for e in hub_events(site.hub_db) if e.kind == "admission"}
-    assert {name: stored.get(read_ticket(text).claims.ticket_id.hex()) for name, text in admitted.items()} == {name: True for name in TWO}
+    assert [stored.get(ticket) for ticket in flagged_tickets] == [True] * len(flagged_tickets), "admissions while away reach the hub flagged for review"
 
 
 def assert_invariants_hold(faults, seen: list[str] = ()) -> None:
