@@ -19,7 +19,7 @@ sends a lease only while these bounds sum to at most the cap.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -80,13 +80,18 @@ class SlotReport:
 
 @dataclass(frozen=True)
 class QuotaUse:
-    """Persons an admission (positive) or rollback (negative) counted against a gate's lease."""
+    """Persons an admission (positive) or rollback (negative) counted against a gate's lease.
+
+    ``leased`` False: an admission no lease of the gate covered (``unleased_use``),
+    counted in the slot but apart from the lease counts.
+    """
 
     gate: str
     day: str
     slot_start: int
     at_ms: int
     persons: int
+    leased: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,9 @@ class GateSlot:
 
     ``admitted`` is the net persons of the gate's quota events the hub has
     stored; ``recent`` the persons of those dated within the last rate window
-    (the gate's demand); ``report`` the newest heartbeat about the slot.
+    (the gate's demand); ``report`` the newest heartbeat about the slot;
+    ``unleased`` the persons it admitted in the slot under no lease, which
+    its lease counter never saw (so they are added to, not compared with, it).
     """
 
     gate: str
@@ -104,6 +111,7 @@ class GateSlot:
     admitted: int = 0
     recent: int = 0
     report: GateReport | None = None
+    unleased: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,9 +174,14 @@ def record_report(slot: GateSlot, report: GateReport) -> GateSlot:
 # ---- the bound ---------------------------------------------------------------------------
 
 
-def used(slot: GateSlot) -> int:
-    """What the gate is known to have admitted: its events or its last report, whichever says more."""
+def leased_used(slot: GateSlot) -> int:
+    """What the gate is known to have counted against its leases: its events or its last report, whichever says more."""
     return max(slot.admitted, slot.report.used if slot.report else 0, 0)
+
+
+def used(slot: GateSlot) -> int:
+    """What the gate is known to have admitted in the slot: under its leases and under none."""
+    return leased_used(slot) + slot.unleased
 
 
 def live_leases(slot: GateSlot, skew_ms: int) -> list[SentLease]:
@@ -185,9 +198,14 @@ def live_leases(slot: GateSlot, skew_ms: int) -> list[SentLease]:
     return [lease for lease in slot.leases if lease.lease_id >= report.lease_id and lease.expires_ms > report.at_ms - skew_ms]
 
 
+def lease_bound(slot: GateSlot, skew_ms: int) -> int:
+    """An upper bound of what the gate's lease counter will ever reach in the slot."""
+    return max([leased_used(slot)] + [lease.granted for lease in live_leases(slot, skew_ms)])
+
+
 def held(slot: GateSlot, skew_ms: int) -> int:
     """An upper bound of all the gate will ever admit in the slot: the figure counted against the cap."""
-    return max([used(slot)] + [lease.granted for lease in live_leases(slot, skew_ms)])
+    return slot.unleased + lease_bound(slot, skew_ms)
 
 
 def newest(slot: GateSlot) -> SentLease | None:
@@ -199,7 +217,7 @@ def headroom(slot: GateSlot, now_ms: int) -> int:
     lease = newest(slot)
     if lease is None or lease.expires_ms <= now_ms:
         return 0
-    return max(0, lease.granted - used(slot))
+    return max(0, lease.granted - leased_used(slot))
 
 
 # ---- allocation --------------------------------------------------------------------------
@@ -223,8 +241,9 @@ def targets(online: Sequence[GateSlot], pool: int) -> dict[str, int]:
 def _reissue(slot: GateSlot, target: int, room: int, free: int, now_ms: int, policy: QuotaPolicy) -> LeaseGrant | None:
     """The lease to send an online gate, or None: renew when due, top up when low, lower when far above target.
 
-    The new ``granted`` is ``used + target``, but never more than the gate's
-    bound plus the free places: sending it adds at most ``free`` to the sum.
+    The new ``granted`` is ``used + target`` (in the units of the gate's lease
+    counter), but never more than its lease bound plus the free places:
+    sending it adds at most ``free`` to the sum.
     """
     lease = newest(slot)
     due = lease is None or lease.expires_ms - now_ms <= policy.lease_ms - policy.renew_ms
@@ -232,7 +251,7 @@ def _reissue(slot: GateSlot, target: int, room: int, free: int, now_ms: int, pol
     high = room > 2 * target + 1
     if not (due or low or high):
         return None
-    granted = min(used(slot) + target, held(slot, policy.skew_ms) + max(0, free))
+    granted = min(leased_used(slot) + target, lease_bound(slot, policy.skew_ms) + max(0, free))
     if not due and lease is not None and granted == lease.granted:
         return None
     return LeaseGrant(slot.gate, granted, now_ms + policy.lease_ms)
@@ -260,6 +279,6 @@ def allocate(quota: Quota, window: tuple[int, int], gates: Sequence[GateSlot], n
     for slot in sorted(online, key=lambda slot: room[slot.gate] / max(1, goal[slot.gate])):
         grant = _reissue(slot, goal[slot.gate], room[slot.gate], free, now_ms, policy)
         if grant is not None:
-            free -= max(0, grant.granted - held(slot, policy.skew_ms))
+            free -= max(0, grant.granted - lease_bound(slot, policy.skew_ms))
             grants.append(grant)
     return grants

@@ -8,11 +8,14 @@ is not a real date is dropped and logged here, so the allocation never sees one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from protocol.gate_messages import GateEvent, HealthReport
+from protocol.gate_messages import EventKind, GateEvent, HealthReport
 
-from .quota import GateReport, QuotaError, QuotaUse, SlotReport
+from .ingest import TicketFacts
+from .quota import GateReport, Quota, QuotaError, QuotaUse, SlotReport
 from .quota_text import parse_day
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,29 @@ def quota_use(event: GateEvent) -> QuotaUse | None:
 
 def quota_uses(events: Iterable[GateEvent]) -> list[QuotaUse]:
     return [use for use in map(quota_use, events) if use is not None]
+
+
+def unleased_use(event: GateEvent, ticket: TicketFacts | None, quotas_of: Callable[[str], Sequence[Quota]], zone: ZoneInfo) -> QuotaUse | None:
+    """An admission no lease counted, placed in the capped slot its time falls in (site time); None outside every slot.
+
+    A gate without a lease covering the minute treats the slot as uncapped
+    and its event carries no ``quota`` (a quota set while it was cut off, a
+    new state before its leases came). Those persons are still in the
+    slot: the hub counts them there, so the cap sees everyone admitted, and
+    says so. Persons are bounded by the verified ``ticket``'s, when known;
+    ``quotas_of(day)`` gives the capped slots of a day.
+    """
+    if event.kind is not EventKind.ADMISSION or event.data.quota is not None:
+        return None
+    persons = event.data.persons or 1
+    persons = min(persons, ticket.persons) if ticket is not None else persons
+    local = datetime.fromtimestamp(event.at_ms / 1000, zone)
+    day, minute = local.date().isoformat(), local.hour * 60 + local.minute
+    quota = next((quota for quota in quotas_of(day) if quota.slot_start <= minute < quota.slot_end), None)
+    if quota is None or persons <= 0:
+        return None
+    log.warning("gate %s admitted %d person(s) (seq %d) in slot %s %s under no lease: counted in the slot, over its leases", event.gate, persons, event.seq, day, quota.slot)
+    return QuotaUse(event.gate, day, quota.slot_start, event.at_ms, persons, leased=False)
 
 
 def slot_reports(gate: str, report: HealthReport) -> list[SlotReport]:

@@ -43,12 +43,12 @@ from protocol.trust import TrustStore, load_trust_store
 from .agreement import SettingsWatch, hub_settings
 from .config import HubConfig
 from .health import apply_report, status
-from .ingest import EventChecker
+from .ingest import EventChecker, TicketFacts
 from .intake import FairQueue, Intake, RateLimit, Unit, read_batch
 from .progress import Committed, HubStats
 from .publisher import Publisher
-from .quota import GateSlot, Quota, QuotaPolicy, allocate, slot_window_ms
-from .quota_reports import quota_use, slot_reports
+from .quota import GateSlot, Quota, QuotaPolicy, allocate, slot_window_ms, used
+from .quota_reports import quota_use, slot_reports, unleased_use
 from .sqlite_store import SqliteHubStore
 from .store import HubStore, OutboxRow
 from .trustlist import HubTrustLists
@@ -83,6 +83,7 @@ class HubService:
         self._quota_policy = QuotaPolicy(config.quota_lease_s * 1000, config.quota_skew_s * 1000)
         self._quota_tick_ms = min(1000, max(50, self._quota_policy.lease_ms // 6))
         self._quota_dirty: set[tuple[str, int]] = set()
+        self._over_cap: dict[tuple[str, int], int] = {}  # slot -> persons admitted when last reported over its cap
         self._quota_all = True  # at start: every gate must hold a lease of every slot
         self._quota_next_tick = 0
         self._quota_last_pass = -QUOTA_MIN_PASS_S
@@ -244,18 +245,29 @@ class HubService:
             self.store.remember_tickets(list(facts.values()))
         marks, uses = [], []
         unrelayed: dict[str, tuple[int, str]] = {}
+        day_quotas: dict[str, list[Quota]] = {}
+
+        def known(ticket_id: bytes) -> TicketFacts | None:
+            return facts.get(ticket_id) or self.store.ticket_facts(ticket_id)
+
+        def quotas_of(day: str) -> list[Quota]:
+            if day not in day_quotas:
+                day_quotas[day] = self.store.quotas(first_day=day, last_day=day)
+            return day_quotas[day]
+
         for event in events:
-            checked = self.checker.check(event, now_ms, lambda ticket_id: facts.get(ticket_id) or self.store.ticket_facts(ticket_id))
+            checked = self.checker.check(event, now_ms, known)
             if checked.refused:
                 count, first = unrelayed.get(event.gate, (0, f"seq {event.seq} ({event.kind.value}): {checked.refused}"))
                 unrelayed[event.gate] = (count + 1, first)
                 done.unrelayed += 1
             if checked.mark is not None:
                 marks.append(checked.mark)
-            if checked.quota_persons is not None:
-                use = quota_use(event)
-                if use is not None:
-                    uses.append(replace(use, persons=checked.quota_persons))
+            use = quota_use(event) if checked.quota_persons is not None else None
+            if use is not None:
+                uses.append(replace(use, persons=checked.quota_persons))
+            elif checked.mark is not None and (use := unleased_use(event, known(event.ticket_id), quotas_of, self.config.timezone)) is not None:
+                uses.append(use)  # a relayed admission no lease counted: in the slot its time falls in
         for gate, (count, first) in unrelayed.items():  # one line per gate and batch: a flood of lies must not flood the log
             log.warning("gate %s: %d event(s) stored but not relayed; first: %s", gate, count, first)
         if marks:
@@ -373,8 +385,17 @@ class HubService:
                     continue
                 online = online_gates(self.store, now_ms, self.config.heartbeat_interval_s) if online is None else online
                 gates = gate_slots(self.store, quota, online, now_ms - policy.lease_ms)
+                self._report_over_cap(quota, gates)
                 rows += self.store.add_leases(quota, allocate(quota, window, gates, now_ms, policy), now_ms)
         return rows
+
+    def _report_over_cap(self, quota: Quota, gates: list[GateSlot]) -> None:
+        """Say so once per slot and count when more persons were admitted than the cap."""
+        admitted = sum(used(slot) for slot in gates)
+        if admitted > quota.cap and self._over_cap.get(quota.key) != admitted:
+            self._over_cap[quota.key] = admitted
+            log.error("slot %s %s: %d person(s) admitted, cap %d, %d over (admissions under no lease, or a cap lowered below what was used)",
+                      quota.day, quota.slot, admitted, quota.cap, admitted - quota.cap)
 
     def _end_snapshot_cooldown(self, gate: str) -> None:
         """A new state of ``gate`` has none of the snapshots sent to the old one: its first requests are answered at once

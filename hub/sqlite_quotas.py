@@ -44,12 +44,20 @@ class QuotaTables(OutboxTables):
         return max(0, row[0])
 
     def add_quota_uses(self, uses: Sequence[QuotaUse]) -> None:
-        """Count persons, each gate bounded by the leases it holds: a gate claiming 2^31 persons cannot starve the slot."""
+        """Count persons, each gate bounded by the leases it holds: a gate claiming 2^31 persons cannot starve the slot.
+
+        A use under no lease (``leased`` False) is counted apart, bounded only by its verified ticket's persons.
+        """
         totals: Counter[tuple[str, int, str]] = Counter()
+        unleased: Counter[tuple[str, int, str]] = Counter()
         buckets: Counter[tuple[str, int, str, int]] = Counter()
         room: dict[tuple[str, int, str], int] = {}
         for use in uses:
             key = (use.day, use.slot_start, use.gate)
+            if not use.leased:
+                unleased[key] += use.persons
+                buckets[use.day, use.slot_start, use.gate, use.at_ms // RECENT_BUCKET_MS] += use.persons
+                continue
             if key not in room:
                 room[key] = self._lease_room(key)
             persons = min(use.persons, room[key] - totals[key])
@@ -62,6 +70,10 @@ class QuotaTables(OutboxTables):
             self._db.executemany(
                 "INSERT INTO quota_gates (day, slot_start, gate, admitted) VALUES (?, ?, ?, ?) ON CONFLICT (day, slot_start, gate) DO UPDATE SET admitted = admitted + excluded.admitted",
                 [(*key, persons) for key, persons in totals.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO quota_gates (day, slot_start, gate, unleased) VALUES (?, ?, ?, ?) ON CONFLICT (day, slot_start, gate) DO UPDATE SET unleased = unleased + excluded.unleased",
+                [(*key, persons) for key, persons in unleased.items()],
             )
             self._db.executemany(
                 "INSERT INTO quota_recent VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, slot_start, gate, bucket) DO UPDATE SET persons = persons + excluded.persons",
@@ -96,8 +108,9 @@ class QuotaTables(OutboxTables):
             recent = dict(self._db.execute(
                 "SELECT gate, sum(persons) FROM quota_recent WHERE day = ? AND slot_start = ? AND bucket >= ? GROUP BY gate", (*slot, recent_since_ms // RECENT_BUCKET_MS)
             ))
-            known = self._db.execute("SELECT gate, admitted, report_at, report_lease, report_used FROM quota_gates WHERE day = ? AND slot_start = ?", slot).fetchall()
-        gates = {gate: GateSlot(gate, admitted=admitted, report=None if at is None else GateReport(at, lease_id, used)) for gate, admitted, at, lease_id, used in known}
+            known = self._db.execute("SELECT gate, admitted, report_at, report_lease, report_used, unleased FROM quota_gates WHERE day = ? AND slot_start = ?", slot).fetchall()
+        gates = {gate: GateSlot(gate, admitted=admitted, report=None if at is None else GateReport(at, lease_id, used), unleased=unleased)
+                 for gate, admitted, at, lease_id, used, unleased in known}
         for gate in leases.keys() - gates.keys():
             gates[gate] = GateSlot(gate)
         return [replace(gates[gate], leases=tuple(leases.get(gate, ())), recent=recent.get(gate, 0)) for gate in sorted(gates)]

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS quota_leases (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quota_gates (
     day TEXT NOT NULL, slot_start INTEGER NOT NULL, gate TEXT NOT NULL, admitted INTEGER NOT NULL DEFAULT 0,
-    report_at INTEGER, report_lease INTEGER, report_used INTEGER,
+    report_at INTEGER, report_lease INTEGER, report_used INTEGER, unleased INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, slot_start, gate)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quota_recent (
@@ -109,6 +109,8 @@ class SqliteHubStore(HealthTables, QuotaTables):
         if version not in (0, SCHEMA_VERSION) or (version == 0 and self._has_table("events")):
             raise HubStoreError(f"{path}: made by an older Lungta hub (schema {version}, this one needs {SCHEMA_VERSION}); move it aside to start a new one")
         self._db.executescript(SCHEMA)
+        if "unleased" not in {row[1] for row in self._db.execute("PRAGMA table_info(quota_gates)")}:  # a database of a hub before it counted unleased admissions
+            self._db.execute("ALTER TABLE quota_gates ADD COLUMN unleased INTEGER NOT NULL DEFAULT 0")
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # ---- transactions ----

@@ -94,10 +94,10 @@ class SnapshotAssembler:
         ordered = [parts[index] for index in range(chunk.count)]
         if hashlib.sha256(b"".join(ordered)).digest() != chunk.sha256:
             raise SnapshotMismatch(f"{chunk.of} snapshot {chunk.snapshot_id.hex()} does not match its sha256")
-        items: list = []
-        for data in ordered:
-            items.extend(read_list(decode_payload(data, "snapshot chunk data"), "snapshot chunk data", MAX_ITEMS))
-        entries = decode_revocations(items) if chunk.of == REVOCATIONS else [decode_used_mark(item) for item in items]
+        entries: list = []
+        for data in ordered:  # each chunk within the bound of one message; the whole may hold millions (a site's revocations)
+            items = read_list(decode_payload(data, "snapshot chunk data"), "snapshot chunk data", MAX_ITEMS)
+            entries.extend(decode_revocations(items) if chunk.of == REVOCATIONS else [decode_used_mark(item) for item in items])
         return Snapshot(chunk.of, chunk.as_of, entries)
 
 

@@ -3,7 +3,9 @@
 Kills are SIGKILL (no clean-up code runs, as in a power cut or an OOM kill);
 state damage happens while the gate is down, as a bad SD card or an
 interrupted re-imaging leaves it; disk full is a real tmpfs filled to the last
-byte; partitions are the namespace links of ``tests.faults.netns``. Every
+byte; partitions are the namespace links of ``tests.faults.netns`` (a gate's,
+or the hub's own link to the broker); a stalled broker is SIGSTOP, alive with
+its sockets open but answering nothing, until SIGCONT. Every
 action records itself in ``Timeline`` so a check can ask how long a gate had
 been away from the live hub when it decided something.
 """
@@ -15,6 +17,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .invariants import Probe
-from .site import Decided, Site
+from .site import HUB_LINK, Decided, Site
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,8 @@ class Faults:
         self.probes: list[Probe] = []
         self._mounts: list[Path] = []
         self._cut: set[str] = set()
+        self._frozen = False
+        self._hub_cut = False
 
     # ---- processes ---------------------------------------------------------------------------
 
@@ -71,7 +76,7 @@ class Faults:
         self.timeline.note(f"SIGKILL gate {name}")
 
     def restart_gate(self, name: str) -> None:
-        online = name not in self._cut_gates()
+        online = name not in self._cut_gates() and not self._frozen  # a frozen broker accepts the TCP connection, never the MQTT one
         self.site.restart_gate(name, online)
         self.timeline.note(f"restarted gate {name}")
 
@@ -82,7 +87,7 @@ class Faults:
 
     def restart_hub(self) -> None:
         self.site.hub.start()
-        self.timeline.back([g for g in self.site.gates if g not in self._cut_gates()])
+        self._back_where_live()
         self.timeline.note("restarted hub")
 
     def kill_broker(self, keep_persistence: bool = True) -> None:
@@ -96,9 +101,25 @@ class Faults:
 
     def restart_broker(self) -> None:
         self.site.start_broker()
-        if self.site.hub.running:
-            self.timeline.back([g for g in self.site.gates if g not in self._cut_gates()])
+        self._frozen = False  # a new process: nothing of the stopped one is left
+        self._back_where_live()
         self.timeline.note("restarted broker")
+
+    def freeze_broker(self) -> None:
+        """SIGSTOP the broker: alive, connections open, TCP keeps accepting into its buffers, but nothing is
+        answered or forwarded (a broker stuck on a dying disk, swapping, or blocked); no gate gets a reset."""
+        self.site.broker.process.send_signal(signal.SIGSTOP)
+        self._frozen = True
+        self.timeline.away(list(self.site.gates))
+        self.timeline.note("froze the broker (SIGSTOP)")
+
+    def thaw_broker(self) -> None:
+        """SIGCONT: the broker works through everything that queued in its sockets meanwhile."""
+        if self._frozen and self.site.broker.process is not None:
+            self.site.broker.process.send_signal(signal.SIGCONT)
+        self._frozen = False
+        self._back_where_live()
+        self.timeline.note("thawed the broker (SIGCONT)")
 
     # ---- partitions --------------------------------------------------------------------------
 
@@ -114,12 +135,37 @@ class Faults:
     def heal(self, name: str) -> None:
         self.site.topology.heal(name)
         self._cut.discard(name)
-        if self.site.hub.running:
-            self.timeline.back([name])
+        self._back_where_live()
         self.timeline.note(f"healed gate {name}")
+
+    def cut_hub(self, silent: bool = True) -> None:
+        """Cut the hub off from the broker while every gate still reaches the broker (the hub's own link)."""
+        if silent:
+            self.site.topology.cut_silent(HUB_LINK)
+        else:
+            self.site.topology.cut_with_reset(HUB_LINK)
+        self._hub_cut = True
+        self.timeline.away(list(self.site.gates))
+        self.timeline.note(f"cut the hub from the broker ({'silent' if silent else 'with reset'})")
+
+    def heal_hub(self) -> None:
+        self.site.topology.heal(HUB_LINK)
+        self._hub_cut = False
+        self._back_where_live()
+        self.timeline.note("healed the hub's link")
 
     def _cut_gates(self) -> set[str]:
         return set(self._cut)
+
+    def _hub_live(self) -> bool:
+        """Whether a gate with its link up reaches a live hub: hub running, broker running and not frozen, hub link up."""
+        broker = self.site.broker.process
+        return self.site.hub.running and broker is not None and broker.poll() is None and not self._frozen and not self._hub_cut
+
+    def _back_where_live(self) -> None:
+        """After a repair: every gate with its link up is back with the live hub, if there is one now."""
+        if self._hub_live():
+            self.timeline.back([g for g in self.site.gates if g not in self._cut_gates()])
 
     @staticmethod
     def keep_fault_for(seconds: float) -> None:
@@ -184,6 +230,11 @@ class Faults:
     def free_disk(self, name: str) -> None:
         (self.site.gates[name].state / "filler").unlink()
         self.timeline.note(f"freed the disk of {name}")
+
+    def undo(self) -> None:
+        """What must not outlive a run (before ``site.close``): a frozen broker would ignore its SIGTERM."""
+        if self._frozen:
+            self.thaw_broker()
 
     def unmount(self) -> None:
         for mount in self._mounts:

@@ -35,5 +35,6 @@ def site_with_faults(tmp_path) -> Iterator[Callable[..., Faults]]:
 
     yield _make
     for faults in made:
+        faults.undo()
         faults.site.close()
         faults.unmount()

@@ -1,8 +1,9 @@
-"""Network namespaces for the fault suite: one for the site (broker, hub), one per gate.
+"""Network namespaces for the fault suite: one for the site (the broker), one per member (each gate, the hub).
 
-Each gate namespace is joined to the site namespace by its own veth pair with a
-private /30 (10.231.<i>.0), so the gate's link can be cut without touching any
-other gate, and no traffic ever leaves the namespaces made here. Two ways to cut:
+Each member's namespace is joined to the site namespace by its own veth pair
+with a private /30 (10.231.<i>.0), so one member's link can be cut without
+touching any other, and no traffic ever leaves the namespaces made here. Two
+ways to cut (said of a gate; the hub's link is cut the same way):
 
 - ``cut_silent``: the site end of the veth goes down. Nothing tells the gate:
   its packets vanish, TCP sees no reset, as when a radio link or a switch dies.
@@ -81,15 +82,15 @@ class GateLink:
 class Topology:
     """The namespaces and links of one fault run; ``destroy`` removes them all (links go with them)."""
 
-    def __init__(self, gates: list[str]) -> None:
+    def __init__(self, members: list[str]) -> None:
         tag = secrets.token_hex(2)
         self.site = f"lt{tag}-site"
         self.links: dict[str, GateLink] = {}
         self._made: list[str] = []
         try:
             self._add_namespace(self.site)
-            for index, gate in enumerate(gates, 1):
-                self.links[gate] = self._link(tag, index)
+            for index, member in enumerate(members, 1):
+                self.links[member] = self._link(tag, index)
         except BaseException:
             self.destroy()
             raise

@@ -1,8 +1,10 @@
 """A whole site on real processes for fault injection: Mosquitto, ``lungta hub run``, gates.
 
-The broker (with the site ACL, ``hub.local_broker.Broker``) and the hub run in
-the site namespace; each ``lungta gate run`` runs in its own namespace
-(``tests.faults.netns``), reads tickets from a serial scanner on a pty that the
+The broker (with the site ACL, ``hub.local_broker.Broker``) runs in the site
+namespace; the hub (``lungta hub run``) and each ``lungta gate run`` run in
+their own namespaces, each joined to the broker's by its own link
+(``tests.faults.netns``), so the hub can be cut off from the broker while the
+gates still reach it. Each gate reads tickets from a serial scanner on a pty that the
 harness types into, and drives the sim turnstile, which appends every relay
 pulse to ``turnstile.jsonl``. Each process appends its log to one file that
 survives its restarts, so the invariant checks can read everything a gate
@@ -42,6 +44,7 @@ from .netns import Topology, run_in
 from .ptys import PrivatePtys
 
 GATES = ("g1", "g2", "g3")
+HUB_LINK = "hub"  # the hub's namespace link to the broker, cut like a gate's
 WAIT = 45.0
 POLL_SECONDS = 0.05  # polling interval of condition waits, not a synchronisation
 FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
@@ -180,6 +183,14 @@ class GateProcess(Process):
         self.faketime.write_text(f"{seconds:+.0f}\n", encoding="utf-8")
 
 
+def _reach_broker_at(config: Path, local: str, address: str) -> None:
+    """Point the hub config's broker host at the broker's end of the hub's link instead of its local address."""
+    text = config.read_text(encoding="utf-8")
+    line = f'host = "{local}"'
+    assert text.count(line) == 1, f"{config}: expected one line {line}"
+    config.write_text(text.replace(line, f'host = "{address}"'), encoding="utf-8")
+
+
 class Site:
     """The running site. Build with ``Site(directory, ...)``, then ``start()``; ``close()`` always."""
 
@@ -187,7 +198,7 @@ class Site:
         self.directory, self.gate_names, self.offline_policy = directory, gates, offline_policy
         self.issuer = SigningKey.generate()
         _, self.issuer_public = write_key_pair(self.issuer, directory / "keys", "sales")
-        self.topology = Topology(list(gates))
+        self.topology = Topology([*gates, HUB_LINK])
         try:
             self._build(passage_delay, faketime)
         except BaseException:  # nothing half-built outlives a failed construction: undo, then re-raise
@@ -201,7 +212,8 @@ class Site:
             for link in self.topology.links.values():
                 config.write(f"listener {self.broker.port} {link.site_address}\n")
         self.hub_config = write_hub_config(directory / "hub", self.broker, SigningKey.generate(), heartbeat_interval_s=1)
-        self.hub = Process("hub", [*self.topology.exec_prefix(self.topology.site), sys.executable, "-m", "lungta", "hub", "run", "--config", str(self.hub_config)], directory / "hub" / "hub.log", directory / "hub")
+        _reach_broker_at(self.hub_config, self.broker.host, self.topology.links[HUB_LINK].site_address)
+        self.hub = Process("hub", [*self.topology.exec_prefix(self.topology.links[HUB_LINK].namespace), sys.executable, "-m", "lungta", "hub", "run", "--config", str(self.hub_config)], directory / "hub" / "hub.log", directory / "hub")
         self._ptys = PrivatePtys(directory / "pts")
         self.gates = {name: self._gate(name, passage_delay, faketime) for name in gates}
 

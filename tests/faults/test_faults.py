@@ -10,13 +10,17 @@ runs the same faults for hundreds of random cycles (``tests/faults/soak.py``).
 from __future__ import annotations
 
 import random
+import time
+from datetime import datetime
 
+import pytest
 
-from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
 from protocol.ticket import read_ticket
 
-from .invariants import check_site, gate_backlog, gate_rows, hub_rows
-from .site import FaultTimeout, wait_until
+from .actions import Faults
+from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
+from .invariants import AWAY_LIMIT_SECONDS, check_site, gate_backlog, gate_rows, hub_events, hub_rows
+from .site import FaultTimeout, GateProcess, wait_until
 
 pytestmark = NEEDS_ROOT
 TWO = ("g1", "g2")  # where a fault needs one gate and a witness, two gates start faster than three
@@ -155,6 +159,47 @@ def test_a_clock_stepped_ahead_and_back_counts_everyone_and_keeps_admitting(site
     assert_invariants_hold(faults, seen)
 
 
+QUIET_HUB = {  # faults after which the gates' connections stay up but no hub answers: (inject, repair)
+    "stalled broker": (Faults.freeze_broker, Faults.thaw_broker),
+    "hub cut off from the broker": (lambda faults: faults.cut_hub(silent=True), Faults.heal_hub),
+}
+
+
+@pytest.mark.parametrize("policy", ["deny", "admit_flagged"])
+@pytest.mark.parametrize("fault", list(QUIET_HUB))
+def test_a_hub_gone_quiet_is_noticed_and_the_offline_policy_applies(site_with_faults, fault, policy):
+    """A broker frozen with SIGSTOP (alive, sockets open, nothing answered) or the hub's own link to the broker
+    cut silently (the gates still reach the broker): nothing at the TCP or MQTT level tells a gate, only the
+    missing pongs do. Every gate says so in its log within the limit and applies its offline policy to a fresh
+    single-entry ticket (deny: offline_refused; admit_flagged: admitted, flagged for review at the hub); a
+    ticket used at g1 stays refused at g2; after the repair the gates admit unflagged and every decision is
+    at the hub exactly once."""
+    faults = site_with_faults(gates=TWO, offline_policy=policy)
+    site = faults.site
+    inject, repair = QUIET_HUB[fault]
+    used = site.mint()
+    assert site.gates["g1"].scan(used).granted
+    wait_until(lambda: _usage_at(site, "g2", used), "g1's admission relayed to g2")
+    seen = _notice_hub_gone(faults, lambda: inject(faults), f"the {fault}")
+    expected = (False, "offline_refused", False) if policy == "deny" else (True, "valid", True)
+    flagged_tickets = []
+    for name in TWO:
+        decided = site.gates[name].scan(site.mint())
+        outcome = (decided.granted, decided.reason, _logged_flagged(site.gates[name], decided.ticket))
+        seen += [] if outcome == expected else [f"{name}: a fresh single-entry ticket with the {fault}: (granted, reason, flagged) {outcome}, not {expected}"]
+        flagged_tickets += [decided.ticket] if decided.granted else []
+    again = faults.probe("g2", used)  # a visitor trying the same ticket twice
+    seen += [f"g2 admitted a ticket used at g1 with the {fault} ({again.reason})"] if again.granted else []
+    _notice_hub_back(faults, lambda: repair(faults))
+    for name in TWO:
+        after = site.gates[name].scan(site.mint())
+        if not after.granted or _logged_flagged(site.gates[name], after.ticket):
+            seen.append(f"{name}: after the repair a fresh ticket was {after.reason}, flagged {_logged_flagged(site.gates[name], after.ticket)}")
+    assert_invariants_hold(faults, seen)
+    stored = {e.ticket: e.data.get("flagged") for e in hub_events(site.hub_db) if e.kind == "admission"}
+    assert [stored.get(ticket) for ticket in flagged_tickets] == [True] * len(flagged_tickets), "admissions while away reach the hub flagged for review"
+
+
 def assert_invariants_hold(faults, seen: list[str] = ()) -> None:
     """Every invariant of issue 11 after the heal, and nothing wrong ``seen`` by a visitor on the way;
     the message lists each problem on its own line."""
@@ -177,3 +222,41 @@ def _lease_at(site, name: str) -> bool:
 
 def _heartbeats(site, name: str) -> int:
     return hub_rows(site.hub_db, "SELECT COUNT(*) FROM gate_history WHERE gate = ? AND kind = 'heartbeat'", (name,))[0][0]
+
+
+LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"  # the asctime of lungta's log format (lungta/cli.py)
+HUB_OFFLINE, HUB_ONLINE = "hub offline:", "hub online:"  # what gate/sync/client.py logs when hub liveness changes
+
+
+def _notice_hub_gone(faults, fault, what: str) -> list[str]:
+    """Inject ``fault``; wait until every gate says in its log that the hub is offline, as its operator reads it.
+    Returns a problem per gate that noticed later than the limit of issue 11 (the pong timeout is 3.5 s)."""
+    gates = list(faults.site.gates.values())
+    marks = {gate.name: len(gate.text()) for gate in gates}
+    fault_at = time.time()
+    fault()
+    problems = []
+    for gate in gates:
+        noticed = _logged_at(gate, marks[gate.name], HUB_OFFLINE) - fault_at
+        if noticed > AWAY_LIMIT_SECONDS:
+            problems.append(f"{gate.name} noticed {what} after {noticed:.1f} s (limit {AWAY_LIMIT_SECONDS:.0f} s)")
+    return problems
+
+
+def _notice_hub_back(faults, repair) -> None:
+    """Repair the fault and wait until every gate says the hub is online again (FaultTimeout if one never does)."""
+    marks = {gate.name: len(gate.text()) for gate in faults.site.gates.values()}
+    repair()
+    for gate in faults.site.gates.values():
+        _logged_at(gate, marks[gate.name], HUB_ONLINE)
+
+
+def _logged_at(gate: GateProcess, since: int, needle: str) -> float:
+    """The wall-clock time of the first line containing ``needle`` that the gate logged past offset ``since``."""
+    line = wait_until(lambda: next((line for line in gate.text()[since:].splitlines() if needle in line), None), f"gate {gate.name} logging {needle!r}")
+    return datetime.strptime(line[:23], LOG_TIME).timestamp()
+
+
+def _logged_flagged(gate: GateProcess, ticket: str) -> bool:
+    """Whether the gate's decision line on ``ticket`` says FLAGGED (what staff reviewing the log see)."""
+    return any(f"ticket={ticket} " in line and "FLAGGED" in line for line in gate.text().splitlines())

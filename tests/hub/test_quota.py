@@ -24,9 +24,12 @@ from hub.quota import (
     record_report,
     slot_window_ms,
     targets,
+    unleased_use,
+    used,
 )
 from hub.quota_reports import quota_uses, slot_reports
 from hub.quota_text import parse_day, parse_slot
+from hub.ingest import TicketFacts
 from protocol.gate_messages import EventData, EventKind, GateEvent, LeaseReport, decode_event_data, decode_health, encode_health, lease_report_map
 from protocol.messages import MalformedMessage
 
@@ -112,6 +115,37 @@ def test_a_lowered_lease_counts_once_the_gate_confirms_it_holds_it():
 
 def test_known_use_above_every_lease_is_counted():
     assert held(GateSlot("g1", leases=(lease(1, 5),), admitted=9), SKEW_MS) == 9
+
+
+def test_an_admission_under_no_lease_is_placed_in_the_slot_its_time_falls_in():
+    zone = ZoneInfo("Asia/Shanghai")
+    at = int(datetime(2026, 11, 18, 9, 30, tzinfo=zone).timestamp() * 1000)
+    quotas = {"2026-11-18": [Quota("2026-11-18", 0, 540, 9), QUOTA]}.get
+    bare = GateEvent(b"\x01" * 16, "g1", b"i" * 16, 1, EventKind.ADMISSION, at, b"t" * 12, decode_event_data({"persons": 3}))
+    use = unleased_use(bare, None, lambda day: quotas(day) or [], zone)
+    assert (use.day, use.slot_start, use.persons, use.leased) == (QUOTA.day, QUOTA.slot_start, 3, False)
+    assert unleased_use(bare, TicketFacts(b"t" * 12, 0, 2, 1, ()), lambda day: quotas(day) or [], zone).persons == 2, "bounded by the verified ticket"
+    after_slot = replace(bare, at_ms=at + 3_600_000)
+    leased = replace(bare, data=decode_event_data({"persons": 3, "quota": {"day": QUOTA.day, "slot_start": 540, "persons": 3}}))
+    for event in (after_slot, leased, replace(bare, kind=EventKind.EXIT)):
+        assert unleased_use(event, None, lambda day: quotas(day) or [], zone) is None
+
+
+def test_persons_admitted_under_no_lease_count_against_the_cap_but_not_against_the_lease_counter():
+    """A gate that admitted 4 under no lease, then leases: the 4 are in ``held``, and the leases it gets
+    (counted from 0 by its lease counter) never let it past the cap however often it uses them up."""
+    slot = GateSlot("g1", online=True, unleased=4)
+    quota = replace(QUOTA, cap=10)
+    now = OPEN
+    for _ in range(20):
+        (grant,) = allocate(quota, WINDOW, [slot], now, POLICY) or (None,)
+        if grant is not None:
+            slot = apply_grants([slot], [grant])[0]
+        lease_counter = max(lease.granted for lease in slot.leases)  # the gate uses all it is granted
+        slot = replace(slot, admitted=lease_counter)
+        assert used(slot) <= quota.cap and held(slot, SKEW_MS) <= quota.cap
+        now += LEASE_MS // 2
+    assert used(slot) == quota.cap, "and the places left are still given out"
 
 
 # ---- allocation ------------------------------------------------------------------------------

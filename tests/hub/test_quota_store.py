@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,26 @@ def test_a_gate_cannot_count_more_persons_than_the_leases_it_was_sent(store):
     store.add_leases(QUOTA, [LeaseGrant("g1", 10, T0 + 120_000)], T0)
     store.add_quota_uses([QuotaUse("g1", QUOTA.day, 540, T0, 2**31 - 1), QuotaUse("g2", QUOTA.day, 540, T0, 5)])
     assert {slot.gate: slot.admitted for slot in store.quota_ledger(QUOTA.day, 540, T0)} == {"g1": 10, "g2": 0}, "2^31 persons claimed cannot starve the slot"
+
+
+def test_persons_under_no_lease_are_counted_apart_and_unbounded_by_leases(store):
+    store.add_leases(QUOTA, [LeaseGrant("g1", 2, T0 + 120_000)], T0)
+    store.add_quota_uses([QuotaUse("g1", QUOTA.day, 540, T0, 2), QuotaUse("g1", QUOTA.day, 540, T0, 3, leased=False), QuotaUse("g2", QUOTA.day, 540, T0, 4, leased=False)])
+    ledger = {slot.gate: (slot.admitted, slot.unleased, slot.recent) for slot in store.quota_ledger(QUOTA.day, 540, T0)}
+    assert ledger == {"g1": (2, 3, 5), "g2": (0, 4, 4)}
+
+
+def test_a_database_from_before_unleased_counts_gets_the_column(tmp_path: Path):
+    path = tmp_path / "hub.db"
+    SqliteHubStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE quota_gates DROP COLUMN unleased")
+    reopened = SqliteHubStore(path)
+    try:
+        reopened.add_quota_uses([QuotaUse("g1", QUOTA.day, 540, T0, 3, leased=False)])
+        assert [slot.unleased for slot in reopened.quota_ledger(QUOTA.day, 540, T0)] == [3]
+    finally:
+        reopened.close()
 
 
 def test_reports_keep_the_newest_and_prune_like_record_report(store):

@@ -159,6 +159,20 @@ def test_a_resent_batch_counts_once_and_a_rollback_gives_the_place_back(quota_hu
     assert listed(quota_hub)["admitted"] == 3
 
 
+def test_admissions_under_no_lease_are_counted_in_their_slot_and_an_excess_is_reported(quota_hub, gate_factory, caplog):
+    """A gate that held no lease (a quota set while it was away) admitted people in the slot: the hub counts
+    them there, and says so when that takes the slot past its cap."""
+    (g1,) = connect_all(quota_hub, gate_factory, "g1")
+    set_quota(quota_hub, 10)
+    assert g1.wait_for(lambda view: (DAY, START) in view.leases, TIMEOUT)
+    away = gate_factory("g2", clock=quota_hub.service.clock)
+    away.publish_events(away.make_events(6, data={"usage": {"zone": "main", "day": DAY, "entries": 1, "exits": 0}, "persons": 2}))  # no quota entry
+    assert away.wait_for(lambda view: view.acked_seq == 6, TIMEOUT)
+    assert listed(quota_hub)["admitted"] == 12
+    assert show(quota_hub)["g2"]["used"] == 12
+    assert quota_hub.service.wait_for(lambda stats: "12 person(s) admitted, cap 10, 2 over" in caplog.text, TIMEOUT), caplog.text[-2000:]
+
+
 def test_a_cut_off_gate_keeps_its_share_until_it_says_what_it_used_after_expiry(quota_hub, gate_factory, clock):
     g1, g2 = connect_all(quota_hub, gate_factory, "g1", "g2")
     set_quota(quota_hub, 40)

@@ -22,6 +22,7 @@ from protocol.hub_messages import (
     WrongStream,
     Ack,
     Pong,
+    MAX_ITEMS,
     ack_body,
     decode_ack,
     decode_lease,
@@ -139,6 +140,15 @@ def test_snapshot_chunks_reassemble_in_any_order_and_check_the_hash():
     assert assembler.add(decode_snapshot_chunk(bodies[0])) is None
     snapshot = assembler.add(decode_snapshot_chunk(bodies[1]))
     assert (snapshot.of, snapshot.as_of, snapshot.entries) == ("revocations", 42, entries)
+
+
+def test_a_snapshot_larger_than_one_message_bound_is_installed_whole():
+    """A site with more unexpired revocations than one delta may carry (MAX_ITEMS) still gets them all
+    in one snapshot: the bound is per chunk (a gate refused every snapshot of a 200,000-revocation hub)."""
+    entries = [[i.to_bytes(12, "big"), NOW + 1] for i in range(MAX_ITEMS + 2000)]
+    assembler = SnapshotAssembler()
+    snapshots = [assembler.add(decode_snapshot_chunk(body)) for body in snapshot_bodies("revocations", 7, entries, 2000, b"s" * 16)]
+    assert len(snapshots[-1].entries) == MAX_ITEMS + 2000 and snapshots[-1].entries[-1].ticket_id == (MAX_ITEMS + 1999).to_bytes(12, "big")
 
 
 def test_snapshot_with_a_substituted_chunk_is_refused():
