@@ -264,10 +264,12 @@ class HubService:
             if checked.mark is not None:
                 marks.append(checked.mark)
             use = quota_use(event) if checked.quota_persons is not None else None
-            if use is not None:
+            if use is not None and checked.quota_persons is not None:
                 uses.append(replace(use, persons=checked.quota_persons))
-            elif checked.mark is not None and (use := unleased_use(event, known(event.ticket_id), quotas_of, self.config.timezone)) is not None:
-                uses.append(use)  # a relayed admission no lease counted: in the slot its time falls in
+            elif checked.mark is not None and event.ticket_id is not None:
+                unleased = unleased_use(event, known(event.ticket_id), quotas_of, self.config.timezone)
+                if unleased is not None:
+                    uses.append(unleased)  # a relayed admission no lease counted: in the slot its time falls in
         for gate, (count, first) in unrelayed.items():  # one line per gate and batch: a flood of lies must not flood the log
             log.warning("gate %s: %d event(s) stored but not relayed; first: %s", gate, count, first)
         if marks:

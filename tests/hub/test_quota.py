@@ -24,10 +24,9 @@ from hub.quota import (
     record_report,
     slot_window_ms,
     targets,
-    unleased_use,
     used,
 )
-from hub.quota_reports import quota_uses, slot_reports
+from hub.quota_reports import quota_uses, slot_reports, unleased_use
 from hub.quota_text import parse_day, parse_slot
 from hub.ingest import TicketFacts
 from protocol.gate_messages import EventData, EventKind, GateEvent, LeaseReport, decode_event_data, decode_health, encode_health, lease_report_map
