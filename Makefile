@@ -36,7 +36,7 @@ test: venv
 	$(PY) -m pytest -q
 
 demo: venv
-	$(PY) -m lungta.demo
+	$(PY) -m testkit.demo
 
 bench: venv
 	$(PY) -m bench

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 from .console.settings import HttpSettings
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from protocol.errors import KeyFileError
 from protocol.files import UnreadableFile, read_regular_file
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 from .errors import CommandError
 from .paths import check_database, check_writable_dir

@@ -29,7 +29,7 @@ from protocol.files import UnreadableFile, read_text_file, read_toml_file
 from hub.console.settings import HttpSettings
 from protocol.claims import TicketType
 from protocol.holder import SiteSecretError, read_site_secret
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 from protocol.topics import TopicError, check_name
 
 log = logging.getLogger(__name__)

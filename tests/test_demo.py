@@ -5,7 +5,7 @@ import sys
 
 
 def test_the_demo_admits_refuses_and_relays_between_gates(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lungta.demo"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    result = subprocess.run([sys.executable, "-m", "testkit.demo"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr + result.stdout
     lines = result.stdout.splitlines()
     verdicts = [line.split()[1:3] for line in lines if line.startswith("  [")]

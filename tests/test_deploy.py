@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.broker_files import acl_text
-from tests.broker import HOST, HUB_USER, SITE, Broker
+from testkit.broker import HOST, HUB_USER, SITE, Broker
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 WAIT = 10.0

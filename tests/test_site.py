@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.test_deploy import Client, fill_production_config
-from hub.local_broker import Broker
+from testkit.broker import Broker
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None, reason="needs mosquitto and mosquitto_passwd (apt-get install mosquitto)")
 

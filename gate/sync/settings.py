@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 
 @dataclass(frozen=True)

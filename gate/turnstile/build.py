@@ -13,7 +13,7 @@ from typing import Sequence
 
 from gate.turnstile.events import TurnstileListener
 from gate.turnstile.fakeline import FakeLineFactory
-from gate.turnstile.lines import Direction, Edge, Line, LineFactory, line_factory
+from gate.turnstile.gpio_lines import Direction, Edge, Line, LineFactory, line_factory
 from gate.turnstile.modbus import ModbusRelay, ModbusRelayModule
 from gate.turnstile.relays import GpioRelay, LcusBoard, LcusRelay, Relay
 from gate.turnstile.sensors import LinePassageSensor, ModbusPassageSensor, NoPassageSensor, PassageSensor

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from gate.turnstile.errors import LineError
-from gate.turnstile.lines import EDGES, Direction, Edge, Line, LineEvent, line_name
+from gate.turnstile.gpio_lines import EDGES, Direction, Edge, Line, LineEvent, line_name
 from gate.turnstile.settings import LineSettings
 
 

@@ -23,7 +23,7 @@ from typing import Callable
 
 from gate.turnstile.errors import BoardProtocolError, ModbusExceptionResponse, RelayError
 from gate.turnstile.relays import Relay
-from gate.turnstile.serialport import PORT_ERRORS, close_serial_port, discard_input, open_serial_port, read_exact, write_frame
+from gate.turnstile.relay_port import PORT_ERRORS, close_serial_port, discard_input, open_serial_port, read_exact, write_frame
 
 log = logging.getLogger(__name__)
 

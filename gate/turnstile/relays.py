@@ -1,6 +1,6 @@
 """Relays: the contact that tells the turnstile (or lock) to let someone through.
 
-A :class:`Relay` is one contact; it is built over a GPIO :class:`~gate.turnstile.lines.Line`
+A :class:`Relay` is one contact; it is built over a GPIO :class:`~gate.turnstile.gpio_lines.Line`
 (:class:`GpioRelay`), a channel of an LCUS USB relay board (:class:`LcusRelay`) or a coil
 of a Modbus RTU module (:class:`~gate.turnstile.modbus.ModbusRelay`). Timing (pulse, hold)
 is not the relay's business; :class:`~gate.turnstile.turnstile.Turnstile` does it.
@@ -16,8 +16,8 @@ import threading
 from abc import ABC, abstractmethod
 
 from gate.turnstile.errors import LineError, RelayError
-from gate.turnstile.lines import Line
-from gate.turnstile.serialport import close_serial_port, open_serial_port, write_frame
+from gate.turnstile.gpio_lines import Line
+from gate.turnstile.relay_port import close_serial_port, open_serial_port, write_frame
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A whole site on real processes for fault injection: Mosquitto, ``lungta hub run``, gates.
 
-The broker (with the site ACL, ``hub.local_broker.Broker``) and the hub run in
+The broker (with the site ACL, ``testkit.broker.Broker``) and the hub run in
 the site namespace; each ``lungta gate run`` runs in its own namespace
 (``tests.faults.netns``), reads tickets from a serial scanner on a pty that the
 harness types into, and drives the sim turnstile, which appends every relay
@@ -32,11 +32,11 @@ from nacl.signing import SigningKey
 
 from hub.config import DEFAULT_TIMEZONE
 from gate.validator import input_hash
-from hub.local_broker import Broker
+from testkit.broker import Broker
 from protocol.claims import TicketClaims, TimeSlot
 from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
-from tests.hub.conftest import write_hub_config
+from testkit.hub_config import write_hub_config
 
 from .netns import Topology, run_in
 from .ptys import PrivatePtys
@@ -286,7 +286,7 @@ resend_after_seconds = 5
         return set(gates) <= online
 
     def processes(self) -> list[Process]:
-        """The hub and the gates (the broker is ``self.broker``, a ``hub.local_broker.Broker``)."""
+        """The hub and the gates (the broker is ``self.broker``, a ``testkit.broker.Broker``)."""
         return [self.hub, *self.gates.values()]
 
     # ---- tickets -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from gate.decision import Reason
 from gate.rules import Direction, GateRules
 from gate.validator import Validator
 from protocol.ticket import read_ticket
-from tests.conftest import NOW, SITE
+from testkit.tickets import NOW, SITE
 
 
 class SetRevocations:

@@ -9,7 +9,7 @@ import pytest
 
 from gate.turnstile.errors import LineError
 from gate.turnstile.fakeline import FakeLine, FakeLineFactory
-from gate.turnstile.lines import PeripheryLineFactory, line_factory
+from gate.turnstile.gpio_lines import PeripheryLineFactory, line_factory
 from gate.turnstile.settings import LineSettings
 
 

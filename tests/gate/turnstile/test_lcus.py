@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Iterator
 
 import pytest
 
 from gate.turnstile import LcusSettings, LineSettings, RelayError, TurnstileSettings, build_turnstile
-from gate.turnstile.fakeboards import FakeLcusBoard
+from testkit.fake_boards import FakeLcusBoard
+from testkit.visitors import break_beam, group_walks_through
 from gate.turnstile.fakeline import FakeLineFactory
 from gate.turnstile.relays import lcus_frame
-from gate.turnstile.serialport import open_serial_port, read_exact, write_frame
+from gate.turnstile.relay_port import open_serial_port, read_exact, write_frame
 
 CHIP = "/dev/gpiochip0"
 SENSOR = 22
@@ -47,12 +47,7 @@ def test_an_admission_sends_exactly_the_open_and_close_frames(board: FakeLcusBoa
     try:
         sensor = lines.line(CHIP, SENSOR)
 
-        def visitor() -> None:
-            if board.wait_for(lambda: board.relays[1]):
-                sensor.drive_high()
-                sensor.drive_low()
-
-        threading.Thread(target=visitor, daemon=True).start()
+        group_walks_through(lambda: board.wait_for(lambda: board.relays[1]), break_beam(sensor))
         result = turnstile.admit("entry", 1)
         assert (result.passed, result.error) == (1, None)
         # Start-up closes both channels (a fail-safe stop may have left them open), then one pulse.

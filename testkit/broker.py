@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .broker_files import MAX_PACKET_BYTES, acl_text, write_password_file
+from hub.broker_files import MAX_PACKET_BYTES, acl_text, write_password_file
 
 SITE = "potala"
 HUB_USER = "hub-potala"
