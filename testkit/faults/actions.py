@@ -3,7 +3,7 @@
 Kills are SIGKILL (no clean-up code runs, as in a power cut or an OOM kill);
 state damage happens while the gate is down, as a bad SD card or an
 interrupted re-imaging leaves it; disk full is a real tmpfs filled to the last
-byte; partitions are the namespace links of ``tests.faults.netns``. Every
+byte; partitions are the namespace links of ``testkit.faults.netns``. Every
 action records itself in ``Timeline`` so a check can ask how long a gate had
 been away from the live hub when it decided something.
 """

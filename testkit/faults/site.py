@@ -2,7 +2,7 @@
 
 The broker (with the site ACL, ``testkit.broker.Broker``) and the hub run in
 the site namespace; each ``lungta gate run`` runs in its own namespace
-(``tests.faults.netns``), reads tickets from a serial scanner on a pty that the
+(``testkit.faults.netns``), reads tickets from a serial scanner on a pty that the
 harness types into, and drives the sim turnstile, which appends every relay
 pulse to ``turnstile.jsonl``. Each process appends its log to one file that
 survives its restarts, so the invariant checks can read everything a gate
@@ -39,7 +39,7 @@ from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
 from testkit.hub_config import write_hub_config
 
 from .netns import Topology, run_in
-from .ptys import PrivatePtys
+from .private_ptys import PrivatePtys
 
 GATES = ("g1", "g2", "g3")
 WAIT = 45.0
