@@ -17,7 +17,8 @@ from abc import ABC, abstractmethod
 
 from gate.turnstile.errors import LineError, RelayError
 from gate.turnstile.gpio_lines import Line
-from gate.turnstile.relay_port import close_serial_port, open_serial_port, write_frame
+from gate.serialport import close_serial_port
+from gate.turnstile.relay_port import open_relay_port, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class LcusBoard:
 
     def __init__(self, port: str, baudrate: int = 9600, timeout: float = 0.3) -> None:
         self.port = port
-        self._handle = open_serial_port(port, baudrate, timeout)
+        self._handle = open_relay_port(port, baudrate, timeout)
         self._lock = threading.Lock()
 
     def set_channel(self, channel: int, on: bool) -> None:

@@ -20,7 +20,7 @@ from testkit.fake_boards import FakeModbusBoard, crc16_modbus_bitwise
 from testkit.visitors import group_walks_through
 from gate.turnstile.fakeline import FakeLineFactory
 from gate.turnstile.modbus import ModbusRelayModule, crc16_modbus, read_discrete_inputs_request, write_coil_request
-from gate.turnstile.relay_port import open_serial_port, write_frame
+from gate.turnstile.relay_port import open_relay_port, write_frame
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_a_wrong_slave_address_gets_no_answer_and_names_the_port(board: FakeModb
 
 
 def test_the_fake_slave_ignores_and_flags_a_request_with_a_bad_crc(board: FakeModbusBoard) -> None:
-    port = open_serial_port(board.port, timeout=0.05)
+    port = open_relay_port(board.port, timeout=0.05)
     try:
         bad = bytearray(write_coil_request(7, 0, True))
         bad[-1] ^= 0x01
