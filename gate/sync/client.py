@@ -54,7 +54,7 @@ from protocol.topics import BIRTH, DEATH, EVENTS, HEARTBEAT, PING, REQUEST, SITE
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet
-from ..cache.state import OutboxEvent
+from ..cache.state import PendingEvent
 from ..validator import Validator
 from .inbox import SYNCED_KEY, HubInbox
 from .settings import SyncSettings
@@ -216,7 +216,7 @@ class HubSync:
             self.link.publish(gate_topic(self.site, self.gate, EVENTS), payload)
             self.uploader.published(events[-1].seq, self._monotonic())
 
-    def _outgoing(self, event: OutboxEvent, incarnation: bytes) -> GateEvent:
+    def _outgoing(self, event: PendingEvent, incarnation: bytes) -> GateEvent:
         """The wire form of an outbox event; data the protocol cannot carry is reduced to its scalars, never stuck."""
         try:
             data = decode_event_data(event.data)

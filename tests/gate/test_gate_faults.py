@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.cache.state import GateStore, UsageMark
+from gate.cache.state import GateStore, UsageCount
 from protocol.keys import write_key_pair
 from protocol.ticket import read_ticket
 from testkit.live_gate import GateProcess, relay_openings, write_gate_config
@@ -39,7 +39,7 @@ def test_hostile_codes_and_a_poisoned_used_mark_never_move_a_relay_and_the_gate_
     state = tmp_path / "state"
     poisoned = live_ticket(issuer_key)
     with GateStore.open(state) as store:  # a used mark at 2^53 ms, as a compromised gate relayed it (issue 10): once a crash at every gate
-        store.apply_usage_mark(UsageMark(read_ticket(poisoned).claims.ticket_id, "main", "2026-11-18", "west-9", 1, 0, 2**53))
+        store.apply_usage_mark(UsageCount(read_ticket(poisoned).claims.ticket_id, "main", "2026-11-18", "west-9", 1, 0, 2**53))
     gate = GateProcess(write_gate_config(tmp_path, trust_file, scanner.port, state))
     gate.wait_ready(scanner.port)
     for count, text in enumerate(HOSTILE, 1):
