@@ -17,7 +17,7 @@ from nacl.signing import SigningKey
 from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket
 from protocol.trust import TrustedKey, TrustStore
-from testkit.broker import Broker
+from testkit.broker import Broker, StartedBrokers
 from testkit.live_gate import kill_leftovers
 from testkit.tickets import make_claims
 
@@ -73,17 +73,9 @@ def _no_leftover_gate() -> Iterator[None]:
 @pytest.fixture
 def make_broker(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     """make_broker(gates=[...], **options) -> a started Broker with the site ACL, stopped at teardown."""
-    started: list[Broker] = []
-
-    def _make(gates: list[str], **options: object) -> Broker:
-        broker = Broker(tmp_path / f"broker{len(started)}", gates=gates, **options)
-        broker.start()
-        started.append(broker)
-        return broker
-
-    yield _make
-    for broker in started:
-        broker.stop()
+    brokers = StartedBrokers(tmp_path)
+    yield lambda gates, **options: brokers.start(gates=gates, **options)
+    brokers.close()
 
 
 @pytest.fixture
