@@ -36,7 +36,7 @@ test: venv
 	$(PY) -m pytest -q
 
 demo: venv
-	$(PY) -m lungta.demo
+	$(PY) -m testkit.demo
 
 bench: venv
 	$(PY) -m bench
@@ -59,7 +59,7 @@ fuzz: venv
 CYCLES ?= 200
 SEED ?= 11
 soak: venv
-	$(PY) -m tests.faults.soak --cycles $(CYCLES) --seed $(SEED)
+	$(PY) -m testkit.faults.soak --cycles $(CYCLES) --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) demo-out *.egg-info .pytest_cache .hypothesis .fuzz

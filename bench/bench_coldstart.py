@@ -31,7 +31,9 @@ from bench.stats import machine, percentile
 from gate.cache.quarantine import REVOCATIONS
 from gate.cache.revocations import RevocationSet
 from protocol.keys import write_key_pair
-from tests.gate.gate_process import GateProcess, ScannerPty, live_ticket, write_config
+from testkit.live_gate import GateProcess, write_gate_config
+from testkit.ptys import RawPty
+from testkit.tickets import live_ticket
 
 
 def _bare(code: str) -> float:
@@ -41,9 +43,9 @@ def _bare(code: str) -> float:
 
 
 def _gate_round(directory: Path, trust: Path, state: Path, key: SigningKey) -> tuple[float, float]:
-    scanner = ScannerPty()
+    scanner = RawPty()
     try:
-        config = write_config(directory, trust, scanner.port, state)
+        config = write_gate_config(directory, trust, scanner.port, state)
         start = time.perf_counter()
         gate = GateProcess(config)
         try:

@@ -42,16 +42,16 @@ from nacl.signing import SigningKey, VerifyKey
 from hub.console.actions import AddAccount
 from hub.console.roles import Role
 from hub.console.server import start_for_service
-from hub.local_broker import free_port
+from testkit.broker import free_port
 from hub.service import HubService
 from hub.sqlite_store import SqliteHubStore
 from lungta.config import load_hub_config
 from lungta.console_cli import cli_perform
 from protocol.topics import USED, hub_topic
 from protocol.trust import TrustedKey, TrustStore
-from tests.broker import Broker
-from tests.hub.conftest import write_hub_config
-from tests.hub.sim_gate import SimGate
+from testkit.broker import Broker
+from testkit.hub_config import write_hub_config
+from testkit.sim_gate import SimGate
 
 from .stats import machine, percentile
 

@@ -4,7 +4,7 @@ Run: .venv/bin/python -m bench.bench_daemon [--tickets 200] [--fps 30]
 
 The real ``GateDaemon`` runs as ``lungta gate run`` builds it: the camera
 scanner with the default decoder on a 640x480 MJPG video of distinct signed
-tickets (random gate-camera conditions, see gate/scanner/synthetic.py), the
+tickets (random gate-camera conditions, see testkit/synthetic_frames.py), the
 validator on a real state directory (one fsync'ed SQLite commit per
 admission), and the sim turnstile (the real Turnstile over fake GPIO lines).
 Only two things are added, both outside the measured path's logic:
@@ -54,7 +54,7 @@ from gate.scanner.base import Reading, Scan
 from gate.scanner.camera import CameraScanner
 from gate.scanner.frames import Frame, FrameSource
 from gate.scanner.settings import CameraSettings
-from gate.scanner.synthetic import FrameConditions, camera_frame, random_conditions
+from testkit.synthetic_frames import FrameConditions, camera_frame, random_conditions
 from gate.turnstile.build import build_turnstile
 from gate.turnstile.events import EventKind, TurnstileEvent
 from gate.turnstile.settings import SimSettings, TurnstileSettings

@@ -30,7 +30,7 @@ from nacl.signing import SigningKey
 
 from gate.scanner.decoders import Decoder, PyzbarDecoder, ZxingDecoder
 from gate.scanner.frames import FramePipeline
-from gate.scanner.synthetic import camera_frame, random_conditions
+from testkit.synthetic_frames import camera_frame, random_conditions
 from protocol.claims import TicketClaims, TimeSlot
 from protocol.ticket import issue_ticket
 

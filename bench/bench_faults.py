@@ -2,7 +2,7 @@
 
     python -m bench.bench_faults [--partition-seconds 300] [--revocations 10000] [--per-delta 1]
 
-Needs root (network namespaces) and the fault suite's harness (tests/faults).
+Needs root (network namespaces) and the fault harness (testkit/faults).
 
 1. *Time to notice a cut.* A gate with ``offline_policy = "deny"`` is cut from the
    site (silently: its link dies and TCP sees nothing; or with a reset), then
@@ -31,9 +31,9 @@ from pathlib import Path
 from bench.stats import machine
 from lungta.cli import main as cli_main
 from protocol.ticket import new_ticket_id
-from tests.faults.actions import Faults
-from tests.faults.invariants import hub_rows
-from tests.faults.site import GateProcess, Site, wait_until
+from testkit.faults.actions import Faults
+from testkit.faults.invariants import hub_rows
+from testkit.faults.site import GateProcess, Site, wait_until
 
 PROBE_SECONDS = 0.25
 NOTICE_LIMIT_SECONDS = 120.0

@@ -30,10 +30,10 @@ from protocol.ticket import issue_ticket
 from protocol.gate_messages import encode_events
 from protocol.topics import gate_topic, hub_topic
 from protocol.trust import TrustedKey, TrustStore
-from tests.broker import Broker
-from tests.conftest import make_claims
-from tests.hub.conftest import write_hub_config
-from tests.hub.sim_gate import SimGate
+from testkit.broker import Broker
+from testkit.tickets import make_claims
+from testkit.hub_config import write_hub_config
+from testkit.sim_gate import SimGate
 
 from .bench_hub import HubProcess
 from .stats import machine, percentile

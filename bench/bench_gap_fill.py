@@ -46,11 +46,11 @@ from hub.service import HubService
 from hub.sqlite_store import SqliteHubStore
 from lungta.config import load_hub_config
 from protocol.hub_messages import RevocationEntry
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 from protocol.topics import REVOCATIONS
 from protocol.trust import TrustedKey, TrustStore
-from tests.broker import Broker
-from tests.hub.conftest import write_hub_config
+from testkit.broker import Broker
+from testkit.hub_config import write_hub_config
 
 from .stats import machine
 

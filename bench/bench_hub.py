@@ -41,9 +41,9 @@ from hub.sqlite_store import SqliteHubStore
 from protocol.hub_messages import RevocationEntry
 from protocol.topics import REVOCATIONS, hub_topic
 from protocol.trust import TrustedKey, TrustStore
-from tests.broker import Broker
-from tests.hub.conftest import write_hub_config
-from tests.hub.sim_gate import SimGate
+from testkit.broker import Broker
+from testkit.hub_config import write_hub_config
+from testkit.sim_gate import SimGate
 
 from .stats import machine, percentile
 

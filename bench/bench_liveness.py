@@ -31,10 +31,10 @@ from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
 from hub.service import HubService
 from lungta.config import load_hub_config
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 from protocol.trust import TrustedKey, TrustStore
-from tests.broker import Broker
-from tests.hub.conftest import write_hub_config
+from testkit.broker import Broker
+from testkit.hub_config import write_hub_config
 
 from .stats import machine
 

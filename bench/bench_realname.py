@@ -39,7 +39,7 @@ from protocol.holder import BINDING_VERSIONS, CURRENT_VERSION, bind_holder, resi
 from protocol.qr import ticket_qr
 from protocol.ticket import issue_ticket, new_ticket_id
 from protocol.trust import TrustedKey, TrustStore
-from tests.gate.idcard.fake_reader import FakeSamReader
+from testkit.fake_sam_reader import FakeSamReader
 
 from .stats import machine, percentile
 

@@ -39,11 +39,11 @@ from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
 from gate.validator import Validator
 from lungta.config import load_hub_config
-from hub.local_broker import Broker
+from testkit.broker import Broker
 from hub.service import HubService
 from protocol.claims import TicketClaims
 from protocol.keys import write_key_pair
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 from protocol.ticket import issue_ticket, new_ticket_id
 from protocol.trust import TrustedKey, TrustStore
 

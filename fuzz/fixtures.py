@@ -9,12 +9,11 @@ from protocol.base45 import b45decode
 from protocol.claims import TicketClaims, TicketType, TimeSlot
 from protocol.ticket import PREFIX, issue_ticket, read_ticket
 from protocol.trust import TrustedKey, TrustStore
+from testkit.tickets import NOW, SITE
 
 from .driver import seeded
 from .hostile import hostile_tickets
 
-SITE = "potala"
-NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, as in the tests
 ISSUER = SigningKey(seeded(1))
 HUB = SigningKey(seeded(2))
 TRUST = TrustStore([TrustedKey("sales", ISSUER.verify_key)])

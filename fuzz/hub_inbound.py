@@ -1,7 +1,7 @@
 """Harness: any gate-to-hub message into the hub's real handler and a real SQLite store.
 
 Run: python -m fuzz.hub_inbound -runs=1000000. Each input is one MQTT
-message as the hub's link hands it over (``protocol.mqtt.Inbound``): the
+message as the hub's link hands it over (``transport.mqtt.Inbound``): the
 first bytes pick the topic (birth, death, heartbeat, ping, events, request
 of one of two gates; now and then another site or a topic made of the
 input), the rest is the payload. It goes through ``HubService._handle``, the
@@ -35,7 +35,7 @@ from protocol.gate_messages import (
     encode_snapshot_request,
     lease_report_map,
 )
-from protocol.mqtt import BrokerConfig, Inbound, MqttLink
+from transport.mqtt import BrokerConfig, Inbound, MqttLink
 from protocol.ticket import read_ticket
 from protocol.topics import BIRTH, DEATH, EVENTS, GATE_KINDS, HEARTBEAT, PING, REQUEST, REVOCATIONS, USED, gate_topic, hub_subscription
 

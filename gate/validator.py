@@ -35,7 +35,7 @@ from typing import Protocol
 from protocol.trust import TrustStore
 
 from .cache.revocation_files import RevocationStoreError
-from .cache.state import GateStore, OpenAdmission, OutboxEvent, UsageMark
+from .cache.state import GateStore, OpenAdmission, PendingEvent, UsageCount
 from .clock import JUMP_THRESHOLD_SECONDS, ClockReading, GateClock
 from .decision import Decision, Reason
 from .engine import decide, zone_of
@@ -73,9 +73,9 @@ class ScanResult:
     """``event`` is None only when nothing could be recorded (a storage_error deny)."""
 
     decision: Decision
-    event: OutboxEvent | None
+    event: PendingEvent | None
     admission: Admission | None
-    mark: UsageMark | None
+    mark: UsageCount | None
 
 
 class _View:
@@ -222,7 +222,7 @@ class Validator:
                  f" FLAGGED (hub online: {hub_online}, clock trusted: {reading.trusted})" if decision.flagged else "")
         return ScanResult(decision, event, admission, mark)
 
-    def _exit_rearm(self, db: sqlite3.Connection, key: tuple[bytes, str, str, str], expires: int, now: int, data: dict) -> tuple[Direction | None, UsageMark | None]:
+    def _exit_rearm(self, db: sqlite3.Connection, key: tuple[bytes, str, str, str], expires: int, now: int, data: dict) -> tuple[Direction | None, UsageCount | None]:
         """An exit of a ticket inside: re-arm it now (handheld), at the confirmed passage (exit relay), or not at all.
 
         A turnstile without an exit relay cannot confirm anybody left, so the
@@ -250,7 +250,7 @@ class Validator:
             return False
         return True
 
-    def passage(self, admission: Admission, passed: int, note: str = "") -> UsageMark | None:
+    def passage(self, admission: Admission, passed: int, note: str = "") -> UsageCount | None:
         """Report how many passed; nobody passing undoes the admission. Returns the new usage mark, if any.
 
         When part of a group passed, the ticket stays used (its entry was
@@ -281,7 +281,7 @@ class Validator:
             self.store.settle_admission(db, admission.event_seq)
         return mark
 
-    def _roll_back(self, db: sqlite3.Connection, admission: Admission, reading: ClockReading, data: dict) -> UsageMark:
+    def _roll_back(self, db: sqlite3.Connection, admission: Admission, reading: ClockReading, data: dict) -> UsageCount:
         """Give the entry back to the ticket and the places back to the quota, as one more event."""
         slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
         mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, reading.now, admission.expires)
@@ -321,7 +321,7 @@ class Validator:
         return self.store.prune_expired_usage(lower, limit)
 
 
-def _sync_fields(mark: UsageMark, expires: int, quota_slot: int | None, persons: int) -> dict:
+def _sync_fields(mark: UsageCount, expires: int, quota_slot: int | None, persons: int) -> dict:
     """What the hub relays from an event that changed counters: see hub/ingest.py and hub/quota.py."""
     fields: dict = {"usage": {"zone": mark.zone, "day": mark.day, "entries": mark.entries, "exits": mark.exits}, "expires": expires}
     if quota_slot is not None:

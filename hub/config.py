@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from protocol.bounds import setting
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 from .console.settings import HttpSettings
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest, decode_events, decode_health, decode_ping, decode_snapshot_request
 from protocol.messages import MessageError
-from protocol.mqtt import Connected, Inbound
+from transport.mqtt import Connected, Inbound
 from protocol.topics import EVENTS, PING, REQUEST, TopicError, parse_gate_topic
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from nacl.signing import SigningKey
 
 from protocol.hub_messages import sign_message
-from protocol.mqtt import MqttLink
+from transport.mqtt import MqttLink
 from protocol.topics import hub_topic
 
 from .store import OutboxRow

@@ -36,7 +36,7 @@ from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotReques
 from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, used_mark_map
 from protocol.snapshots import snapshot_bodies
 from protocol.keys import kid_for, load_signing_key, load_verify_key
-from protocol.mqtt import MqttLink
+from transport.mqtt import MqttLink
 from protocol.topics import HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream, snapshot_stream
 from protocol.trust import TrustStore, load_trust_store
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from nacl.signing import VerifyKey
 
-from protocol.mqtt import MqttLink
+from transport.mqtt import MqttLink
 from protocol.topics import trust_topic
 from protocol.trustlist import TrustList, TrustListError, check_newer, open_trust_list
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from protocol.errors import KeyFileError
 from protocol.files import UnreadableFile, read_regular_file
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 from .errors import CommandError
 from .paths import check_database, check_writable_dir
@@ -41,7 +41,7 @@ def check_broker_files(config: Path, table: str, broker: BrokerConfig) -> None:
         except UnreadableFile as error:
             raise CommandError(f"{_where(config, f'{table}.{key}')}: {error}") from None
     if broker.tls:
-        from protocol.mqtt import TlsFileError, tls_context
+        from transport.mqtt import TlsFileError, tls_context
 
         try:
             tls_context(broker)

@@ -29,7 +29,7 @@ from protocol.bounds import setting
 from protocol.claims import TicketType
 from protocol.files import UnreadableFile, read_text_file
 from protocol.holder import SiteSecretError, read_site_secret
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 from .config_tables import ConfigError, Section, build_settings, read_field, read_toml
 

@@ -1,8 +1,11 @@
-"""Fixtures shared by every test: real keys on disk, a real trust store, a ticket mint."""
+"""Fixtures shared by every test: real keys on disk, a real trust store, a ticket mint, a real broker.
+
+The values and helpers behind them live in ``testkit`` (``testkit.tickets``: ``SITE``, ``NOW``,
+``make_claims``; ``testkit.broker``: ``Broker``), which benchmarks share.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,14 +14,12 @@ from typing import Callable
 import pytest
 from nacl.signing import SigningKey
 
-from protocol.claims import TicketClaims
 from protocol.keys import write_key_pair
-from protocol.ticket import issue_ticket, new_ticket_id
+from protocol.ticket import issue_ticket
 from protocol.trust import TrustedKey, TrustStore
-
-SITE = "potala"
-NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, a fixed instant so tests never depend on the wall clock
-DAY = 86_400
+from testkit.broker import Broker, StartedBrokers
+from testkit.live_gate import kill_leftovers
+from testkit.tickets import make_claims
 
 
 @pytest.fixture
@@ -34,11 +35,6 @@ def trust(issuer_key: SigningKey) -> TrustStore:
 @pytest.fixture
 def key_files(tmp_path: Path, issuer_key: SigningKey) -> tuple[Path, Path]:
     return write_key_pair(issuer_key, tmp_path / "keys", "sales")
-
-
-def make_claims(**overrides: object) -> TicketClaims:
-    base = TicketClaims(ticket_id=new_ticket_id(), site=SITE, not_before=NOW - 3600, expires=NOW + DAY, issued_at=NOW - 7200)
-    return dataclasses.replace(base, **overrides)
 
 
 @pytest.fixture
@@ -69,8 +65,20 @@ def hub_trust(hub_key: SigningKey) -> TrustStore:
 @pytest.fixture(autouse=True)
 def _no_leftover_gate() -> Iterator[None]:
     """Whatever gate daemon a test leaves running (it failed before stopping it) is stopped
-    before the next test starts: tests/gate/gate_process.py kill_leftovers."""
+    before the next test starts (``testkit.live_gate.kill_leftovers``)."""
     yield
-    from tests.gate.gate_process import kill_leftovers
-
     kill_leftovers()
+
+
+@pytest.fixture
+def make_broker(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """make_broker(gates=[...], **options) -> a started Broker with the site ACL, stopped at teardown."""
+    brokers = StartedBrokers(tmp_path)
+    yield lambda gates, **options: brokers.start(gates=gates, **options)
+    brokers.close()
+
+
+@pytest.fixture
+def broker(make_broker: Callable[..., Broker]) -> Broker:
+    """The site ``potala``'s broker: a hub user and gates ``g1..g3``."""
+    return make_broker(["g1", "g2", "g3"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SITE
+from testkit.tickets import SITE
 
 
 def lungta(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SITE
+from testkit.tickets import SITE
 
 HEAVY = ("cv2", "numpy", "paho", "hub.service", "gate.daemon")
 

@@ -27,7 +27,7 @@ from hub.config import HubConfig
 from hub.console.settings import HttpSettings
 from lungta.config import GateConfig
 from protocol.bounds import default_of
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
 LINES = {"gpio.entry", "gpio.exit", "passage_sensor", "green_light", "red_light", "buzzer", "emergency_input"}

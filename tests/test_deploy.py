@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.broker_files import acl_text
-from tests.broker import HOST, HUB_USER, SITE, Broker
+from testkit.broker import HOST, HUB_USER, SITE, Broker, StartedBrokers
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 WAIT = 10.0
@@ -85,19 +85,17 @@ def fill_production_config(template: str, broker: Broker, certs: Path, client_ce
 @pytest.fixture
 def site_broker(tmp_path: Path, pki: Pki) -> Iterator[Callable[..., Broker]]:
     """site_broker(client_certificates=False) -> the real mosquitto running the production config."""
-    started: list[Broker] = []
+    brokers = StartedBrokers(tmp_path)
 
     def _start(client_certificates: bool = False) -> Broker:
-        broker = Broker(tmp_path / f"broker{len(started)}", SITE, gates=[GATE, OTHER_GATE])
-        template = (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8")
-        broker.config.write_text(fill_production_config(template, broker, pki.directory, client_certificates), encoding="utf-8")
-        broker.start()
-        started.append(broker)
-        return broker
+        def production(broker: Broker) -> None:
+            template = (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8")
+            broker.config.write_text(fill_production_config(template, broker, pki.directory, client_certificates), encoding="utf-8")
+
+        return brokers.start(production, site=SITE, gates=[GATE, OTHER_GATE])
 
     yield _start
-    for broker in started:
-        broker.stop()
+    brokers.close()
 
 
 class Client:

@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.broker import Broker, broker, make_broker  # noqa: F401 (fixtures)
-from tests.faults.site import Process, wait_until
-from tests.gate.gate_process import ScannerPty
-from tests.hub.conftest import write_hub_config
+from testkit.broker import Broker, broker, make_broker  # noqa: F401 (fixtures)
+from testkit.faults.site import Process, wait_until
+from testkit.live_gate import ScannerPty
+from testkit.hub_config import write_hub_config
 from tests.hub.console.conftest import console  # noqa: F401 (fixture)
 
 KICKED = "already connected, closing old connection"  # Mosquitto's log line for each takeover
@@ -48,7 +48,7 @@ def test_a_second_hub_for_the_site_is_detected_logged_and_backs_off(tmp_path, br
             hub.start()
         noticed = wait_until(lambda: [hub for hub in hubs if _lines(hub, "cause=session_taken_over")], "a hub notices the other", TIMEOUT)
         line = _lines(noticed[0], "cause=session_taken_over")[0]
-        assert " ERROR protocol.mqtt: " in line and "user hub-potala" in line and "a second hub for this site" in line and "waiting 30 s" in line
+        assert " ERROR transport.mqtt: " in line and "user hub-potala" in line and "a second hub for this site" in line and "waiting 30 s" in line
         assert not [text for hub in hubs for text in _lines(hub, "Unspecified error")], "the cause is named, not paho's 'Unspecified error'"
         _assert_no_new_takeover(broker, hubs)
     finally:
@@ -93,7 +93,7 @@ def test_two_gates_with_one_gate_id_are_detected_logged_alerted_and_back_off(tmp
             gate.start()
         noticed = wait_until(lambda: [gate for gate in gates if _lines(gate, "cause=session_taken_over")], "a clone notices the other", TIMEOUT)
         line = _lines(noticed[0], "cause=session_taken_over")[0]
-        assert " ERROR protocol.mqtt: " in line and "user g1" in line and "two gates with one gate id" in line
+        assert " ERROR transport.mqtt: " in line and "user g1" in line and "two gates with one gate id" in line
         data = console.wait_snapshot(lambda data: any(alert["kind"] == "session_taken_over" and alert["gate"] == "g1" for alert in data["alerts"]), TIMEOUT)
         alert = next(alert for alert in data["alerts"] if alert["kind"] == "session_taken_over")
         assert alert["severity"] == "critical" and "two gates with one gate id" in alert["message"]

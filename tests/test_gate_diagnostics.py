@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import queue
 import subprocess
 import sys
@@ -15,7 +13,8 @@ from pathlib import Path
 from gate.cache.revocations import RevocationSet
 from gate.cache.state import GateStore
 from protocol.qr import write_ticket_png
-from tests.conftest import SITE
+from testkit.ptys import RawPty
+from testkit.tickets import SITE
 
 
 def lungta(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -60,23 +59,21 @@ def test_gate_test_relay_admits_one_person_through_the_configured_turnstile(tmp_
 
 
 def test_gate_test_scanner_prints_each_code_as_read(tmp_path: Path) -> None:
-    master, slave = pty.openpty()
-    port = os.ttyname(slave)
-    config = _gate_toml(tmp_path, _keys(tmp_path), f'mode = "handheld"\n[[scanner]]\nkind = "serial"\nport = "{port}"\n')
+    cable = RawPty()
+    config = _gate_toml(tmp_path, _keys(tmp_path), f'mode = "handheld"\n[[scanner]]\nkind = "serial"\nport = "{cable.port}"\n')
     process = subprocess.Popen([sys.executable, "-m", "lungta", "gate", "test", "scanner", "--config", str(config), "--seconds", "30"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         line = ""
         while not line and time.monotonic() < deadline:  # send until the reader has the port open and reports the code
-            os.write(master, b"LT1:TESTCODE\r")
+            cable.scan("LT1:TESTCODE")
             line = _readline(process, 1.0)
         assert json.loads(line) | {"text": "LT1:TESTCODE", "direction": "entry"} == json.loads(line)
     finally:
         process.terminate()
         process.wait(30)
-        os.close(master)
-        os.close(slave)
+        cable.close()
 
 
 def _readline(process: subprocess.Popen, seconds: float) -> str:

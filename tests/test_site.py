@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.test_deploy import Client, fill_production_config
-from hub.local_broker import Broker
+from testkit.broker import Broker, StartedBrokers
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None, reason="needs mosquitto and mosquitto_passwd (apt-get install mosquitto)")
 
@@ -42,22 +42,20 @@ def add_gate(site: Path, name: str) -> dict:
 
 @pytest.fixture
 def start_broker(tmp_path: Path) -> Iterator:
-    started: list[Broker] = []
+    brokers = StartedBrokers(tmp_path)
 
     def _start(site: Path) -> Broker:
         """A real mosquitto running the site's broker folder as `lungta site init` made it."""
-        broker = Broker(tmp_path / f"broker{len(started)}", SITE, gates=[])
-        for name in ("passwd", "acl"):
-            shutil.copyfile(site / "broker/lungta" / name, broker.directory / name)
-        template = (site / "broker/mosquitto.conf").read_text(encoding="utf-8")
-        broker.config.write_text(fill_production_config(template, broker, site / "broker/certs"), encoding="utf-8")
-        broker.start()
-        started.append(broker)
-        return broker
+        def as_initialised(broker: Broker) -> None:
+            for name in ("passwd", "acl"):
+                shutil.copyfile(site / "broker/lungta" / name, broker.directory / name)
+            template = (site / "broker/mosquitto.conf").read_text(encoding="utf-8")
+            broker.config.write_text(fill_production_config(template, broker, site / "broker/certs"), encoding="utf-8")
+
+        return brokers.start(as_initialised, site=SITE, gates=[])
 
     yield _start
-    for broker in started:
-        broker.stop()
+    brokers.close()
 
 
 def connect(broker: Broker, user: str, password: str, ca: Path) -> ReasonCode:

@@ -31,8 +31,9 @@ from .schema import INCARNATION_BYTES, INCARNATION_KEY, SCHEMA, CorruptState, St
 USAGE_PRUNE_GRACE_SECONDS = 86_400  # a day past a ticket's expiry: clock skew between gates can never revive it
 
 @dataclass(frozen=True)
-class OutboxEvent:
-    """One event waiting for the hub's acknowledgement. ``seq`` is per gate, gap-free."""
+class PendingEvent:
+    """One event in this gate's outbox, waiting for the hub's acknowledgement (``pending_events``).
+    ``seq`` is per gate, gap-free. On the wire it becomes a ``protocol.gate_messages.GateEvent``."""
 
     seq: int
     event_id: bytes
@@ -43,8 +44,9 @@ class OutboxEvent:
 
 
 @dataclass(frozen=True)
-class UsageMark:
-    """One gate's count for a ticket in a zone on a day: what gates tell each other."""
+class UsageCount:
+    """One gate's counters for a ticket in a zone on a day, as this gate's store keeps them
+    (``last_at`` in Unix s). Relayed between gates as a ``protocol.hub_messages.UsedMark``."""
 
     ticket_id: bytes
     zone: str
@@ -254,7 +256,7 @@ class GateStore:
 
     # -- writes: each is one durable transaction --------------------------------
 
-    def add_usage(self, db: sqlite3.Connection, mark_key: tuple[bytes, str, str, str], entries: int, exits: int, at: int, expires: int | None = None) -> UsageMark:
+    def add_usage(self, db: sqlite3.Connection, mark_key: tuple[bytes, str, str, str], entries: int, exits: int, at: int, expires: int | None = None) -> UsageCount:
         """Add to this gate's own counters inside an open transaction; returns the new row.
 
         ``expires`` (the ticket's, Unix s) lets ``prune_expired_usage`` drop the row later.
@@ -268,9 +270,9 @@ class GateStore:
         )
         row = db.execute("SELECT entries, exits FROM usage WHERE ticket_id=? AND zone=? AND day=? AND gate=?", mark_key).fetchone()
         self._after_commit.append(lambda: self._used_ids.add(ticket_id))
-        return UsageMark(ticket_id, zone, day, gate, row[0], row[1], at, expires)
+        return UsageCount(ticket_id, zone, day, gate, row[0], row[1], at, expires)
 
-    def apply_usage_marks(self, marks: Iterable[UsageMark], stream_seq: tuple[str, int] | None = None) -> int:
+    def apply_usage_marks(self, marks: Iterable[UsageCount], stream_seq: tuple[str, int] | None = None) -> int:
         """Adopt other gates' counters as the hub relayed them, with the stream seq, in one commit.
 
         A gate's counters are absolute, so a mark replaces the row of its
@@ -291,7 +293,7 @@ class GateStore:
                 self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
         return changed
 
-    def apply_usage_mark(self, mark: UsageMark) -> None:
+    def apply_usage_mark(self, mark: UsageCount) -> None:
         self.apply_usage_marks([mark])
 
     def use_quota(self, db: sqlite3.Connection, day: date, minute: int, persons: int) -> int | None:
@@ -331,13 +333,13 @@ class GateStore:
         with self._lock:
             return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id, expires_ms FROM quota_lease ORDER BY day, slot_start").fetchall()
 
-    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict, event_id: bytes | None = None) -> OutboxEvent:
+    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict, event_id: bytes | None = None) -> PendingEvent:
         """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning.
 
         ``event_id`` is new unless given (an event salvaged from a quarantined state keeps its id).
         """
         seq = self._meta(db, "next_seq", 1)
-        event = OutboxEvent(seq, event_id or os.urandom(16), kind, at_ms, ticket_id, data)
+        event = PendingEvent(seq, event_id or os.urandom(16), kind, at_ms, ticket_id, data)
         db.execute(
             "INSERT INTO outbox(seq, event_id, kind, at_ms, ticket_id, data) VALUES (?,?,?,?,?,?)",
             (seq, event.event_id, kind, at_ms, ticket_id, cbor2.dumps(data)),
@@ -346,18 +348,18 @@ class GateStore:
         self._appended = True
         return event
 
-    def record_event(self, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> OutboxEvent:
+    def record_event(self, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> PendingEvent:
         with self.transaction() as db:
             return self.append_event(db, kind, at_ms, ticket_id, data)
 
     # -- outbox side the sync client uses -----------------------------------------
 
-    def pending_events(self, after_seq: int = 0, limit: int = 500) -> list[OutboxEvent]:
+    def pending_events(self, after_seq: int = 0, limit: int = 500) -> list[PendingEvent]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, event_id, kind, at_ms, ticket_id, data FROM outbox WHERE seq>? ORDER BY seq LIMIT ?", (after_seq, limit)
             ).fetchall()
-        return [OutboxEvent(seq, eid, kind, at, tid, cbor2.loads(data)) for seq, eid, kind, at, tid, data in rows]
+        return [PendingEvent(seq, eid, kind, at, tid, cbor2.loads(data)) for seq, eid, kind, at, tid, data in rows]
 
     def acknowledge(self, up_to_seq: int, stream_seq: tuple[str, int] | None = None) -> int:
         """Drop events the hub has stored; returns how many were pruned."""

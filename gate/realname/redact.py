@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-LOGGERS = ("gate.scanner.keymap", "gate.scanner.lines")
+LOGGERS = ("gate.scanner.keymap", "gate.scanner.text_lines")
 REDACTED = "<ID redacted>"
 
 

@@ -20,7 +20,7 @@ from gate.serialport import PORT_ERRORS, SerialPortUnavailable, close_serial_por
 from .backoff import Backoff
 from .base import DeviceScanner, Reading
 from .errors import ScannerUnavailable
-from .lines import LineAssembler
+from .text_lines import LineAssembler
 from .settings import TERMINATORS, SerialSettings
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The gate's hub link: one worker thread between the MQTT client and the gate's state.
 
-paho's thread only queues what arrives (``protocol.mqtt.MqttLink``); this
+paho's thread only queues what arrives (``transport.mqtt.MqttLink``); this
 worker verifies and applies hub messages (``HubInbox``), PUBACKs each one
 only after it is applied (so a crash makes the broker deliver it again),
 uploads the outbox in acknowledged windows (``Uploader``) and publishes
@@ -51,12 +51,12 @@ from protocol.gate_messages import (
 )
 from protocol.hub_messages import Command, Pong
 from protocol.messages import NONCE_LENGTH, MessageError
-from protocol.mqtt import Connected, Inbound, MqttLink
+from transport.mqtt import Connected, Inbound, MqttLink
 from protocol.topics import BIRTH, DEATH, EVENTS, HEARTBEAT, PING, REQUEST, SITE_STREAMS, USED, gate_client_id, gate_subscriptions, gate_topic
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet
-from ..cache.state import GateStore, OutboxEvent
+from ..cache.state import GateStore, PendingEvent
 from ..clock import GateClock
 from ..hublink import HubLinkState
 from ..parts import apply_hub_time
@@ -263,7 +263,7 @@ class HubSync:
             self.link.publish(gate_topic(self.site, self.gate, EVENTS), payload)
             self.uploader.published(events[-1].seq, self._monotonic())
 
-    def _outgoing(self, event: OutboxEvent, incarnation: bytes) -> GateEvent:
+    def _outgoing(self, event: PendingEvent, incarnation: bytes) -> GateEvent:
         """The wire form of an outbox event; data the protocol cannot carry is reduced to its scalars, never stuck."""
         try:
             data = decode_event_data(event.data)

@@ -37,7 +37,7 @@ from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, US
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet, RevocationStoreError
-from ..cache.state import GateStore, UsageMark
+from ..cache.state import GateStore, UsageCount
 from ..trustlist import TrustListKeeper
 
 log = logging.getLogger(__name__)
@@ -233,9 +233,9 @@ class HubInbox:
         self.counters.applied += 1
         return outcome
 
-    def _marks(self, marks: list, own: bool = False) -> list[UsageMark]:
+    def _marks(self, marks: list, own: bool = False) -> list[UsageCount]:
         """Other gates' marks, and this gate's own only if ``own``: its own counters are authoritative while its state is in step."""
-        return [UsageMark(m.ticket_id, m.zone, m.day, m.gate, m.entries, m.exits, m.at_ms // 1000, m.expires) for m in marks if own or m.gate != self.gate]
+        return [UsageCount(m.ticket_id, m.zone, m.day, m.gate, m.entries, m.exits, m.at_ms // 1000, m.expires) for m in marks if own or m.gate != self.gate]
 
     def _install(self, snapshot: Snapshot) -> None:
         if snapshot.of == REVOCATIONS:

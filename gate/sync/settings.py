@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.bounds import setting
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 
 
 @dataclass(frozen=True)

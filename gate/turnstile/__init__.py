@@ -1,10 +1,12 @@
 """Turnstile hardware: relays, passage sensor, lights and buzzer, behind a thin line interface.
 
 The daemon needs only :func:`build_turnstile`, :class:`TurnstileSettings` and what a
-:class:`Turnstile` returns. Layers, from the bottom: ``lines`` (one GPIO line; the
-``FakeLine`` in ``fakeline`` is the only fake), ``serialport`` (ports by path or URL),
+:class:`Turnstile` returns. Layers, from the bottom: ``gpio_lines`` (one GPIO line; the
+``FakeLine`` in ``fakeline`` is the only fake), ``relay_port`` (a relay board's serial port,
+opened by ``gate.serialport``),
 ``relays`` / ``modbus`` / ``sensors`` / ``signals`` / ``emergency`` (devices),
-``turnstile`` (the facade), ``build`` (settings to objects), ``sim`` (the demo gate).
+``turnstile`` (the facade), ``build`` (settings to objects, the line factory by name),
+``sim`` (the simulated gate: sim turnstile and visitors on fake lines).
 """
 
 from gate.turnstile.build import build_turnstile

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from gate.turnstile.events import TurnstileListener
 from gate.turnstile.fakeline import FakeLineFactory
-from gate.turnstile.lines import Direction, Edge, Line, LineFactory, line_factory
+from gate.turnstile.gpio_lines import Edge, Line, LineDirection, LineFactory, PeripheryLineFactory
 from gate.turnstile.modbus import ModbusRelay, ModbusRelayModule
 from gate.turnstile.relays import GpioRelay, LcusBoard, LcusRelay, Relay
 from gate.turnstile.sensors import LinePassageSensor, ModbusPassageSensor, NoPassageSensor, PassageSensor
@@ -23,6 +23,18 @@ from gate.turnstile.sim import SIM_CHIP, SIM_LINES, JsonLinesRecorder, SimTurnst
 from gate.turnstile.turnstile import Closeable, Turnstile
 
 log = logging.getLogger(__name__)
+
+LINE_FACTORIES: tuple[str, ...] = ("periphery", "fake")
+
+
+def line_factory(name: str) -> LineFactory:
+    """The factory configured by name: "periphery" for real chips, "fake" for
+    :class:`~gate.turnstile.fakeline.FakeLineFactory` (tests, simulator, bench)."""
+    if name == "periphery":
+        return PeripheryLineFactory()
+    if name == "fake":
+        return FakeLineFactory()
+    raise ValueError(f"line_factory: unknown {name!r}; expected one of {', '.join(LINE_FACTORIES)}")
 
 
 def build_turnstile(settings: TurnstileSettings, lines: LineFactory | None = None,
@@ -135,7 +147,7 @@ class _Builder:
         log.warning("turnstile has no passage sensor: admissions are assumed, not confirmed")
         return NoPassageSensor()
 
-    def _line(self, settings: LineSettings | None, direction: Direction, label: str, edge: Edge = "none") -> Line | None:
+    def _line(self, settings: LineSettings | None, direction: LineDirection, label: str, edge: Edge = "none") -> Line | None:
         if settings is None:
             return None
         line = self.factory.open(settings, direction, edge=edge, label=label)

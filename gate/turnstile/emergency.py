@@ -16,7 +16,7 @@ import threading
 from typing import Callable
 
 from gate.turnstile.errors import LineError
-from gate.turnstile.lines import Line
+from gate.turnstile.gpio_lines import Line
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from gate.turnstile.errors import LineError
-from gate.turnstile.lines import EDGES, Direction, Edge, Line, LineEvent, line_name
+from gate.turnstile.gpio_lines import EDGES, Edge, Line, LineDirection, LineEvent, line_name
 from gate.turnstile.settings import LineSettings
 
 
@@ -36,7 +36,7 @@ class FakeLine(Line):
     """A line held in memory. ``read``/``write`` are logical (``inverted`` = active low);
     ``states``, ``drive_high`` and ``drive_low`` are electrical, like a probe on the pin."""
 
-    def __init__(self, name: str = "fake line", direction: Direction = "in", edge: Edge = "none",
+    def __init__(self, name: str = "fake line", direction: LineDirection = "in", edge: Edge = "none",
                  inverted: bool = False) -> None:
         if direction not in ("in", "out"):
             raise LineError(f"{name}: direction must be 'in' or 'out', got {direction!r}")
@@ -179,7 +179,7 @@ class FakeLineFactory:
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, int], FakeLine] = {}
 
-    def open(self, settings: LineSettings, direction: Direction, edge: Edge = "none", label: str = "") -> Line:
+    def open(self, settings: LineSettings, direction: LineDirection, edge: Edge = "none", label: str = "") -> Line:
         key = (settings.chip, settings.line)
         name = f"{line_name(settings)} ({label})" if label else line_name(settings)
         with self._lock:

@@ -23,7 +23,8 @@ from typing import Callable
 
 from gate.turnstile.errors import BoardProtocolError, ModbusExceptionResponse, RelayError
 from gate.turnstile.relays import Relay
-from gate.turnstile.serialport import PORT_ERRORS, close_serial_port, discard_input, open_serial_port, read_exact, write_frame
+from gate.serialport import PORT_ERRORS, close_serial_port
+from gate.turnstile.relay_port import discard_input, open_relay_port, read_exact, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class ModbusRelayModule:
         self.slave = slave
         self.retries = retries
         self._what = f"modbus slave {slave}"
-        self._handle = open_serial_port(port, baudrate, timeout)
+        self._handle = open_relay_port(port, baudrate, timeout)
         try:
             # pyserial reconfigures an open port on assignment (termios on a tty or pty).
             self._handle.parity = PARITIES[parity]

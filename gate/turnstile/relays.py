@@ -1,6 +1,6 @@
 """Relays: the contact that tells the turnstile (or lock) to let someone through.
 
-A :class:`Relay` is one contact; it is built over a GPIO :class:`~gate.turnstile.lines.Line`
+A :class:`Relay` is one contact; it is built over a GPIO :class:`~gate.turnstile.gpio_lines.Line`
 (:class:`GpioRelay`), a channel of an LCUS USB relay board (:class:`LcusRelay`) or a coil
 of a Modbus RTU module (:class:`~gate.turnstile.modbus.ModbusRelay`). Timing (pulse, hold)
 is not the relay's business; :class:`~gate.turnstile.turnstile.Turnstile` does it.
@@ -16,8 +16,9 @@ import threading
 from abc import ABC, abstractmethod
 
 from gate.turnstile.errors import LineError, RelayError
-from gate.turnstile.lines import Line
-from gate.turnstile.serialport import close_serial_port, open_serial_port, write_frame
+from gate.turnstile.gpio_lines import Line
+from gate.serialport import close_serial_port
+from gate.turnstile.relay_port import open_relay_port, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class LcusBoard:
 
     def __init__(self, port: str, baudrate: int = 9600, timeout: float = 0.3) -> None:
         self.port = port
-        self._handle = open_serial_port(port, baudrate, timeout)
+        self._handle = open_relay_port(port, baudrate, timeout)
         self._lock = threading.Lock()
 
     def set_channel(self, channel: int, on: bool) -> None:

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from typing import Callable, NoReturn
 
 from gate.turnstile.errors import LineError, RelayError, SensorError
-from gate.turnstile.lines import Line
+from gate.turnstile.gpio_lines import Line
 from gate.turnstile.modbus import ModbusRelayModule
 
 log = logging.getLogger(__name__)

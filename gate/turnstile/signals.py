@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from gate.turnstile.errors import LineError
-from gate.turnstile.lines import Line
+from gate.turnstile.gpio_lines import Line
 
 log = logging.getLogger(__name__)
 

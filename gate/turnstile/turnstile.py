@@ -31,7 +31,7 @@ from gate.turnstile.relays import Relay
 from gate.turnstile.sensors import PassageSensor
 from gate.turnstile.settings import TurnstileSettings
 from gate.turnstile.signals import Signals
-from gate.turnstile.lines import Line
+from gate.turnstile.gpio_lines import Line
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .actions import Faults
-from .site import FAKETIME_LIBRARY, Site
+from testkit.faults.actions import Faults
+from testkit.faults.site import FAKETIME_LIBRARY, Site
 
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="the fault suite needs root and iproute2 (network namespaces, tmpfs)")
 NEEDS_FAKETIME = pytest.mark.skipif(not FAKETIME_LIBRARY.exists(), reason=f"{FAKETIME_LIBRARY} missing (apt-get install faketime)")

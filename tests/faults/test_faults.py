@@ -3,8 +3,8 @@
 Each test builds a site on real processes (Mosquitto with the site ACL, ``lungta
 hub run``, three ``lungta gate run`` in their own network namespaces), does to
 it what the field does, heals everything, and checks every invariant from what
-the processes left on disk (``tests/faults/invariants.py``). ``make soak``
-runs the same faults for hundreds of random cycles (``tests/faults/soak.py``).
+the processes left on disk (``testkit/faults/invariants.py``). ``make soak``
+runs the same faults for hundreds of random cycles (``testkit/faults/soak.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pytest
 
 from protocol.ticket import read_ticket
 
-from .actions import Faults
+from testkit.faults.actions import Faults
 from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
-from .invariants import AWAY_LIMIT_SECONDS, check_site, gate_backlog, gate_rows, hub_events, hub_rows
-from .site import FaultTimeout, GateProcess, wait_until
+from testkit.faults.invariants import AWAY_LIMIT_SECONDS, check_site, gate_backlog, gate_rows, hub_events, hub_rows
+from testkit.faults.site import FaultTimeout, GateProcess, wait_until
 
 pytestmark = NEEDS_ROOT
 TWO = ("g1", "g2")  # where a fault needs one gate and a witness, two gates start faster than three

@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
-import tty
 from pathlib import Path
 
 import cv2
@@ -28,23 +23,18 @@ from gate.hublink import HubLinkState
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.settings import CameraSettings, SerialSettings
-from gate.scanner.synthetic import FrameConditions, camera_frame
 from gate.sdnotify import SystemdNotifier
 from gate.turnstile.build import build_turnstile
 from gate.turnstile.settings import SimSettings, TurnstileSettings
 from gate.validator import open_validator
 from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket
-from tests.conftest import SITE, make_claims
+from testkit.live_gate import GateProcess, lungta, relay_openings, write_gate_config
+from testkit.ptys import RawPty
+from testkit.synthetic_frames import FrameConditions, camera_frame
+from testkit.tickets import SITE, live_ticket, make_claims
 
 WAIT = 20.0
-
-
-def _raw_pty() -> tuple[int, int]:
-    """A pty pair in raw mode from the start, as the scanner module's UART would be."""
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    return master, slave
 
 
 def _video(path: Path, segments: list[tuple[str | None, int]]) -> Path:
@@ -122,31 +112,30 @@ def test_video_of_visitors_gives_exactly_the_expected_pulses_and_refusals(tmp_pa
 def test_nobody_passing_rolls_back_so_the_ticket_still_works(tmp_path, issuer_key, validator):
     now = validator.clock.read().now
     ticket = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), issuer_key)
-    master, slave = _raw_pty()
+    cable = RawPty()
     recorder = Recorder()
     turnstile = build_turnstile(_sim(tmp_path, persons_passing=0), listeners=[recorder])
-    scanner = open_scanner(SerialSettings(port=os.ttyname(slave), dedupe_seconds=0.0))
+    scanner = open_scanner(SerialSettings(port=cable.port, dedupe_seconds=0.0))
     daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], turnstile, LogDisplay(), load_catalogue())
     stop = threading.Event()
     runner = threading.Thread(target=daemon.run, args=(stop,))
     runner.start()
     assert scanner.wait_for_health(lambda h: h.ok, WAIT)  # pyserial flushes input on open
-    os.write(master, ticket.encode() + b"\r")
+    cable.scan(ticket)
     recorder.wait_for("admit_done", 1)
-    os.write(master, ticket.encode() + b"\r")
+    cable.scan(ticket)
     recorder.wait_for("admit_done", 2)
     stop.set()
     runner.join(WAIT)
-    os.close(master)
-    os.close(slave)
+    cable.close()
     kinds = [e.kind for e in validator.store.pending_events()]
     assert kinds == ["admission", "rollback", "admission", "rollback"]
     assert daemon.counters.rollbacks == 2
 
 
 def test_a_burst_of_scans_is_bounded_and_the_excess_dropped(tmp_path, issuer_key, validator, mint):
-    master, slave = _raw_pty()
-    scanner = open_scanner(SerialSettings(port=os.ttyname(slave), dedupe_seconds=0.0))
+    cable = RawPty()
+    scanner = open_scanner(SerialSettings(port=cable.port, dedupe_seconds=0.0))
     daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], None, LogDisplay(), load_catalogue(), scan_queue_size=4)
     stop = threading.Event()
     runner = threading.Thread(target=daemon.run, args=(stop,))
@@ -154,7 +143,7 @@ def test_a_burst_of_scans_is_bounded_and_the_excess_dropped(tmp_path, issuer_key
         with validator._lock:  # the decision loop is stuck behind this while the burst arrives
             runner.start()
             assert scanner.wait_for_health(lambda h: h.ok, WAIT)
-            os.write(master, b"".join(f"LT1:BURST{i}\r".encode() for i in range(12)))
+            cable.write(b"".join(f"LT1:BURST{i}\r".encode() for i in range(12)))
             assert scanner.wait_for_health(lambda h: h.scan_count >= 12, WAIT)
         with daemon.decided:
             counters = daemon.counters
@@ -162,8 +151,7 @@ def test_a_burst_of_scans_is_bounded_and_the_excess_dropped(tmp_path, issuer_key
     finally:
         stop.set()
         runner.join(WAIT)
-        os.close(master)
-        os.close(slave)
+        cable.close()
     # the four queued, plus the one the loop may have taken before it blocked
     assert daemon.counters.scans in (4, 5)
     assert daemon.counters.dropped_scans == 12 - daemon.counters.scans
@@ -174,8 +162,8 @@ def test_watchdog_pings_stop_when_the_decision_loop_stalls(tmp_path, validator):
     listener.bind(str(tmp_path / "notify"))
     listener.settimeout(2.0)
     notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"})
-    master, slave = _raw_pty()
-    scanner = open_scanner(SerialSettings(port=os.ttyname(slave), dedupe_seconds=0.0))
+    cable = RawPty()
+    scanner = open_scanner(SerialSettings(port=cable.port, dedupe_seconds=0.0))
     daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], None, LogDisplay(), load_catalogue(), notifier)
     stop = threading.Event()
     runner = threading.Thread(target=daemon.run, args=(stop,))
@@ -184,7 +172,7 @@ def test_watchdog_pings_stop_when_the_decision_loop_stalls(tmp_path, validator):
     assert listener.recv(64) == b"WATCHDOG=1"
     assert scanner.wait_for_health(lambda h: h.ok, WAIT)
     with validator._lock:
-        os.write(master, b"LT1:STALL\r")
+        cable.scan("LT1:STALL")
         while True:  # drain pings sent before the loop picked up the scan and blocked
             listener.settimeout(1.0)
             try:
@@ -195,50 +183,24 @@ def test_watchdog_pings_stop_when_the_decision_loop_stalls(tmp_path, validator):
     assert listener.recv(64) == b"WATCHDOG=1"  # the loop runs again, so do the pings
     stop.set()
     runner.join(WAIT)
-    os.close(master)
-    os.close(slave)
+    cable.close()
     listener.close()
 
 
 def test_gate_run_notifies_systemd_decides_and_stops_cleanly_on_sigterm(tmp_path, issuer_key):
     _, public = write_key_pair(issuer_key, tmp_path / "keys", "sales")
-    master, slave = _raw_pty()
-    config = tmp_path / "gate.toml"
-    config.write_text(f"""
-[gate]
-site = "{SITE}"
-id = "east-1"
-state_dir = "state"
-trust = "{public}"
-
-[[scanner]]
-kind = "serial"
-port = "{os.ttyname(slave)}"
-
-[turnstile]
-kind = "sim"
-pulse_seconds = 0.01
-[turnstile.sim]
-output_path = "turnstile.jsonl"
-passage_delay_seconds = 0.01
-""")
+    cable = RawPty()
+    config = write_gate_config(tmp_path, public, cable.port)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(tmp_path / "notify"))
     listener.settimeout(WAIT)
-    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"))
-    child = subprocess.Popen([sys.executable, "-m", "lungta", "gate", "run", "--config", str(config)], env=env, stderr=subprocess.PIPE, text=True)
+    gate = GateProcess(config, env=dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify")))
     assert listener.recv(256).startswith(b"READY=1")
-    for line in child.stderr:  # the daemon logs when its scanner has the port open
-        if f"serial:{os.ttyname(slave)}: open" in line:
-            break
-    ticket = issue_ticket(make_claims(not_before=int(time.time()) - 60, expires=int(time.time()) + 3600), issuer_key)
-    os.write(master, ticket.encode() + b"\r")
-    for line in child.stderr:
-        if "gate.visitor" in line:
-            assert "GRANT reason=valid" in line and "欢迎" in line
-            break
-    child.send_signal(signal.SIGTERM)
-    assert child.wait(WAIT) == 0
+    gate.wait_ready(cable.port)
+    cable.scan(live_ticket(issuer_key))
+    line = gate.wait_line("gate.visitor")
+    assert "GRANT reason=valid" in line and "欢迎" in line
+    assert gate.stop() == 0
     messages = []
     listener.settimeout(0.5)
     try:
@@ -247,17 +209,15 @@ passage_delay_seconds = 0.01
     except TimeoutError:
         pass
     assert b"STOPPING=1" in messages
-    pulses = [json.loads(line) for line in (tmp_path / "turnstile.jsonl").read_text().splitlines()]  # relative to gate.toml
-    assert any(p["event"] == "relay" and p.get("on") is True for p in pulses)
-    os.close(master)
-    os.close(slave)
+    assert relay_openings(tmp_path) >= 1  # turnstile.jsonl, relative to gate.toml
+    cable.close()
     listener.close()
 
 
 def test_bad_config_stops_gate_run_with_one_line(tmp_path):
     config = tmp_path / "gate.toml"
     config.write_text('[gate]\nsite = "potala"\nid = "g"\ntrust = "t.pub"\n[turnstile]\nkind = "gpio"\n')
-    result = subprocess.run([sys.executable, "-m", "lungta", "gate", "run", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(lungta("gate", "run", "--config", str(config)), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "gate.toml" in result.stderr and "turnstile.gpio: is required when kind is 'gpio'" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gate.decision import Decision, Reason
 from gate.display import AMBER, FLAGGED_NOTE, GREEN, RED, TerminalDisplay
 from gate.feedback import load_catalogue
-from tests.conftest import make_claims
+from testkit.tickets import make_claims
 
 
 def render(decision: Decision) -> str:

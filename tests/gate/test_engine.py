@@ -14,7 +14,7 @@ from gate.engine import decide
 from gate.rules import ClockPolicy, Direction, GateRules, OfflinePolicy, Usage
 from protocol.claims import TicketType, TimeSlot
 from protocol.ticket import issue_ticket
-from tests.conftest import DAY, NOW, SITE, make_claims
+from testkit.tickets import DAY, NOW, SITE, make_claims
 
 TZ = ZoneInfo("Asia/Shanghai")
 LOCAL_NOW = datetime.fromtimestamp(NOW, TZ)  # 2026-11-18 19:06 in China Standard Time

@@ -13,17 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from gate.cache.state import GateStore, UsageMark
+from gate.cache.state import GateStore, UsageCount
 from protocol.keys import write_key_pair
 from protocol.ticket import read_ticket
-from tests.gate.gate_process import GateProcess, ScannerPty, live_ticket, relay_openings, write_config
+from testkit.live_gate import GateProcess, relay_openings, write_gate_config
+from testkit.ptys import RawPty
+from testkit.tickets import live_ticket
 
 HOSTILE = ["LT1:SERR8EAB8AB8AB8AB8AB8AB8AB8K1"] + ["LT1:QERORQJ1"] * 5  # CBOR tags 37 and 35: crashed the daemon (issue 10)
 
 
 @pytest.fixture
 def scanner():
-    port = ScannerPty()
+    port = RawPty()
     yield port
     port.close()
 
@@ -37,8 +39,8 @@ def test_hostile_codes_and_a_poisoned_used_mark_never_move_a_relay_and_the_gate_
     state = tmp_path / "state"
     poisoned = live_ticket(issuer_key)
     with GateStore.open(state) as store:  # a used mark at 2^53 ms, as a compromised gate relayed it (issue 10): once a crash at every gate
-        store.apply_usage_mark(UsageMark(read_ticket(poisoned).claims.ticket_id, "main", "2026-11-18", "west-9", 1, 0, 2**53))
-    gate = GateProcess(write_config(tmp_path, trust_file, scanner.port, state))
+        store.apply_usage_mark(UsageCount(read_ticket(poisoned).claims.ticket_id, "main", "2026-11-18", "west-9", 1, 0, 2**53))
+    gate = GateProcess(write_gate_config(tmp_path, trust_file, scanner.port, state))
     gate.wait_ready(scanner.port)
     for count, text in enumerate(HOSTILE, 1):
         scanner.scan(text)
@@ -81,7 +83,7 @@ def _fill(directory: Path) -> Path:
 
 
 def test_a_full_disk_refuses_with_storage_error_raises_the_alarm_and_the_gate_recovers(tmp_path, issuer_key, trust_file, scanner, small_disk):
-    gate = GateProcess(write_config(tmp_path, trust_file, scanner.port, small_disk / "state"))
+    gate = GateProcess(write_gate_config(tmp_path, trust_file, scanner.port, small_disk / "state"))
     gate.wait_ready(scanner.port)
     filler = _fill(small_disk)
     tickets = [live_ticket(issuer_key) for _ in range(3)]
@@ -100,7 +102,7 @@ def test_a_full_disk_refuses_with_storage_error_raises_the_alarm_and_the_gate_re
 
 def test_sigkill_during_admissions_burns_no_ticket(tmp_path, issuer_key, trust_file, scanner):
     state = tmp_path / "state"
-    waiting = write_config(tmp_path, trust_file, scanner.port, state, passage_timeout_seconds=60)
+    waiting = write_gate_config(tmp_path, trust_file, scanner.port, state, passage_timeout_seconds=60)
     (tmp_path / "slow").mkdir()
     gate = GateProcess(waiting)
     gate.wait_ready(scanner.port)

@@ -11,20 +11,22 @@ import pytest
 from gate.cache.quarantine import QUARANTINE
 from gate.cache.state import GateStore
 from protocol.keys import write_key_pair
-from tests.gate.gate_process import GateProcess, ScannerPty, live_ticket, write_config
+from testkit.live_gate import GateProcess, write_gate_config
+from testkit.ptys import RawPty
+from testkit.tickets import live_ticket
 
 
 @pytest.fixture
 def scanner():
-    port = ScannerPty()
+    port = RawPty()
     yield port
     port.close()
 
 
-def _state_with_events(tmp_path: Path, issuer_key, scanner: ScannerPty, trust_file: Path) -> tuple[Path, bytes, list[bytes]]:
+def _state_with_events(tmp_path: Path, issuer_key, scanner: RawPty, trust_file: Path) -> tuple[Path, bytes, list[bytes]]:
     """A state made by the real gate: three decisions in its outbox (never sent: no hub)."""
     state = tmp_path / "state"
-    gate = GateProcess(write_config(tmp_path, trust_file, scanner.port, state))
+    gate = GateProcess(write_gate_config(tmp_path, trust_file, scanner.port, state))
     gate.wait_ready(scanner.port)
     for count in range(1, 4):
         scanner.scan(live_ticket(issuer_key))
@@ -61,7 +63,7 @@ def test_a_damaged_state_is_quarantined_and_the_gate_starts_a_new_incarnation(tm
     trust_file = write_key_pair(issuer_key, tmp_path / "keys", "sales")[1]
     state, incarnation, event_ids = _state_with_events(tmp_path, issuer_key, scanner, trust_file)
     damage(state / GateStore.FILENAME)
-    gate = GateProcess(write_config(tmp_path, trust_file, scanner.port, state))
+    gate = GateProcess(write_gate_config(tmp_path, trust_file, scanner.port, state))
     gate.wait_ready(scanner.port)
     line = gate.wait_line("gate state damaged")
     scanner.scan(live_ticket(issuer_key))
@@ -85,9 +87,9 @@ def test_a_damaged_state_is_quarantined_and_the_gate_starts_a_new_incarnation(tm
 def test_a_locked_state_is_not_quarantined(tmp_path, issuer_key, scanner):
     trust_file = write_key_pair(issuer_key, tmp_path / "keys", "sales")[1]
     state = tmp_path / "state"
-    first = GateProcess(write_config(tmp_path, trust_file, scanner.port, state))
+    first = GateProcess(write_gate_config(tmp_path, trust_file, scanner.port, state))
     first.wait_ready(scanner.port)
-    second = GateProcess(write_config(tmp_path, trust_file, scanner.port, state))
+    second = GateProcess(write_gate_config(tmp_path, trust_file, scanner.port, state))
     assert second.child.wait(30) != 0
     first.stop()
     assert not (state / QUARANTINE).exists()

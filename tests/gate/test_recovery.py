@@ -19,7 +19,7 @@ from gate.parts import apply_hub_time
 from gate.rules import Direction, GateRules
 from gate.validator import Validator, input_hash, open_validator
 from protocol.ticket import read_ticket
-from tests.conftest import NOW, SITE
+from testkit.tickets import NOW, SITE
 
 TURNSTILE = frozenset({"entry", "exit"})
 

@@ -27,9 +27,10 @@ from gate.supervisor import CrashPolicy, PartState, Supervisor
 from gate.turnstile.build import build_turnstile
 from gate.turnstile.fakeline import FakeLineFactory
 from gate.validator import open_validator
-from tests.conftest import SITE
-from tests.gate.gate_process import ScannerPty, live_ticket
-from tests.gate.turnstile.test_turnstile_gpio import CHIP, ENTRY, SENSOR, gpio_settings, openings, visitors_walk_through_each_opening
+from testkit.ptys import RawPty
+from testkit.tickets import SITE, live_ticket
+from tests.gate.turnstile.test_turnstile_gpio import CHIP, ENTRY, SENSOR, gpio_settings
+from testkit.visitors import openings, visitors_walk_through_each_opening
 
 WAIT = 20.0
 
@@ -40,7 +41,7 @@ class DriverBug(Exception):
 
 @pytest.fixture
 def scanner_pty():
-    port = ScannerPty()
+    port = RawPty()
     yield port
     port.close()
 

@@ -17,7 +17,7 @@ from gate.validator import Validator, open_validator
 from protocol.trust import TrustedKey, TrustStore
 from protocol.trustlist import new_trust_list, sign_trust_list
 from protocol.ticket import issue_ticket
-from tests.conftest import NOW, SITE, make_claims
+from testkit.tickets import NOW, SITE, make_claims
 
 
 @pytest.fixture

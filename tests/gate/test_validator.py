@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.cache.state import GateStore, UsageMark
+from gate.cache.state import GateStore, UsageCount
 from gate.clock import GateClock
 from gate.decision import Reason
 from gate.hublink import HubLinkState
@@ -14,7 +14,7 @@ from gate.parts import apply_hub_time
 from gate.rules import Direction, GateRules
 from gate.validator import Validator
 from protocol.ticket import read_ticket
-from tests.conftest import NOW, SITE
+from testkit.tickets import NOW, SITE
 
 
 class SetRevocations:
@@ -125,7 +125,7 @@ def test_admission_and_rollback_events_carry_what_the_hub_relays(validator, mint
 def test_admission_at_another_gate_learned_from_the_hub_makes_the_ticket_used(validator, mint):
     text = mint()
     ticket_id = read_ticket(text).claims.ticket_id
-    validator.store.apply_usage_mark(UsageMark(ticket_id, "main", "2026-11-18", "west-2", 1, 0, NOW - 60))
+    validator.store.apply_usage_mark(UsageCount(ticket_id, "main", "2026-11-18", "west-2", 1, 0, NOW - 60))
     decision = validator.scan(text).decision
     assert decision.reason is Reason.ALREADY_USED and "west-2" in decision.detail
 

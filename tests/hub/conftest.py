@@ -20,37 +20,13 @@ from gate.validator import Validator
 from hub.config import HubConfig
 from hub.service import HubService
 from lungta.config import load_hub_config
-from protocol.keys import write_key_pair
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 from protocol.trust import TrustStore
-from tests.broker import SITE, Broker, broker, make_broker  # noqa: F401 (fixtures)
-from tests.hub.sim_gate import SimGate
+from testkit.broker import Broker
+from testkit.hub_config import write_hub_config
+from testkit.sim_gate import SimGate
 
 TIMEOUT = 10.0
-
-
-
-
-def write_hub_config(directory: Path, broker: Broker, key: SigningKey, **hub_options: object) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    if not (directory / "keys" / "hub.key").exists():
-        write_key_pair(key, directory / "keys", "hub")
-    (directory / "broker-password").write_text(broker.password(broker.hub_user) + "\n", encoding="utf-8")
-    options = "".join(f"{name} = {value!r}\n".replace("'", '"') for name, value in hub_options.items())
-    text = f"""[hub]
-site = "{broker.site}"
-key = "keys/hub.key"
-database = "hub.db"
-{options}
-[broker]
-host = "{broker.host}"
-port = {broker.port}
-username = "{broker.hub_user}"
-password_file = "broker-password"
-"""
-    path = directory / "hub.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.fixture

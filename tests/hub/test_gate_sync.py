@@ -16,8 +16,9 @@ from hub.sqlite_store import SqliteHubStore
 from protocol.hub_messages import revocations_body, sign_message
 from protocol.ticket import issue_ticket, read_ticket
 from protocol.topics import hub_topic
-from tests.conftest import make_claims
-from tests.hub.conftest import TIMEOUT, Gate, start_hub, write_hub_config
+from testkit.tickets import make_claims
+from tests.hub.conftest import TIMEOUT, Gate, start_hub
+from testkit.hub_config import write_hub_config
 from tests.hub.test_sync import hub_command, revoke
 
 

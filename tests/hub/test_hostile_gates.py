@@ -27,9 +27,10 @@ from protocol.keys import write_key_pair
 from protocol.messages import MAX_TIME_MS
 from protocol.ticket import issue_ticket, read_ticket
 from protocol.topics import gate_client_id, gate_topic
-from tests.conftest import make_claims
-from tests.hub.conftest import TIMEOUT, start_hub, write_hub_config
-from tests.hub.sim_gate import SimGate
+from testkit.tickets import make_claims
+from tests.hub.conftest import TIMEOUT, start_hub
+from testkit.hub_config import write_hub_config
+from testkit.sim_gate import SimGate
 from tests.hub.test_sync import hub_command
 
 SELF_REFERENCING_MAP = bytes.fromhex("d81ca1616bd81d00")  # tag 28 {"k": tag 29 (0)}: once crashed the hub in its re-encode

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from tests.broker import Broker
-from tests.faults.site import Process, wait_until
-from tests.hub.conftest import write_hub_config
+from testkit.broker import Broker
+from testkit.faults.site import Process, wait_until
+from testkit.hub_config import write_hub_config
 
 TIMEOUT = 60.0
 

@@ -12,7 +12,7 @@ from protocol.gate_messages import EventKind, GateEvent
 from protocol.hub_messages import Pong, pong_body, sign_message
 from protocol.topics import hub_topic, pong_stream
 from tests.hub.conftest import TIMEOUT, Gate
-from tests.hub.sim_gate import hub_impostor
+from testkit.sim_gate import hub_impostor
 from tests.hub.test_gate_sync import ticket
 from tests.hub.test_sync import hub_command
 

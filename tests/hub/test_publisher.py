@@ -10,9 +10,9 @@ from nacl.signing import SigningKey
 
 from hub.publisher import Publisher
 from hub.store import OutboxRow
-from protocol.mqtt import BrokerConfig, MqttLink
+from transport.mqtt import BrokerConfig, MqttLink
 from protocol.topics import USED
-from tests.conftest import SITE
+from testkit.tickets import SITE
 
 
 def test_a_row_published_while_the_link_is_down_is_sent_again_once_it_is_up():

@@ -24,8 +24,9 @@ from protocol.keys import kid_for
 from protocol.hub_messages import QuotaLease, lease_body, sign_message
 from protocol.gate_messages import LeaseReport, lease_report_map
 from protocol.topics import hub_topic
-from tests.hub.conftest import TIMEOUT, RunningHub, write_hub_config
-from tests.hub.sim_gate import SimGate, hub_impostor
+from tests.hub.conftest import TIMEOUT, RunningHub
+from testkit.hub_config import write_hub_config
+from testkit.sim_gate import SimGate, hub_impostor
 from tests.hub.test_gate_sync import ticket
 from tests.hub.test_sync import hub_command
 

@@ -11,7 +11,7 @@ from hub.sqlite_store import SqliteHubStore
 from protocol.hub_messages import Command, RevocationEntry, UsedMark
 from protocol.gate_messages import EventKind, GateEvent, decode_event_data
 from protocol.messages import MalformedMessage
-from tests.conftest import NOW
+from testkit.tickets import NOW
 
 OLD, NEW = b"o" * 16, b"n" * 16  # two incarnations of one gate's state
 

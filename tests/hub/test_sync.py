@@ -15,7 +15,8 @@ from hub.sqlite_store import SqliteHubStore
 from lungta import hub_cli
 from protocol.hub_messages import revocations_body, sign_message
 from protocol.topics import gate_topic, hub_topic
-from tests.hub.conftest import TIMEOUT, start_hub, write_hub_config
+from tests.hub.conftest import TIMEOUT, start_hub
+from testkit.hub_config import write_hub_config
 
 
 def hub_command(*argv: str) -> str:

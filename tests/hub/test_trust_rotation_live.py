@@ -16,8 +16,8 @@ from protocol.keys import write_key_pair
 from protocol.topics import trust_topic
 from protocol.trust import TrustedKey
 from protocol.trustlist import new_trust_list, sign_trust_list
-from tests.gate.gate_process import ScannerPty, live_ticket
-from tests.hub.conftest import write_hub_config
+from testkit.live_gate import ScannerPty, live_ticket
+from testkit.hub_config import write_hub_config
 from tests.hub.console.processes import Watched, lungta
 
 SECONDS = 15.0  # "within seconds": the list reaches the gate and changes its decisions well inside this

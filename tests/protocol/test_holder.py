@@ -16,7 +16,7 @@ from protocol.holder import (HolderBinding, HolderIdError, SiteSecretError, bind
                              read_site_secret, resident_check_character, same_binding, write_site_secret)
 from protocol.qr import ticket_qr
 from protocol.ticket import issue_ticket, read_ticket
-from tests.conftest import make_claims
+from testkit.tickets import make_claims
 
 HOLDER = "54010219900101123" + resident_check_character("54010219900101123")
 OTHER = "54010219900101124" + resident_check_character("54010219900101124")

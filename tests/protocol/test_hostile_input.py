@@ -10,7 +10,7 @@ from fuzz.hostile import ISSUE_10_CODES, claims_with, hostile_tickets, raw_map, 
 from protocol.errors import TicketError
 from protocol.keys import kid_for
 from protocol.ticket import PREFIX, verify_ticket
-from tests.conftest import NOW
+from testkit.tickets import NOW
 
 
 def _outcome(text: str, trust) -> str:

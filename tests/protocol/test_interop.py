@@ -15,7 +15,7 @@ from protocol.claims import TicketType, TimeSlot, claims_to_cbor
 from protocol.errors import BadSignature
 from protocol.keys import kid_for, private_key_pem, public_key_pem
 from protocol.ticket import PREFIX, issue_ticket, verify_ticket
-from tests.conftest import make_claims
+from testkit.tickets import make_claims
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from protocol.errors import KeyFileError
 from protocol.keys import kid_for, load_signing_key, load_verify_key, write_key_pair
 from protocol.trust import load_trust_store
-from tests.conftest import NOW
+from testkit.tickets import NOW
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl binary not installed")
 

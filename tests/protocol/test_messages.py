@@ -53,7 +53,7 @@ from protocol.gate_messages import (
     encode_snapshot_request,
 )
 from protocol.topics import TopicError, ack_stream, gate_topic, hub_topic, parse_gate_topic, stream_of_hub_topic
-from tests.conftest import NOW, SITE
+from testkit.tickets import NOW, SITE
 
 
 

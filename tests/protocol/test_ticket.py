@@ -12,7 +12,7 @@ from protocol.keys import kid_for
 from protocol.qr import ticket_qr
 from protocol.ticket import PREFIX, issue_ticket, read_ticket, verify_ticket
 from protocol.trust import TrustedKey, TrustStore
-from tests.conftest import DAY, NOW, make_claims
+from testkit.tickets import DAY, NOW, make_claims
 
 
 def test_issued_ticket_verifies_and_round_trips_every_claim(issuer_key, trust):

@@ -23,7 +23,7 @@ from protocol.trustlist import (
     sign_trust_list,
 )
 from protocol.errors import KeyNotValid, UnknownKey
-from tests.conftest import NOW, SITE
+from testkit.tickets import NOW, SITE
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 from gate.idcard.sam import Command, FrameError, SamCardReader, SamSettings, command_frame, id_number_from_base_info
 from gate.scanner.errors import SettingsError
 from protocol.holder import resident_check_character
-from tests.gate.idcard.fake_reader import FakeSamReader, card_text
+from testkit.fake_sam_reader import FakeSamReader, card_text
+from testkit.ptys import RawPty
 
 NUMBER = "54010219900101123" + resident_check_character("54010219900101123")
 WAIT = 20.0
@@ -83,13 +84,8 @@ def test_short_base_information_is_a_frame_error():
 
 
 def test_a_port_where_no_reader_answers_is_reported_at_open(fake, tmp_path):
-    import os
-    import pty
-    import tty
-
-    master, slave = pty.openpty()  # nothing answers on this one
-    tty.setraw(slave)
-    reader = SamCardReader(SamSettings(os.ttyname(slave), response_timeout=0.1, reopen_backoff=0.05, reopen_backoff_max=0.05))
+    silent = RawPty()  # nothing answers on this one
+    reader = SamCardReader(SamSettings(silent.port, response_timeout=0.1, reopen_backoff=0.05, reopen_backoff_max=0.05))
     stop = threading.Event()
     thread = threading.Thread(target=lambda: list(reader.scans(stop)))
     thread.start()
@@ -100,8 +96,7 @@ def test_a_port_where_no_reader_answers_is_reported_at_open(fake, tmp_path):
         stop.set()
         thread.join(WAIT)
         reader.close()
-        os.close(master)
-        os.close(slave)
+        silent.close()
 
 
 def test_bad_settings_name_the_field():

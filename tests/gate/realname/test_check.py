@@ -19,12 +19,12 @@ from gate.realname.redact import redact_id_reader_logs
 from gate.realname.settings import IdCheckSettings, open_id_reader
 from gate.rules import Direction, GateRules
 from gate.scanner.base import Scan
-from gate.scanner.lines import LineAssembler
+from gate.scanner.text_lines import LineAssembler
 from gate.validator import open_validator
 from protocol.holder import bind_holder, resident_check_character
 from protocol.ticket import issue_ticket
-from tests.conftest import SITE, make_claims
-from tests.gate.idcard.fake_reader import FakeSamReader
+from testkit.tickets import SITE, make_claims
+from testkit.fake_sam_reader import FakeSamReader
 
 HOLDER = "54010219900101123" + resident_check_character("54010219900101123")
 OTHER = "11010519491231002" + resident_check_character("11010519491231002")
@@ -115,13 +115,11 @@ def test_fragments_from_an_id_reader_are_logged_without_the_number(caplog):
 
 
 def test_a_line_reader_sending_something_else_first_is_ignored_until_a_real_id(issuer_key, validator):
-    import os as _os
-
     from gate.scanner.settings import SerialSettings
-    from tests.gate.test_daemon import _raw_pty
+    from testkit.ptys import RawPty
 
-    master, slave = _raw_pty()
-    settings = IdCheckSettings((SerialSettings(_os.ttyname(slave)),), SECRET, timeout_seconds=5, before_scan_seconds=2)
+    cable = RawPty()
+    settings = IdCheckSettings((SerialSettings(cable.port),), SECRET, timeout_seconds=5, before_scan_seconds=2)
     check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
     check.start()
     ignored = threading.Event()
@@ -132,16 +130,15 @@ def test_a_line_reader_sending_something_else_first_is_ignored_until_a_real_id(i
     logger.setLevel(logging.INFO)
     try:
         def type_it():
-            _os.write(master, b"LT1:NOT-AN-ID-NUMBER\r")  # a ticket shown to the ID reader by mistake
+            cable.scan("LT1:NOT-AN-ID-NUMBER")  # a ticket shown to the ID reader by mistake
             assert ignored.wait(WAIT)
-            _os.write(master, HOLDER.encode() + b"\r")
+            cable.scan(HOLDER)
         result, _ = _check(check, validator, _ticket(issuer_key, validator), type_it)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
         check.stop()
-        _os.close(master)
-        _os.close(slave)
+        cable.close()
     assert ignored.is_set() and result.decision.granted
 
 

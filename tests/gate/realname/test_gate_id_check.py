@@ -26,9 +26,10 @@ from gate.turnstile.build import build_turnstile
 from gate.validator import open_validator
 from protocol.holder import bind_holder, resident_check_character
 from protocol.ticket import issue_ticket
-from tests.conftest import SITE, make_claims
-from tests.gate.idcard.fake_reader import FakeSamReader
-from tests.gate.test_daemon import WAIT, Recorder, _raw_pty, _sim
+from testkit.tickets import SITE, make_claims
+from testkit.fake_sam_reader import FakeSamReader
+from tests.gate.test_daemon import WAIT, Recorder, _sim
+from testkit.ptys import RawPty
 
 HOLDER = "54010219900101123" + resident_check_character("54010219900101123")
 OTHER = "11010519491231002" + resident_check_character("11010519491231002")
@@ -55,31 +56,30 @@ class ShownDisplay(LogDisplay):
 
 @pytest.fixture
 def gate(tmp_path, trust):
-    """A running daemon; yields (daemon, validator, scanner pty master, fake reader, turnstile recorder, display)."""
+    """A running daemon; yields (daemon, validator, scanner pty, fake reader, turnstile recorder, display)."""
     fake = FakeSamReader()
-    master, slave = _raw_pty()
+    cable = RawPty()
     rules = GateRules(SITE, gate_id="east-1", realname=RealNamePolicy(HolderCheck.REQUIRED))
     validator = open_validator(tmp_path / "state", rules, trust, clock=GateClock(0), hub=HubLinkState(online=True))
     settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=10, before_scan_seconds=0)
     id_check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
     id_check.start()
     recorder, display = Recorder(), ShownDisplay()
-    scanner = open_scanner(SerialSettings(os.ttyname(slave)))
+    scanner = open_scanner(SerialSettings(cable.port))
     daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], build_turnstile(_sim(tmp_path), listeners=[recorder]), display, load_catalogue(), id_check=id_check)
     stop = threading.Event()
     runner = threading.Thread(target=daemon.run, args=(stop,))
     runner.start()
     assert scanner.wait_for_health(lambda h: h.ok, WAIT)
     try:
-        yield daemon, validator, master, fake, recorder, display
+        yield daemon, validator, cable, fake, recorder, display
     finally:
         stop.set()
         runner.join(WAIT)
         id_check.stop()
         validator.close()
         fake.close()
-        os.close(master)
-        os.close(slave)
+        cable.close()
 
 
 def _real_name_ticket(issuer_key, validator) -> str:
@@ -88,10 +88,10 @@ def _real_name_ticket(issuer_key, validator) -> str:
     return issue_ticket(dataclasses.replace(claims, holder_binding=bind_holder(claims.ticket_id, HOLDER, SECRET)), issuer_key)
 
 
-def _scan_and_lay_card(daemon, master, fake, display, text: str, number: str) -> None:
+def _scan_and_lay_card(daemon, cable: RawPty, fake, display, text: str, number: str) -> None:
     fake.remove()
     shown = len(display.shown)
-    os.write(master, text.encode() + b"\r")
+    cable.scan(text)
     display.wait_for(shown + 1)
     assert display.shown[-1] == "holder_check_required"  # the gate shows "ID check" and waits for the card
     fake.place(number)
@@ -99,10 +99,10 @@ def _scan_and_lay_card(daemon, master, fake, display, text: str, number: str) ->
 
 
 def test_the_holders_card_opens_the_turnstile_anothers_is_refused(tmp_path, issuer_key, gate):
-    daemon, validator, master, fake, recorder, display = gate
-    _scan_and_lay_card(daemon, master, fake, display, _real_name_ticket(issuer_key, validator), HOLDER)
+    daemon, validator, cable, fake, recorder, display = gate
+    _scan_and_lay_card(daemon, cable, fake, display, _real_name_ticket(issuer_key, validator), HOLDER)
     recorder.wait_for("admit_done", 1)
-    _scan_and_lay_card(daemon, master, fake, display, _real_name_ticket(issuer_key, validator), OTHER)
+    _scan_and_lay_card(daemon, cable, fake, display, _real_name_ticket(issuer_key, validator), OTHER)
     assert display.shown == ["holder_check_required", "valid", "holder_check_required", "holder_mismatch"]
     reasons = [e.data["reason"] for e in validator.store.pending_events() if e.kind in ("admission", "deny")]
     assert reasons == ["holder_check_required", "valid", "holder_check_required", "holder_mismatch"]

@@ -13,7 +13,7 @@ from gate.rules import Direction, GateRules
 from protocol.claims import TicketType, holder_id_hash
 from protocol.holder import bind_holder, resident_check_character
 from protocol.ticket import issue_ticket
-from tests.conftest import NOW, SITE, make_claims
+from testkit.tickets import NOW, SITE, make_claims
 from tests.gate.test_engine import MemoryState
 
 HOLDER = "54010219900101123" + resident_check_character("54010219900101123")

@@ -9,9 +9,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,11 +21,13 @@ from protocol.holder import bind_holder, resident_check_character, write_site_se
 from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket, read_ticket
 from hub.broker_files import write_password_file
-from hub.local_broker import Broker
-from tests.conftest import SITE, make_claims
-from tests.gate.idcard.fake_reader import FakeSamReader
-from tests.gate.test_daemon import _raw_pty
-from tests.hub.conftest import start_hub, write_hub_config
+from testkit.broker import Broker
+from testkit.tickets import SITE, make_claims
+from testkit.fake_sam_reader import FakeSamReader
+from testkit.live_gate import GateProcess, hub_section, write_gate_config
+from testkit.ptys import RawPty
+from tests.hub.conftest import start_hub
+from testkit.hub_config import write_hub_config
 
 HOLDER = "54010219900101123" + resident_check_character("54010219900101123")
 IMPOSTOR = "11010519491231002" + resident_check_character("11010519491231002")
@@ -79,35 +78,7 @@ class Spy:
 
 
 def _gate_config(tmp_path: Path, broker, hub_public: Path, ticket_public: Path, scanner: str, reader: str) -> Path:
-    config = tmp_path / "gate" / "gate.toml"
-    config.parent.mkdir()
-    config.write_text(f"""
-[gate]
-site = "{SITE}"
-id = "g1"
-state_dir = "state"
-trust = "{ticket_public}"
-
-[[scanner]]
-kind = "serial"
-port = "{scanner}"
-
-[turnstile]
-kind = "sim"
-pulse_seconds = 0.01
-[turnstile.sim]
-output_path = "turnstile.jsonl"
-passage_delay_seconds = 0.01
-
-[hub]
-trust = "{hub_public}"
-host = "{broker.host}"
-port = {broker.port}
-username = "g1"
-password = "{broker.password("g1")}"
-heartbeat_seconds = 1
-
-[realname]
+    realname = f"""[realname]
 check = "required"
 secret_file = "{tmp_path / "holder.secret"}"
 
@@ -115,16 +86,8 @@ secret_file = "{tmp_path / "holder.secret"}"
 kind = "sam"
 port = "{reader}"
 poll_seconds = 0.05
-""", encoding="utf-8")
-    return config
-
-
-def _lines_until(stream, needle: str, seen: list[str]) -> None:
-    for line in stream:
-        seen.append(line)
-        if needle in line:
-            return
-    raise AssertionError(f"gate exited before logging {needle!r}")
+"""
+    return write_gate_config(tmp_path / "gate", ticket_public, scanner, gate_id="g1", sections=hub_section(broker, "g1", hub_public) + "\n" + realname)
 
 
 def _needles(ticket_ids: list[bytes]) -> dict[str, bytes]:
@@ -152,43 +115,39 @@ def test_nothing_an_id_could_be_recovered_from_is_kept_logged_or_sent(tmp_path, 
     write_site_secret(tmp_path / "holder.secret", secret)
     _, ticket_public = write_key_pair(issuer_key, tmp_path / "keys", "sales")
     fake = FakeSamReader()
-    master, slave = _raw_pty()
-    config = _gate_config(tmp_path, broker, tmp_path / "hub" / "keys" / "hub.pub", ticket_public, os.ttyname(slave), fake.device)
+    cable = RawPty()
+    config = _gate_config(tmp_path, broker, tmp_path / "hub" / "keys" / "hub.pub", ticket_public, cable.port, fake.device)
     tickets = []
     for _ in range(2):
         now = int(time.time())
         claims = make_claims(not_before=now - 60, expires=now + 3600, holder_name="扎**仁")
         tickets.append(issue_ticket(dataclasses.replace(claims, holder_binding=bind_holder(claims.ticket_id, HOLDER, secret)), issuer_key))
     ticket_ids = [read_ticket(text).claims.ticket_id for text in tickets]
-    child = subprocess.Popen([sys.executable, "-m", "lungta", "--log-level", "DEBUG", "gate", "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
-    log: list[str] = []
+    gate = GateProcess(config, "--log-level", "DEBUG")
     try:
-        _lines_until(child.stderr, f"serial:{os.ttyname(slave)}: open", log)
+        gate.wait_ready(cable.port)
         fake.place(HOLDER, name=NAME)
-        os.write(master, tickets[0].encode() + b"\r")
-        _lines_until(child.stderr, "visitor GRANT reason=valid", log)
+        cable.scan(tickets[0])
+        gate.wait_line("visitor GRANT reason=valid")
         fake.remove()
         fake.place(IMPOSTOR, name=NAME)
-        os.write(master, tickets[1].encode() + b"\r")
-        _lines_until(child.stderr, "visitor DENY reason=holder_mismatch", log)
+        cable.scan(tickets[1])
+        gate.wait_line("visitor DENY reason=holder_mismatch")
         # holder_check_required, valid, passage, holder_check_required, holder_mismatch
         assert hub.service.wait_for(lambda stats: stats.events_stored >= 5, WAIT), hub.service.stats
         spies[0].wait_until(lambda payloads: any(p.startswith(f"lungta/{SITE}/hub/used".encode()) for p in payloads))  # the admission's used mark, relayed
     finally:
-        child.send_signal(signal.SIGTERM)
-        _, remaining = child.communicate(timeout=WAIT)
-        log.append(remaining)
+        code = gate.stop()
         hub.stop()
         for spy in spies:
             spy.close()
         broker.stop()
         fake.close()
-        os.close(master)
-        os.close(slave)
-    assert child.returncode == 0, "".join(log)[-2000:]
+        cable.close()
+    assert code == 0, gate.log[-2000:]
 
     haystacks = {str(path.relative_to(tmp_path)): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
-    haystacks["gate log"] = "".join(log).encode()
+    haystacks["gate log"] = gate.log.encode()
     haystacks["test process log (hub)"] = "\n".join(r.getMessage() for r in caplog.records).encode()
     haystacks["MQTT gate <-> hub"] = b"\n".join(spies[0].payloads)
     assert any(name.startswith("gate/state") for name in haystacks) and any(name.startswith("hub/") and ".db" in name for name in haystacks)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gate.scanner import Scan, Scanner
-from gate.scanner.synthetic import FrameConditions, camera_frame
+from testkit.synthetic_frames import FrameConditions, camera_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "qr-photos"

@@ -12,7 +12,7 @@ import pytest
 from gate.scanner import CameraSettings, SettingsError, open_scanner
 from gate.scanner.camera import CameraScanner
 from gate.scanner.frames import describe_source
-from gate.scanner.synthetic import FrameConditions
+from testkit.synthetic_frames import FrameConditions
 from protocol.qr import write_ticket_png
 
 from .conftest import WAIT, write_video

@@ -17,10 +17,10 @@ from nacl.signing import SigningKey
 from gate.scanner import DEFAULT_DECODER, DecoderUnavailable, SettingsError
 from gate.scanner.decoders import make_decoder
 from gate.scanner.frames import FramePipeline
-from gate.scanner.synthetic import FrameConditions, camera_frame, code_image, random_conditions
+from testkit.synthetic_frames import FrameConditions, camera_frame, code_image, random_conditions
 from protocol.qr import write_ticket_png
 from protocol.ticket import issue_ticket, read_ticket
-from tests.conftest import make_claims
+from testkit.tickets import make_claims
 
 from .conftest import CORPUS
 

@@ -28,7 +28,7 @@ from protocol.hub_messages import (
 from protocol.snapshots import snapshot_bodies
 from protocol.topics import hub_topic
 from protocol.trust import TrustedKey, TrustStore
-from tests.conftest import NOW, SITE
+from testkit.tickets import NOW, SITE
 
 HUB = SigningKey.generate()
 

@@ -9,7 +9,8 @@ import pytest
 
 from gate.turnstile.errors import LineError
 from gate.turnstile.fakeline import FakeLine, FakeLineFactory
-from gate.turnstile.lines import PeripheryLineFactory, line_factory
+from gate.turnstile.build import line_factory
+from gate.turnstile.gpio_lines import PeripheryLineFactory
 from gate.turnstile.settings import LineSettings
 
 

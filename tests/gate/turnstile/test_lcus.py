@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Iterator
 
 import pytest
 
 from gate.turnstile import LcusSettings, LineSettings, RelayError, TurnstileSettings, build_turnstile
-from gate.turnstile.fakeboards import FakeLcusBoard
+from testkit.fake_boards import FakeLcusBoard
+from testkit.visitors import break_beam, group_walks_through
 from gate.turnstile.fakeline import FakeLineFactory
 from gate.turnstile.relays import lcus_frame
-from gate.turnstile.serialport import open_serial_port, read_exact, write_frame
+from gate.turnstile.relay_port import open_relay_port, read_exact, write_frame
 
 CHIP = "/dev/gpiochip0"
 SENSOR = 22
@@ -47,12 +47,7 @@ def test_an_admission_sends_exactly_the_open_and_close_frames(board: FakeLcusBoa
     try:
         sensor = lines.line(CHIP, SENSOR)
 
-        def visitor() -> None:
-            if board.wait_for(lambda: board.relays[1]):
-                sensor.drive_high()
-                sensor.drive_low()
-
-        threading.Thread(target=visitor, daemon=True).start()
+        group_walks_through(lambda: board.wait_for(lambda: board.relays[1]), break_beam(sensor))
         result = turnstile.admit("entry", 1)
         assert (result.passed, result.error) == (1, None)
         # Start-up closes both channels (a fail-safe stop may have left them open), then one pulse.
@@ -75,7 +70,7 @@ def test_emergency_and_fail_safe_shutdown_leave_both_channels_open(board: FakeLc
 
 
 def test_the_fake_board_rejects_a_frame_with_a_bad_checksum(board: FakeLcusBoard) -> None:
-    port = open_serial_port(board.port)
+    port = open_relay_port(board.port)
     try:
         write_frame(port, board.port, bytes.fromhex("a00101a3"))
         write_frame(port, board.port, OPEN_2)
@@ -108,7 +103,7 @@ def test_a_board_that_is_not_there_fails_start_up_naming_the_port() -> None:
 
 
 def test_a_board_held_by_another_program_fails_start_up_naming_the_port(board: FakeLcusBoard) -> None:
-    holder = open_serial_port(board.port)  # a second daemon, or a terminal left open on the board
+    holder = open_relay_port(board.port)  # a second daemon, or a terminal left open on the board
     try:
         with pytest.raises(RelayError, match=f"cannot open serial port {board.port}"):
             build_turnstile(lcus_settings(board.port), lines=FakeLineFactory())
@@ -118,7 +113,7 @@ def test_a_board_held_by_another_program_fails_start_up_naming_the_port(board: F
 
 
 def test_ports_open_by_pyserial_url_and_silence_names_the_port() -> None:
-    port = open_serial_port("loop://", timeout=0.05)
+    port = open_relay_port("loop://", timeout=0.05)
     try:
         write_frame(port, "loop://", OPEN_1)
         assert read_exact(port, "loop://", 4, "loopback") == OPEN_1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Iterator
 
 import pytest
@@ -17,10 +16,11 @@ from gate.turnstile import (
     TurnstileSettings,
     build_turnstile,
 )
-from gate.turnstile.fakeboards import FakeModbusBoard, crc16_modbus_bitwise
+from testkit.fake_boards import FakeModbusBoard, crc16_modbus_bitwise
+from testkit.visitors import group_walks_through
 from gate.turnstile.fakeline import FakeLineFactory
 from gate.turnstile.modbus import ModbusRelayModule, crc16_modbus, read_discrete_inputs_request, write_coil_request
-from gate.turnstile.serialport import open_serial_port, write_frame
+from gate.turnstile.relay_port import open_relay_port, write_frame
 
 
 @pytest.fixture
@@ -67,11 +67,7 @@ def test_a_coil_switches_and_the_echo_is_accepted(board: FakeModbusBoard, module
 def test_an_admission_opens_the_coil_and_counts_passages_on_the_module_input(board: FakeModbusBoard) -> None:
     turnstile = build_turnstile(modbus_settings(board.port), lines=FakeLineFactory())
     try:
-        def group_walks() -> None:
-            if board.wait_for(lambda: board.coils[0]):
-                board.queue_passage(0, count=2)
-
-        threading.Thread(target=group_walks, daemon=True).start()
+        group_walks_through(lambda: board.wait_for(lambda: board.coils[0]), lambda: board.queue_passage(0, count=2))
         result = turnstile.admit("entry", 2)
         assert (result.passed, result.timed_out, result.error) == (2, False, None)
         coil_writes = [frame for frame in board.requests if frame[1] == 0x05]
@@ -135,7 +131,7 @@ def test_a_wrong_slave_address_gets_no_answer_and_names_the_port(board: FakeModb
 
 
 def test_the_fake_slave_ignores_and_flags_a_request_with_a_bad_crc(board: FakeModbusBoard) -> None:
-    port = open_serial_port(board.port, timeout=0.05)
+    port = open_relay_port(board.port, timeout=0.05)
     try:
         bad = bytearray(write_coil_request(7, 0, True))
         bad[-1] ^= 0x01

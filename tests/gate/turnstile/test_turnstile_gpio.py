@@ -18,7 +18,8 @@ from gate.turnstile import (
     TurnstileSettings,
     build_turnstile,
 )
-from gate.turnstile.fakeline import FakeLine, FakeLineFactory, FakeLineState
+from gate.turnstile.fakeline import FakeLine, FakeLineFactory
+from testkit.visitors import break_beam, group_walks_through, openings, visitors_walk_through_each_opening
 
 CHIP = "/dev/gpiochip0"
 ENTRY, EXIT, SENSOR, GREEN, RED, BUZZER, ALARM = 17, 18, 22, 23, 24, 25, 27
@@ -53,26 +54,6 @@ def make_turnstile(lines: FakeLineFactory) -> Iterator[Callable[..., Turnstile]]
     yield make
     for turnstile in built:
         turnstile.shutdown()
-
-
-def openings(states: list[FakeLineState], active_high: bool = True) -> int:
-    return sum(1 for before, after in zip(states, states[1:]) if after.high == active_high and before.high != active_high)
-
-
-def visitors_walk_through_each_opening(relay: FakeLine, sensor: FakeLine, count: int,
-                                       active_high: bool = True) -> threading.Thread:
-    """Start ``count`` visitors: each waits for the next opening of ``relay``, then breaks the beam."""
-
-    def walk() -> None:
-        for person in range(1, count + 1):
-            if not relay.wait_for(lambda states: openings(states, active_high) >= person, timeout=3.0):
-                return
-            sensor.drive_high()
-            sensor.drive_low()
-
-    walker = threading.Thread(target=walk, daemon=True)
-    walker.start()
-    return walker
 
 
 def test_relay_clicks_for_the_configured_pulse_and_one_visitor_passes(make_turnstile, lines) -> None:
@@ -124,13 +105,7 @@ def test_contact_bounce_counts_as_one_passage(make_turnstile, lines) -> None:
     turnstile = make_turnstile(sensor_debounce_seconds=0.5, relay_action="hold")
     relay, sensor = lines.line(CHIP, ENTRY), lines.line(CHIP, SENSOR)
 
-    def bounce() -> None:
-        relay.wait_for(lambda states: openings(states) >= 1)
-        for _ in range(3):
-            sensor.drive_high()
-            sensor.drive_low()
-
-    threading.Thread(target=bounce, daemon=True).start()
+    group_walks_through(lambda: relay.wait_for(lambda states: openings(states) >= 1), break_beam(sensor), 3)  # one person, bouncing
     result = turnstile.admit("entry", 2)
     assert (result.passed, result.timed_out) == (1, True)
 
@@ -139,16 +114,7 @@ def test_the_timeout_restarts_for_each_person_so_a_slow_group_is_not_cut_off(mak
     timeout = 0.3
     turnstile = make_turnstile(relay_action="hold", passage_timeout_seconds=timeout)
     relay, sensor = lines.line(CHIP, ENTRY), lines.line(CHIP, SENSOR)
-    pace = threading.Event()  # never set: only paces the visitors, half a timeout apart
-
-    def slow_group() -> None:
-        relay.wait_for(lambda states: openings(states) >= 1)
-        for _ in range(3):
-            pace.wait(timeout / 2)
-            sensor.drive_high()
-            sensor.drive_low()
-
-    threading.Thread(target=slow_group, daemon=True).start()
+    group_walks_through(lambda: relay.wait_for(lambda states: openings(states) >= 1), break_beam(sensor), 3, pace_seconds=timeout / 2)
     result = turnstile.admit("entry", 3)
     assert (result.passed, result.timed_out) == (3, False)
     assert result.ended_at - result.started_at > timeout
@@ -158,13 +124,7 @@ def test_hold_mode_keeps_the_relay_open_until_the_group_passed_then_hold_time(ma
     turnstile = make_turnstile(relay_action="hold", hold_open_seconds=0.05)
     relay, sensor = lines.line(CHIP, ENTRY), lines.line(CHIP, SENSOR)
 
-    def group_walks() -> None:
-        relay.wait_for(lambda states: openings(states) >= 1)
-        for _ in range(3):
-            sensor.drive_high()
-            sensor.drive_low()
-
-    threading.Thread(target=group_walks, daemon=True).start()
+    group_walks_through(lambda: relay.wait_for(lambda states: openings(states) >= 1), break_beam(sensor), 3)
     result = turnstile.admit("entry", 3)
     assert (result.passed, result.timed_out) == (3, False)
     relay.assert_states([False, True, False])

@@ -17,7 +17,8 @@ from hub.console.actions import AddToken
 from hub.console.roles import Role
 from hub.console.server import ConsoleServer, start_for_service
 from lungta.console_cli import cli_perform
-from tests.hub.conftest import RunningHub, start_hub, write_hub_config
+from tests.hub.conftest import RunningHub, start_hub
+from testkit.hub_config import write_hub_config
 
 TIMEOUT = 10.0
 CHROMIUM = Path("/usr/bin/chromium")

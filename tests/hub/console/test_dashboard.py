@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from hub.local_broker import free_port
+from testkit.broker import free_port
 from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket, read_ticket
-from tests.conftest import make_claims
-from tests.hub.conftest import write_hub_config
-from tests.hub.console.processes import GateProcess, Watched, lungta
+from testkit.tickets import make_claims
+from testkit.hub_config import write_hub_config
+from testkit.live_gate import GateProcess, WatchedProcess, hub_section, lungta, write_gate_config
+from testkit.ptys import RawPty
 
 PASSWORD = "control room 24h"
 
@@ -46,19 +47,30 @@ def site(tmp_path: Path, broker, hub_key, issuer_key):
     import subprocess
     added = subprocess.run(lungta("hub", "user", "add", "--config", str(config), "--role", "operator", "dolma"), input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
     assert added.returncode == 0, added.stderr
-    hub = Watched(lungta("hub", "run", "--config", str(config)), "hub")
+    hub = WatchedProcess(lungta("hub", "run", "--config", str(config)), "hub")
+    cables = {name: RawPty() for name in ("g1", "g2")}
     gates = {}
     try:
         hub.wait_line("console listening on")
-        for name in ("g1", "g2"):
-            gates[name] = GateProcess(tmp_path / name, broker.site, name, broker, issuer_pub, hub_pub)
-        for gate in gates.values():
-            gate.watched.wait_line("open")  # the scanner has its port
-        yield f"http://127.0.0.1:{port}/", gates
+        for name, cable in cables.items():
+            gate_config = write_gate_config(tmp_path / name, issuer_pub, cable.port, gate_id=name, site=broker.site, sections=hub_section(broker, name, hub_pub))
+            gates[name] = GateProcess(gate_config, "--log-level", "INFO")
+        for name, gate in gates.items():
+            gate.wait_ready(cables[name].port)
+        yield f"http://127.0.0.1:{port}/", gates, cables
     finally:
         for gate in gates.values():
-            gate.close()
+            gate.stop()
+        for cable in cables.values():
+            cable.close()
         hub.stop()
+
+
+def _scan(gate: GateProcess, cable: RawPty, text: str) -> int:
+    """Type a ticket into the gate's scanner; the log position to wait for its decision from."""
+    mark = gate.mark()
+    cable.scan(text)
+    return mark
 
 
 def _login(page, url: str) -> None:
@@ -69,19 +81,19 @@ def _login(page, url: str) -> None:
 
 
 def test_a_killed_gate_goes_offline_with_an_alert_and_a_ui_revocation_makes_a_gate_refuse(site, browser, tmp_path, issuer_key) -> None:
-    url, gates = site
+    url, gates, cables = site
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     _login(page, url)
     for name in gates:
         page.wait_for_selector(f'.tile[data-gate="{name}"][data-status="online"]', timeout=20_000)
     now = int(time.time())
     admitted = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), issuer_key)
-    gates["g1"].watched.wait_line("GRANT", after=gates["g1"].scan(admitted))
+    gates["g1"].wait_line("GRANT", after=_scan(gates["g1"], cables["g1"], admitted))
     page.wait_for_function("() => Number(document.querySelector('.total[data-key=persons_today] b').textContent) >= 1", timeout=5_000)
     _shot(page, tmp_path, "console-wall")
 
     killed_at = time.monotonic()
-    gates["g2"].watched.kill()
+    gates["g2"].kill()
     page.wait_for_selector('.tile[data-gate="g2"][data-status="offline"]', timeout=5_000)
     page.wait_for_selector('.alerts li[data-kind="gate_offline"][data-gate="g2"]', timeout=max(100, int((5 - (time.monotonic() - killed_at)) * 1000)))
     assert time.monotonic() - killed_at < 5, "offline tile and alert within 5 s of the kill"
@@ -91,12 +103,12 @@ def test_a_killed_gate_goes_offline_with_an_alert_and_a_ui_revocation_makes_a_ga
     page.click("#revoke-box summary")
     page.fill("#revoke-form textarea[name=ticket_ids]", read_ticket(refunded).claims.ticket_id.hex())
     page.fill("#revoke-form input[name=reason]", "refund at ticket office")
-    before_revoke = len(gates["g1"].watched.lines)
+    before_revoke = gates["g1"].mark()
     page.click("#revoke-form button[type=submit]")
     page.wait_for_function("() => document.getElementById('action-result').textContent.includes('revoked')", timeout=5_000)
-    gates["g1"].watched.wait_line("applied revocations seq", after=before_revoke)  # g1 holds the revocation
+    gates["g1"].wait_line("applied revocations seq", after=before_revoke)  # g1 holds the revocation
     page.wait_for_selector('.tile[data-gate="g1"] .lag:text("0/0")', timeout=10_000)
-    line = gates["g1"].watched.wait_line("reason=", after=gates["g1"].scan(refunded))
+    line = gates["g1"].wait_line("reason=", after=_scan(gates["g1"], cables["g1"], refunded))
     assert "DENY" in line and "revoked" in line, line
 
     page.select_option("#lang", "en")
@@ -175,7 +187,7 @@ def _add_account(config) -> None:
 @pytest.fixture
 def gate_factory_for(hub_trust):
     """gate_factory_for(broker)(name): SimGates on a broker of the test's own making; disconnected at teardown."""
-    from tests.hub.sim_gate import SimGate
+    from testkit.sim_gate import SimGate
     made = []
 
     def for_broker(broker):

@@ -26,7 +26,7 @@ from gate.sync.settings import SyncSettings
 from gate.health import GateHealth
 from gate.parts import open_gate_parts
 from hub.console.roles import Role
-from protocol.mqtt import BrokerConfig
+from transport.mqtt import BrokerConfig
 from protocol.trust import TrustedKey, TrustStore
 
 TIMEOUT = 15.0

@@ -1,8 +1,8 @@
-"""How a link tells another client with its login from a broker that restarts (protocol/takeover.py)."""
+"""How a link tells another client with its login from a broker that restarts (transport/takeover.py)."""
 
 from __future__ import annotations
 
-from protocol.takeover import BACKOFF_MAX_S, SILENT_WINDOW_S, WINDOW_S, TakeoverWatch
+from transport.takeover import BACKOFF_MAX_S, SILENT_WINDOW_S, WINDOW_S, TakeoverWatch
 
 
 class Clock:

@@ -1,9 +1,9 @@
 """A whole site on real processes for fault injection: Mosquitto, ``lungta hub run``, gates.
 
-The broker (with the site ACL, ``hub.local_broker.Broker``) runs in the site
+The broker (with the site ACL, ``testkit.broker.Broker``) runs in the site
 namespace; the hub (``lungta hub run``) and each ``lungta gate run`` run in
 their own namespaces, each joined to the broker's by its own link
-(``tests.faults.netns``), so the hub can be cut off from the broker while the
+(``testkit.faults.netns``), so the hub can be cut off from the broker while the
 gates still reach it. Each gate reads tickets from a serial scanner on a pty that the
 harness types into, and drives the sim turnstile, which appends every relay
 pulse to ``turnstile.jsonl``. Each process appends its log to one file that
@@ -34,14 +34,14 @@ from nacl.signing import SigningKey
 
 from hub.config import DEFAULT_TIMEZONE
 from gate.validator import input_hash
-from hub.local_broker import Broker
+from testkit.broker import Broker
 from protocol.claims import TicketClaims, TimeSlot
 from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
-from tests.hub.conftest import write_hub_config
+from testkit.hub_config import write_hub_config
 
 from .netns import Topology, run_in
-from .ptys import PrivatePtys
+from .private_ptys import PrivatePtys
 
 GATES = ("g1", "g2", "g3")
 HUB_LINK = "hub"  # the hub's namespace link to the broker, cut like a gate's
@@ -298,7 +298,7 @@ resend_after_seconds = 5
         return set(gates) <= online
 
     def processes(self) -> list[Process]:
-        """The hub and the gates (the broker is ``self.broker``, a ``hub.local_broker.Broker``)."""
+        """The hub and the gates (the broker is ``self.broker``, a ``testkit.broker.Broker``)."""
         return [self.hub, *self.gates.values()]
 
     # ---- tickets -----------------------------------------------------------------------------

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import pty
 import secrets
 import shutil
 import socket
@@ -23,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import tty
 import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,18 +34,18 @@ from gate.cache.state import GateStore
 from gate.daemon import GateDaemon
 from gate.decision import Decision
 from gate.feedback import VisitorMessage
-from gate.scanner.synthetic import FrameConditions, camera_frame
 from gate.sync.client import HubSync
 from hub.console.server import ConsoleServer, start_for_service
-from hub.local_broker import Broker, free_port
 from hub.service import HubService
+from lungta.config import load_gate_config, load_hub_config
+from lungta.gate_run import assembled_gate
 from protocol.claims import TicketClaims, TicketType, TimeSlot
 from protocol.keys import write_key_pair
 from protocol.qr import write_ticket_png
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
-
-from .config import load_gate_config, load_hub_config
-from .gate_run import assembled_gate
+from testkit.broker import Broker, free_port
+from testkit.ptys import RawPty
+from testkit.synthetic_frames import FrameConditions, camera_frame
 
 OUT = Path("demo-out")
 SITE = "potala"
@@ -163,11 +160,10 @@ def main() -> None:
 
     broker = Broker(OUT / "broker", SITE, list(GATES), hub_user=f"hub-{SITE}")
     broker.start()
-    master, slave = pty.openpty()
-    tty.setraw(slave)
+    west_scanner = RawPty()
     configs = {
         "east-1": _gate_toml("east-1", '[[scanner]]\nkind = "camera"\nsource = "../east-1-camera.avi"\n'),
-        "west-2": _gate_toml("west-2", f'[[scanner]]\nkind = "serial"\nport = "{os.ttyname(slave)}"\n'),
+        "west-2": _gate_toml("west-2", f'[[scanner]]\nkind = "serial"\nport = "{west_scanner.port}"\n'),
     }
     for path in configs.values():
         path.write_text(path.read_text(encoding="utf-8").replace("{port}", str(broker.port)), encoding="utf-8")
@@ -199,14 +195,13 @@ def main() -> None:
             stack.callback(runner.join)
             running[name] = RunningGate(gate.daemon, gate.sync, gate.parts.store, len(queue))
         stack.callback(stop.set)  # runs first on the way out: everything above stops in reverse
-        _narrate(hub, hub_toml, adult, refunded, west_queue, master, running["east-1"], running["west-2"])
+        _narrate(hub, hub_toml, adult, refunded, west_queue, west_scanner, running["east-1"], running["west-2"])
         _show_console(console, logins, stop)
-    os.close(master)
-    os.close(slave)
+    west_scanner.close()
     print(f"\nTry: .venv/bin/lungta ticket inspect \"$(.venv/bin/lungta ticket issue --key {OUT}/keys/potala-sales.key --site {SITE})\"")
 
 
-def _narrate(hub: HubService, hub_toml: Path, adult: str, refunded: str, west_queue: dict[str, str], west_scanner: int, east: RunningGate, west: RunningGate) -> None:
+def _narrate(hub: HubService, hub_toml: Path, adult: str, refunded: str, west_queue: dict[str, str], west_scanner: RawPty, east: RunningGate, west: RunningGate) -> None:
     """The story: east-1's queue, a refund, the same ticket tried again at west-2, the hub's view."""
     print("Morning queue at east-1 (camera):")
     _wait_decisions(east.daemon, east.visitors)
@@ -218,7 +213,7 @@ def _narrate(hub: HubService, hub_toml: Path, adult: str, refunded: str, west_qu
     print("  west-2 has the revocation, and the used marks of east-1's admissions.\n")
     print("Meanwhile at west-2 (serial scanner):")
     for text in west_queue.values():
-        os.write(west_scanner, text.encode() + b"\r")
+        west_scanner.scan(text)
     _wait_decisions(west.daemon, west.visitors)
     for gate in (east, west):
         gate.sync.wait_for(lambda _: gate.store.backlog() == 0, WAIT)  # waits here, before the loop moves on

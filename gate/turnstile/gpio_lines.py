@@ -22,7 +22,7 @@ from gate.turnstile.settings import LineSettings
 
 log = logging.getLogger(__name__)
 
-Direction = Literal["in", "out"]
+LineDirection = Literal["in", "out"]
 Edge = Literal["none", "rising", "falling", "both"]
 EDGES: tuple[str, ...] = ("none", "rising", "falling", "both")
 
@@ -41,7 +41,7 @@ class Line(ABC):
     each device owns its line and serialises its own use."""
 
     name: str
-    direction: Direction
+    direction: LineDirection
     inverted: bool
 
     @abstractmethod
@@ -73,7 +73,7 @@ class LineFactory(Protocol):
     """Opens lines described by settings. ``label`` names the line's use (e.g. "entry
     relay") and shows up in error messages and, on real chips, as the line consumer."""
 
-    def open(self, settings: LineSettings, direction: Direction, edge: Edge = "none", label: str = "") -> Line: ...
+    def open(self, settings: LineSettings, direction: LineDirection, edge: Edge = "none", label: str = "") -> Line: ...
 
 
 def line_name(settings: LineSettings) -> str:
@@ -85,7 +85,7 @@ class PeripheryLine(Line):
     it translates arguments and turns ``GPIOError`` into :class:`LineError` naming the
     chip and line; it holds no state of its own."""
 
-    def __init__(self, settings: LineSettings, direction: Direction, edge: Edge = "none", label: str = "") -> None:
+    def __init__(self, settings: LineSettings, direction: LineDirection, edge: Edge = "none", label: str = "") -> None:
         from periphery import GPIO, GPIOError  # imported here: only real gates need it
 
         self._error_type = GPIOError
@@ -148,20 +148,5 @@ class PeripheryLine(Line):
 class PeripheryLineFactory:
     """Opens :class:`PeripheryLine` lines on the GPIO character devices."""
 
-    def open(self, settings: LineSettings, direction: Direction, edge: Edge = "none", label: str = "") -> Line:
+    def open(self, settings: LineSettings, direction: LineDirection, edge: Edge = "none", label: str = "") -> Line:
         return PeripheryLine(settings, direction, edge, label)
-
-
-LINE_FACTORIES: tuple[str, ...] = ("periphery", "fake")
-
-
-def line_factory(name: str) -> LineFactory:
-    """The factory configured by name: "periphery" for real chips, "fake" for
-    :class:`~gate.turnstile.fakeline.FakeLineFactory` (tests, simulator, bench)."""
-    if name == "periphery":
-        return PeripheryLineFactory()
-    if name == "fake":
-        from gate.turnstile.fakeline import FakeLineFactory  # the fake imports this module
-
-        return FakeLineFactory()
-    raise ValueError(f"line_factory: unknown {name!r}; expected one of {', '.join(LINE_FACTORIES)}")

@@ -3,7 +3,7 @@
 Kills are SIGKILL (no clean-up code runs, as in a power cut or an OOM kill);
 state damage happens while the gate is down, as a bad SD card or an
 interrupted re-imaging leaves it; disk full is a real tmpfs filled to the last
-byte; partitions are the namespace links of ``tests.faults.netns`` (a gate's,
+byte; partitions are the namespace links of ``testkit.faults.netns`` (a gate's,
 or the hub's own link to the broker); a stalled broker is SIGSTOP, alive with
 its sockets open but answering nothing, until SIGCONT. Every
 action records itself in ``Timeline`` so a check can ask how long a gate had

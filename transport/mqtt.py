@@ -244,7 +244,7 @@ class MqttLink:
         self._client.ack(mid, qos)
 
     def takeovers(self) -> int:
-        """How often another client took over this link's session in the last hour (protocol/takeover.py)."""
+        """How often another client took over this link's session in the last hour (transport/takeover.py)."""
         return self._takeover.count()
 
     def _log_state(self, level: int, state: str, line: str) -> None:

@@ -16,9 +16,10 @@ import os
 from abc import ABC, abstractmethod
 import select
 import threading
-import tty
 from collections import deque
 from typing import Callable, Self
+
+from testkit.ptys import RawPty
 
 
 def crc16_modbus_bitwise(data: bytes) -> int:
@@ -37,13 +38,12 @@ class PtyBoard(ABC):
     each chunk read, in the board thread, under the board's condition)."""
 
     def __init__(self) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
+        self._pty = RawPty()
+        self._master = self._pty.master
+        self.port = self._pty.port
         self.errors: list[str] = []
         self._cond = threading.Condition()
         self._wake_read, self._wake_write = os.pipe()
-        self._plugged = True
         self._thread = threading.Thread(target=self._run, name=f"fake-board {self.port}", daemon=True)
         self._thread.start()
 
@@ -66,13 +66,12 @@ class PtyBoard(ABC):
         """Pull the USB plug: the board stops and the pty's master side closes, so the
         code under test gets EIO on its next read or write."""
         self._stop()
-        if self._plugged:
-            self._plugged = False
-            os.close(self._master)
+        self._pty.unplug()
 
     def close(self) -> None:
         self.unplug()
-        for fd in (self._slave, self._wake_read, self._wake_write):
+        self._pty.close()
+        for fd in (self._wake_read, self._wake_write):
             try:
                 os.close(fd)
             except OSError:

@@ -1,7 +1,7 @@
 """Using the serial ports that relay boards hang on: frames out, exact answers back.
 
-Ports are opened by the gate's one :func:`gate.serialport.open_serial_port` (shared with
-the serial scanners): a device path (/dev/ttyUSB0, /dev/serial/by-id/...), a pty path or
+:func:`open_relay_port` opens a port through the gate's one
+:func:`gate.serialport.open_serial_port` (shared with the serial scanners): a device path (/dev/ttyUSB0, /dev/serial/by-id/...), a pty path or
 any pyserial URL (``loop://``, ``spy://...``, ``socket://host:port``), locked against a
 second user, so tests and diagnostics drive the same board code as production. Here
 every failure becomes a :class:`RelayError` naming the port: an unplugged USB adapter is
@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import serial
 
-from gate import serialport
-from gate.serialport import PORT_ERRORS, SerialPortUnavailable, close_serial_port
+from gate.serialport import PORT_ERRORS, SerialPortUnavailable, open_serial_port
 from gate.turnstile.errors import RelayError
 
-__all__ = ["PORT_ERRORS", "close_serial_port", "discard_input", "open_serial_port", "read_exact", "write_frame"]
 
-
-def open_serial_port(port: str, baudrate: int = 9600, timeout: float = 0.3) -> serial.SerialBase:
-    """Open ``port`` 8N1 with a read timeout of ``timeout`` seconds (and the same write timeout,
-    so a wedged adapter cannot block a relay command forever). Raises :class:`RelayError`."""
+def open_relay_port(port: str, baudrate: int = 9600, timeout: float = 0.3) -> serial.SerialBase:
+    """Open a relay board's ``port`` 8N1 with a read timeout of ``timeout`` seconds (and the same
+    write timeout, so a wedged adapter cannot block a relay command forever). Raises :class:`RelayError`."""
     try:
-        return serialport.open_serial_port(port, baudrate, timeout, write_timeout=timeout)
+        return open_serial_port(port, baudrate, timeout, write_timeout=timeout)
     except SerialPortUnavailable as exc:
         raise RelayError(str(exc)) from exc
 

@@ -1,6 +1,6 @@
 """``make soak``: hundreds of random fault cycles on one live site, then every invariant.
 
-    python -m tests.faults.soak --cycles 200 --seed 11 [--check-every 20] [--offline-policy deny] [--faults freeze_broker,cut_hub]
+    python -m testkit.faults.soak --cycles 200 --seed 11 [--check-every 20] [--offline-policy deny] [--faults freeze_broker,cut_hub]
 
 Each cycle lets visitors scan fresh tickets at random gates and injects one
 fault at a random moment (SIGKILL of a gate while it decides, of the hub, of
@@ -29,7 +29,7 @@ from .actions import Faults
 from .invariants import Invariant, Violation, check_site, hub_events
 from .site import FaultTimeout, Site
 
-log = logging.getLogger("tests.faults.soak")
+log = logging.getLogger("testkit.faults.soak")
 
 
 def kill_gate_while_deciding(faults: Faults, rng: random.Random) -> None:
@@ -143,7 +143,7 @@ def _fault_list(text: str) -> list[Fault]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.faults.soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m testkit.faults.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=200)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--check-every", type=int, default=25)

@@ -5,12 +5,11 @@ no runtime module imports it."""
 from __future__ import annotations
 
 import os
-import pty
 import select
 import threading
-import tty
 
 from gate.idcard.sam import PREAMBLE, Command, Status, checksum, reply_frame
+from testkit.ptys import RawPty
 
 FIELDS = (("name", 30), ("sex", 2), ("nation", 4), ("birth", 16), ("address", 70), ("number", 36), ("issuer", 30),
           ("valid_from", 16), ("valid_to", 16), ("reserved", 28), ("card_type", 2), ("tail", 6))
@@ -29,10 +28,9 @@ class FakeSamReader:
     """Serve SAM frames on a pty until closed; ``place`` / ``remove`` a card; ``garble_next_read`` spoils the next card read."""
 
     def __init__(self) -> None:
-        self.master, slave = pty.openpty()
-        tty.setraw(slave)
-        self.device = os.ttyname(slave)
-        self._slave = slave
+        self._pty = RawPty()
+        self.master = self._pty.master
+        self.device = self._pty.port
         self.card: bytes | None = None
         self.reads = 0
         self.changed = threading.Condition()
@@ -55,8 +53,7 @@ class FakeSamReader:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        os.close(self.master)
-        os.close(self._slave)
+        self._pty.close()
 
     def _serve(self) -> None:
         buffer = b""

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from lungta.pki import make_ca, make_server_certificate, write_issued
-from protocol.mqtt import BrokerConfig, Connected, MqttLink, TlsFileError
-from tests.broker import HOST, free_port, make_broker  # noqa: F401 (fixture)
+from transport.mqtt import BrokerConfig, Connected, MqttLink, TlsFileError
+from testkit.broker import HOST, free_port, make_broker  # noqa: F401 (fixture)
 
 ATTEMPTS = 3
 TIMEOUT = 30.0  # paho's backoff: attempts at 0, 1 and 3 s
@@ -40,7 +40,7 @@ def failing_link(caplog: pytest.LogCaptureFixture) -> Iterator:
     started: list[MqttLink] = []
 
     def run(config: BrokerConfig) -> list[str]:
-        caplog.set_level(logging.INFO, logger="protocol.mqtt")
+        caplog.set_level(logging.INFO, logger="transport.mqtt")
         link = MqttLink(config, [], queue.Queue(), queue.Queue())
         started.append(link)
         link.start()
@@ -48,7 +48,7 @@ def failing_link(caplog: pytest.LogCaptureFixture) -> Iterator:
         while link.failed_attempts < ATTEMPTS:
             assert time.monotonic() < deadline, f"only {link.failed_attempts} failed attempts in {TIMEOUT} s"
             assert not link.connected.wait(0.05), "the link must not connect"
-        return [record.getMessage() for record in caplog.records if record.name == "protocol.mqtt" and record.levelno >= logging.WARNING]
+        return [record.getMessage() for record in caplog.records if record.name == "transport.mqtt" and record.levelno >= logging.WARNING]
 
     yield run
     for link in started:
@@ -91,7 +91,7 @@ def test_a_name_that_does_not_resolve_is_logged_once_as_name_not_found(failing_l
 
 
 def test_the_site_ca_and_a_certificate_naming_the_host_connect_without_a_failure_line(make_broker, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="protocol.mqtt")
+    caplog.set_level(logging.INFO, logger="transport.mqtt")
     site = make_ca("potala")
     (tmp_path / "site-ca.pem").write_bytes(site.certificate)
     write_issued(make_server_certificate(site, [HOST]), tmp_path / "host.pem", tmp_path / "host.key")
@@ -102,7 +102,7 @@ def test_the_site_ca_and_a_certificate_naming_the_host_connect_without_a_failure
         assert link.connected.wait(TIMEOUT), f"no TLS connection: {link.failure}"
     finally:
         link.stop()
-    assert link.failed_attempts == 0 and not [r for r in caplog.records if r.name == "protocol.mqtt" and r.levelno >= logging.WARNING]
+    assert link.failed_attempts == 0 and not [r for r in caplog.records if r.name == "transport.mqtt" and r.levelno >= logging.WARNING]
 
 
 def test_a_cafile_that_is_no_certificate_is_named(tmp_path):
@@ -147,7 +147,7 @@ def test_an_expired_broker_certificate_is_logged_once_as_expired(failing_link, m
 
 
 def test_a_broker_restarted_again_and_again_is_no_takeover(make_broker, caplog):
-    caplog.set_level(logging.INFO, logger="protocol.mqtt")
+    caplog.set_level(logging.INFO, logger="transport.mqtt")
     broker = make_broker(["g1"])
     inbound: queue.Queue = queue.Queue()
     link = MqttLink(BrokerConfig(HOST, broker.port, "g1", broker.password("g1")), [], inbound, queue.Queue())
@@ -160,4 +160,4 @@ def test_a_broker_restarted_again_and_again_is_no_takeover(make_broker, caplog):
     finally:
         link.stop()
     assert link.takeovers() == 0
-    assert not [r for r in caplog.records if r.name == "protocol.mqtt" and r.levelno >= logging.ERROR], "a restart is not another client"
+    assert not [r for r in caplog.records if r.name == "transport.mqtt" and r.levelno >= logging.ERROR], "a restart is not another client"

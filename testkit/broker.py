@@ -17,9 +17,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .broker_files import MAX_PACKET_BYTES, acl_text, write_password_file
+from hub.broker_files import MAX_PACKET_BYTES, acl_text, write_password_file
 
 SITE = "potala"
 HUB_USER = "hub-potala"
@@ -130,3 +131,26 @@ class Broker:
     def log(self) -> str:
         path = self.directory / "mosquitto.log"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+
+class StartedBrokers:
+    """The brokers one test or benchmark starts, each in its own folder under ``directory``;
+    :meth:`close` stops them all (a fixture's teardown)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[Broker] = []
+
+    def start(self, prepare: Callable[[Broker], None] | None = None, **options: object) -> Broker:
+        """A started ``Broker(**options)``; ``prepare`` may rewrite its files before it starts
+        (a production mosquitto.conf, a site's own passwd and acl)."""
+        broker = Broker(self.directory / f"broker{len(self.started)}", **options)
+        if prepare is not None:
+            prepare(broker)
+        broker.start()
+        self.started.append(broker)
+        return broker
+
+    def close(self) -> None:
+        for broker in self.started:
+            broker.stop()
