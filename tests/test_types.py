@@ -13,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLEAN = (
     "protocol",
+    "transport",
     "hub/config.py",
     "hub/store.py",
     "hub/sqlite_store.py",
