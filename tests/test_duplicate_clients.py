@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from testkit.broker import Broker, broker, make_broker  # noqa: F401 (fixtures)
+from testkit.broker import Broker
 from testkit.faults.site import Process, wait_until
-from testkit.live_gate import ScannerPty
+from testkit.ptys import RawPty
 from testkit.hub_config import write_hub_config
 from tests.hub.console.conftest import console  # noqa: F401 (fixture)
 
@@ -56,7 +56,7 @@ def test_a_second_hub_for_the_site_is_detected_logged_and_backs_off(tmp_path, br
             hub.stop()
 
 
-def _gate_toml(directory: Path, broker: Broker, hub_pub: Path, issuer_pub: Path, scanner: ScannerPty) -> Path:
+def _gate_toml(directory: Path, broker: Broker, hub_pub: Path, issuer_pub: Path, scanner: RawPty) -> Path:
     directory.mkdir(parents=True)
     path = directory / "gate.toml"
     path.write_text(f"""[gate]
@@ -82,7 +82,7 @@ heartbeat_seconds = 1
 
 
 def test_two_gates_with_one_gate_id_are_detected_logged_alerted_and_back_off(tmp_path, broker, console, key_files):
-    scanners = [ScannerPty(), ScannerPty()]
+    scanners = [RawPty(), RawPty()]
     hub_pub = console.config_path.parent / "keys" / "hub.pub"
     gates = []
     for index, scanner in enumerate(scanners, 1):

@@ -16,9 +16,10 @@ from protocol.keys import write_key_pair
 from protocol.topics import trust_topic
 from protocol.trust import TrustedKey
 from protocol.trustlist import new_trust_list, sign_trust_list
-from testkit.live_gate import ScannerPty, live_ticket
+from testkit.live_gate import WatchedProcess, lungta
+from testkit.ptys import RawPty
+from testkit.tickets import live_ticket
 from testkit.hub_config import write_hub_config
-from tests.hub.console.processes import Watched, lungta
 
 SECONDS = 15.0  # "within seconds": the list reaches the gate and changes its decisions well inside this
 
@@ -27,7 +28,7 @@ class LiveGate:
     """``lungta gate run`` pinned to the site root, trusting key A from its local file at first."""
 
     def __init__(self, directory: Path, broker, issuer_pub: Path, hub_pub: Path, root_pub: Path) -> None:
-        self.scanner = ScannerPty()
+        self.scanner = RawPty()
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "gate.toml"
         self.config.write_text(f"""[gate]
@@ -57,17 +58,17 @@ trust = "{hub_pub}"
 heartbeat_seconds = 1
 catch_up_seconds = 1
 """, encoding="utf-8")
-        self.process: Watched | None = None
+        self.process: WatchedProcess | None = None
 
-    def start(self) -> Watched:
-        self.process = Watched(lungta("--log-level", "INFO", "gate", "run", "--config", str(self.config)), "gate g1")
+    def start(self) -> WatchedProcess:
+        self.process = WatchedProcess(lungta("--log-level", "INFO", "gate", "run", "--config", str(self.config)), "gate g1")
         self.process.wait_line(f"serial:{self.scanner.port}: open")
         return self.process
 
     def decide(self, ticket: str) -> str:
         """Scan ``ticket``; the gate's decision line for it."""
         assert self.process is not None
-        mark = len(self.process.lines)
+        mark = self.process.mark()
         self.scanner.scan(ticket)
         return self.process.wait_line("decision ", after=mark)
 
@@ -118,7 +119,7 @@ def test_a_withdrawn_sales_key_is_refused_at_a_live_gate_within_seconds_even_aft
     _, pub_a = write_key_pair(key_a, tmp_path / "issuers", "sales1")
     _, pub_b = write_key_pair(key_b, tmp_path / "issuers", "sales2")
     hub_config = write_hub_config(tmp_path / "hub", broker, hub_key, heartbeat_interval_s=1, site_root=str(root_pub))
-    hub = Watched(lungta("--log-level", "INFO", "hub", "run", "--config", str(hub_config)), "hub")
+    hub = WatchedProcess(lungta("--log-level", "INFO", "hub", "run", "--config", str(hub_config)), "hub")
     gate = LiveGate(tmp_path / "g1", broker, pub_a, tmp_path / "hub" / "keys" / "hub.pub", root_pub)
     try:
         hub.wait_line("subscribed to")
@@ -128,7 +129,7 @@ def test_a_withdrawn_sales_key_is_refused_at_a_live_gate_within_seconds_even_aft
 
         signed = _run("site", "trust", "sign", "--root", str(root_key), "--site", broker.site, "--add", str(pub_b), "--out", str(tmp_path / "trust-list.cose"))
         assert signed.returncode == 0, signed.stderr
-        mark = len(gate.process.lines)
+        mark = gate.process.mark()
         published_at = time.monotonic()
         published = _run("hub", "trust", "publish", str(tmp_path / "trust-list.cose"), "--config", str(hub_config))
         assert published.returncode == 0, published.stderr
@@ -150,7 +151,7 @@ def test_a_withdrawn_sales_key_is_refused_at_a_live_gate_within_seconds_even_aft
 
         # back online, the hub away: a forged list (another root) and a re-signed stale one are dropped
         hub.stop()
-        mark = len(restarted.lines)
+        mark = restarted.mark()
         broker.start()
         restarted.wait_line("subscribed to", after=mark)
         impostor = SigningKey.generate()

@@ -17,7 +17,7 @@ import pytest
 
 from lungta.pki import make_ca, make_server_certificate, write_issued
 from transport.mqtt import BrokerConfig, Connected, MqttLink, TlsFileError
-from testkit.broker import HOST, free_port, make_broker  # noqa: F401 (fixture)
+from testkit.broker import HOST, free_port
 
 ATTEMPTS = 3
 TIMEOUT = 30.0  # paho's backoff: attempts at 0, 1 and 3 s
