@@ -53,10 +53,11 @@ heartbeat_seconds = {heartbeat_seconds}
 
 
 def write_gate_config(directory: Path, trust_file: Path, port: str, state_dir: Path | str = "state", *, gate_id: str = "east-1",
-                      site: str = SITE, dedupe_seconds: float = 0.0, sections: str = "", **turnstile: object) -> Path:
+                      site: str = SITE, dedupe_seconds: float = 0.0, sections: str = "", site_root: Path | None = None,
+                      **turnstile: object) -> Path:
     """``directory``/gate.toml for one gate reading a serial scanner on ``port`` and driving the sim
     turnstile (its events in ``directory``/turnstile.jsonl). ``turnstile`` adds [turnstile] keys;
-    ``sections`` is appended as is ([hub], [realname]...)."""
+    ``sections`` is appended as is ([hub], [realname]...); ``site_root`` pins the site's root key."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in turnstile.items())
     config = directory / "gate.toml"
@@ -65,6 +66,7 @@ site = "{site}"
 id = "{gate_id}"
 state_dir = "{state_dir}"
 trust = "{trust_file}"
+{f'site_root = "{site_root}"' if site_root is not None else ""}
 
 [[scanner]]
 kind = "serial"

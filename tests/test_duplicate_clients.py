@@ -16,6 +16,7 @@ from pathlib import Path
 
 from testkit.broker import Broker
 from testkit.faults.site import Process, wait_until
+from testkit.live_gate import hub_section, write_gate_config
 from testkit.ptys import RawPty
 from testkit.hub_config import write_hub_config
 from tests.hub.console.conftest import console  # noqa: F401 (fixture)
@@ -57,28 +58,7 @@ def test_a_second_hub_for_the_site_is_detected_logged_and_backs_off(tmp_path, br
 
 
 def _gate_toml(directory: Path, broker: Broker, hub_pub: Path, issuer_pub: Path, scanner: RawPty) -> Path:
-    directory.mkdir(parents=True)
-    path = directory / "gate.toml"
-    path.write_text(f"""[gate]
-site = "{broker.site}"
-id = "g1"
-state_dir = "state"
-trust = "{issuer_pub}"
-[[scanner]]
-kind = "serial"
-port = "{scanner.port}"
-[turnstile]
-kind = "sim"
-[turnstile.sim]
-output_path = "turnstile.jsonl"
-[hub]
-host = "{broker.host}"
-port = {broker.port}
-password = "{broker.password('g1')}"
-trust = "{hub_pub}"
-heartbeat_seconds = 1
-""", encoding="utf-8")
-    return path
+    return write_gate_config(directory, issuer_pub, scanner.port, gate_id="g1", site=broker.site, sections=hub_section(broker, "g1", hub_pub))
 
 
 def test_two_gates_with_one_gate_id_are_detected_logged_alerted_and_back_off(tmp_path, broker, console, key_files):

@@ -16,7 +16,7 @@ from protocol.keys import write_key_pair
 from protocol.topics import trust_topic
 from protocol.trust import TrustedKey
 from protocol.trustlist import new_trust_list, sign_trust_list
-from testkit.live_gate import WatchedProcess, lungta
+from testkit.live_gate import WatchedProcess, hub_section, lungta, write_gate_config
 from testkit.ptys import RawPty
 from testkit.tickets import live_ticket
 from testkit.hub_config import write_hub_config
@@ -29,35 +29,8 @@ class LiveGate:
 
     def __init__(self, directory: Path, broker, issuer_pub: Path, hub_pub: Path, root_pub: Path) -> None:
         self.scanner = RawPty()
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config = directory / "gate.toml"
-        self.config.write_text(f"""[gate]
-site = "{broker.site}"
-id = "g1"
-state_dir = "state"
-trust = "{issuer_pub}"
-site_root = "{root_pub}"
-
-[[scanner]]
-kind = "serial"
-port = "{self.scanner.port}"
-dedupe_seconds = 0.0
-
-[turnstile]
-kind = "sim"
-pulse_seconds = 0.01
-[turnstile.sim]
-output_path = "turnstile.jsonl"
-passage_delay_seconds = 0.01
-
-[hub]
-host = "{broker.host}"
-port = {broker.port}
-password = "{broker.password('g1')}"
-trust = "{hub_pub}"
-heartbeat_seconds = 1
-catch_up_seconds = 1
-""", encoding="utf-8")
+        self.config = write_gate_config(directory, issuer_pub, self.scanner.port, gate_id="g1", site=broker.site, site_root=root_pub,
+                                        sections=hub_section(broker, "g1", hub_pub, catch_up_seconds=1))
         self.process: WatchedProcess | None = None
 
     def start(self) -> WatchedProcess:
