@@ -32,6 +32,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
 
+from protocol.gate_messages import EventKind
 from protocol.trust import TrustStore
 
 from .cache.revocation_files import RevocationStoreError
@@ -198,22 +199,23 @@ class Validator:
             "detail": decision.detail, "persons": decision.persons, "zone": zone, "day": day, "direction": direction.value,
             "flagged": decision.flagged, "clock_trusted": reading.trusted, "hub_online": hub_online,
         }
-        kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
-        admission = mark = None
-        with self.store.transaction(durable=kind != "deny") as db:  # a deny opened nothing: no fsync of its own
-            key = (claims.ticket_id, zone, day, self.rules.gate_id) if claims else None
-            if claims and kind != "deny":
+        kind = _event_kind(decision)
+        admission: Admission | None = None
+        mark: UsageCount | None = None
+        awaited: Direction | None = None
+        with self.store.transaction(durable=kind is not EventKind.DENY) as db:  # a deny opened nothing: no fsync of its own
+            if claims is not None and kind is not EventKind.DENY:
                 data["ticket"] = text  # the hub verifies the ticket itself before it relays any mark of it
-            awaited: Direction | None = None
-            if claims and kind == "admission":
-                mark = self.store.add_usage(db, key, 1, 0, now, claims.expires)
-                slot = self.store.use_quota(db, local.date(), minute, decision.persons)
-                data.update(_sync_fields(mark, claims.expires, slot, decision.persons))
-                awaited = Direction.ENTRY
-            elif claims and kind == "exit" and claims.reentry and self.store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
-                awaited, mark = self._exit_rearm(db, key, claims.expires, now, data)
+                key = (claims.ticket_id, zone, day, self.rules.gate_id)
+                if kind is EventKind.ADMISSION:
+                    mark = self.store.add_usage(db, key, 1, 0, now, claims.expires)
+                    slot = self.store.use_quota(db, local.date(), minute, decision.persons)
+                    data.update(_sync_fields(mark, claims.expires, slot, decision.persons))
+                    awaited = Direction.ENTRY
+                elif claims.reentry and self.store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
+                    awaited, mark = self._exit_rearm(db, key, claims.expires, now, data)
             event = self.store.append_event(db, kind, reading.now_ms, claims.ticket_id if claims else None, data)
-            if awaited is not None:
+            if awaited is not None and claims is not None:
                 admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited, claims.expires)
                 if awaited.value in self.passage_directions:
                     self.store.open_admission(db, OpenAdmission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited.value, claims.expires, False))
@@ -269,13 +271,13 @@ class Validator:
                 if passed > 0:
                     mark = self.store.add_usage(db, key, 0, 1, reading.now, admission.expires)
                     data.update(_sync_fields(mark, admission.expires, None, 0))
-                self.store.append_event(db, "passage", reading.now_ms, admission.ticket_id, data)
+                self.store.append_event(db, EventKind.PASSAGE, reading.now_ms, admission.ticket_id, data)
             elif passed > 0:
                 missing = max(0, admission.persons - passed)
                 slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -missing) if missing else None
                 if slot is not None:
                     data["quota"] = {"day": admission.day, "slot_start": slot, "persons": -missing}
-                self.store.append_event(db, "passage", reading.now_ms, admission.ticket_id, data)
+                self.store.append_event(db, EventKind.PASSAGE, reading.now_ms, admission.ticket_id, data)
             else:
                 mark = self._roll_back(db, admission, reading, data)
             self.store.settle_admission(db, admission.event_seq)
@@ -286,7 +288,7 @@ class Validator:
         slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
         mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, reading.now, admission.expires)
         data.update(_sync_fields(mark, admission.expires, slot, -admission.persons))
-        self.store.append_event(db, "rollback", reading.now_ms, admission.ticket_id, data)
+        self.store.append_event(db, EventKind.ROLLBACK, reading.now_ms, admission.ticket_id, data)
         log.info("rollback ticket=%s: nobody passed (admission seq %d)", admission.ticket_id.hex(), admission.event_seq)
         return mark
 
@@ -319,6 +321,13 @@ class Validator:
         with self._lock:
             lower = int(self.clock.high_water)
         return self.store.prune_expired_usage(lower, limit)
+
+
+def _event_kind(decision: Decision) -> EventKind:
+    """An entry granted as valid is an admission, an exit an exit; anything else is reported as a deny."""
+    if decision.granted and decision.reason is Reason.VALID:
+        return EventKind.ADMISSION
+    return EventKind.EXIT if decision.reason is Reason.EXIT else EventKind.DENY
 
 
 def _sync_fields(mark: UsageCount, expires: int, quota_slot: int | None, persons: int) -> dict:
