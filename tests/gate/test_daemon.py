@@ -15,13 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gate.clock import GateClock
 from gate.daemon import GateDaemon
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
-from gate.health import GateHealth
-from gate.hublink import HubLinkState
-from gate.parts import open_gate_parts
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.settings import CameraSettings, SerialSettings
@@ -75,18 +71,6 @@ def _wait_decisions(daemon: GateDaemon, count: int) -> None:
 
 def _sim(tmp_path: Path, **sim: object) -> TurnstileSettings:
     return TurnstileSettings(kind="sim", pulse_seconds=0.01, passage_timeout_seconds=0.5, signal_seconds=0.0, sim=SimSettings(output_path=str(tmp_path / "turnstile.jsonl"), passage_delay_seconds=0.01, **sim))
-
-
-@pytest.fixture
-def health() -> GateHealth:
-    return GateHealth()
-
-
-@pytest.fixture
-def parts(tmp_path, health):
-    opened = open_gate_parts(tmp_path / "state", health, clock=GateClock(0), hub=HubLinkState(online=True))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -12,13 +12,10 @@ import threading
 
 import pytest
 
-from gate.clock import GateClock
 from gate.daemon import TURNSTILE, GateDaemon, GateFailed
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
 from gate.health import Alarm, GateHealth
-from gate.hublink import HubLinkState
-from gate.parts import open_gate_parts
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.serial_scanner import SerialScanner
@@ -45,18 +42,6 @@ def scanner_pty():
     port = RawPty()
     yield port
     port.close()
-
-
-@pytest.fixture
-def health() -> GateHealth:
-    return GateHealth()
-
-
-@pytest.fixture
-def parts(tmp_path, health):
-    opened = open_gate_parts(tmp_path / "state", health, clock=GateClock(0), hub=HubLinkState(online=True))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

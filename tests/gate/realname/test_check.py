@@ -11,8 +11,6 @@ import pytest
 
 from gate.clock import GateClock
 from gate.decision import Reason
-from gate.health import GateHealth
-from gate.hublink import HubLinkState
 from gate.idcard.sam import SamSettings
 from gate.realname.check import IdCheck, IdInbox, IdRead
 from gate.realname.policy import HolderCheck, RealNamePolicy
@@ -20,7 +18,6 @@ from gate.realname.redact import redact_id_reader_logs
 from gate.realname.settings import IdCheckSettings, open_id_reader
 from gate.rules import Direction, GateRules
 from gate.scanner.base import Scan
-from gate.parts import open_gate_parts
 from gate.scanner.text_lines import LineAssembler
 from gate.validator import Validator, open_validator
 from protocol.holder import bind_holder, resident_check_character
@@ -39,18 +36,6 @@ def fake():
     reader = FakeSamReader()
     yield reader
     reader.close()
-
-
-@pytest.fixture
-def health() -> GateHealth:
-    return GateHealth()
-
-
-@pytest.fixture
-def parts(tmp_path, health):
-    opened = open_gate_parts(tmp_path / "state", health, clock=GateClock(0), hub=HubLinkState(online=True))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
