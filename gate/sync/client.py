@@ -34,7 +34,6 @@ from pathlib import Path
 
 from protocol.gate_messages import (
     EventData,
-    EventKind,
     GateEvent,
     GateSettings,
     LeaseReport,
@@ -270,7 +269,7 @@ class HubSync:
         except MessageError as error:
             log.error("event seq %d: data does not fit the protocol (%s); sending its plain fields only", event.seq, error)
             data = EventData(extra=scalars(event.data))
-        return GateEvent(event.event_id, self.gate, incarnation, event.seq, EventKind(event.kind), event.at_ms, event.ticket_id, data)
+        return GateEvent(event.event_id, self.gate, incarnation, event.seq, event.kind, event.at_ms, event.ticket_id, data)
 
     # ---- liveness, hub time, catch-up, incarnations ---------------------------------------
 
