@@ -48,7 +48,9 @@ from gate.daemon import GateDaemon
 from gate.decision import Decision
 from gate.display import LogDisplay
 from gate.feedback import VisitorMessage, load_catalogue
+from gate.health import GateHealth
 from gate.hublink import HubLinkState
+from gate.parts import open_gate_parts
 from gate.rules import Direction, GateRules
 from gate.scanner.base import Reading, Scan
 from gate.scanner.camera import CameraScanner
@@ -58,7 +60,7 @@ from testkit.synthetic_frames import FrameConditions, camera_frame, random_condi
 from gate.turnstile.build import build_turnstile
 from gate.turnstile.events import EventKind, TurnstileEvent
 from gate.turnstile.settings import SimSettings, TurnstileSettings
-from gate.validator import open_validator
+from gate.validator import Validator
 from protocol.claims import TicketClaims, TimeSlot
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
 from protocol.trust import TrustedKey, TrustStore
@@ -237,13 +239,15 @@ class DaemonRun:
 
 def run_daemon(root: Path, tickets: list[str], trust: TrustStore, layout: Layout) -> DaemonRun:
     video = write_video(root / "queue.avi", tickets, layout)
-    validator = open_validator(root / "state", GateRules(SITE, gate_id="bench-1"), trust, clock=GateClock(0), hub=HubLinkState(online=True))
     recorder = RelayRecorder()
     # A short pulse only so the turnstile is idle again before the next ticket comes into
     # view; the pulse length does not enter the measured latency (relay on is its start).
     settings = TurnstileSettings(kind="sim", pulse_seconds=0.05, passage_timeout_seconds=1.0, sim=SimSettings(passage_delay_seconds=0.02))
     turnstile = build_turnstile(settings, listeners=[recorder])
-    validator.passage_directions = frozenset(turnstile.directions)  # as lungta gate run: open admissions, pulsed mark before the relay
+    health = GateHealth()
+    parts = open_gate_parts(root / "state", health, clock=GateClock(0), hub=HubLinkState(online=True))
+    # as lungta gate run: the directions the turnstile confirms get open admissions and a pulsed mark before the relay
+    validator = Validator(GateRules(SITE, gate_id="bench-1"), trust, parts.store, parts.revocations, parts.clock, parts.hub, health, frozenset(turnstile.directions))
     scanner = TimedCameraScanner(CameraSettings(source=str(video)), layout.fps)
     display = ShownDisplay()
     daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], turnstile, display, load_catalogue())
@@ -261,8 +265,8 @@ def run_daemon(root: Path, tickets: list[str], trust: TrustStore, layout: Layout
     finally:
         stop.set()
         runner.join(WAIT_SECONDS)
-    reasons = [e.data["reason"] for e in validator.store.pending_events() if e.kind in ("admission", "deny")]
-    validator.close()
+    reasons = [e.data["reason"] for e in parts.store.pending_events() if e.kind in ("admission", "deny")]
+    parts.close()
     assert scanner.clock is not None
     handed = scanner.clock.in_order
     in_view = {text: handed[index * layout.period] for index, text in enumerate(tickets) if index * layout.period < len(handed)}

@@ -109,14 +109,15 @@ def card_to_decision(cards: int) -> None:
     settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.05),), SECRET, timeout_seconds=30)
     totals, binds = [], []
     with tempfile.TemporaryDirectory(prefix="lungta-bench-") as tmp:
-        validator = open_validator(Path(tmp), GateRules("potala", gate_id="bench", realname=RealNamePolicy(HolderCheck.REQUIRED)), trust, clock=GateClock(0), hub=HubLinkState(online=True))
+        clock = GateClock(0)
+        validator = open_validator(Path(tmp), GateRules("potala", gate_id="bench", realname=RealNamePolicy(HolderCheck.REQUIRED)), trust, clock=clock, hub=HubLinkState(online=True))
         check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
         check.start()
         try:
             for index in range(cards):
                 first17 = f"5401021990010{index:04d}"
                 holder = first17 + resident_check_character(first17)  # a new visitor each time: no dedupe, no stale read
-                now = validator.clock.read().now
+                now = clock.read().now
                 claims = TicketClaims(ticket_id=new_ticket_id(), site="potala", not_before=now - 60, expires=now + 3600)
                 text = issue_ticket(dataclasses.replace(claims, holder_binding=bind_holder(claims.ticket_id, holder, SECRET)), key)
                 first = validator.scan(text)

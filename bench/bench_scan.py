@@ -25,9 +25,11 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from gate.clock import GateClock
+from gate.health import GateHealth
 from gate.hublink import HubLinkState
+from gate.parts import open_gate_parts
 from gate.rules import GateRules
-from gate.validator import open_validator
+from gate.validator import Validator
 from protocol.claims import TicketClaims
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
 from protocol.trust import TrustedKey, TrustStore
@@ -52,13 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     signed, signature = message.to_be_signed(), message.signature
     print(f"# bench_scan: {machine()}; {args.rounds} interleaved rounds each")
     with tempfile.TemporaryDirectory(prefix="lungta-bench-scan-") as tmp:
-        validator = open_validator(Path(tmp), GateRules("potala", gate_id="bench"), trust, clock=GateClock(0), passage_directions=frozenset({"entry"}), hub=HubLinkState(online=True))
+        health = GateHealth()
+        parts = open_gate_parts(Path(tmp), health, clock=GateClock(0), hub=HubLinkState(online=True))
+        validator = Validator(GateRules("potala", gate_id="bench"), trust, parts.store, parts.revocations, parts.clock, parts.hub, health, frozenset({"entry"}))
         validator.scan(used)
-        db = validator.store._db
-        db.execute("CREATE TABLE bare (n INTEGER)")
+        with parts.store.transaction() as tx:  # the bare commits go to the same file, connection and pragmas
+            tx.execute("CREATE TABLE bare (n INTEGER)")
 
         def bare_commit(durable: bool = True) -> None:
-            with validator.store.transaction(durable) as tx:
+            with parts.store.transaction(durable) as tx:
                 tx.execute("INSERT INTO bare VALUES (1)")
 
         samples = interleaved({
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             "bare commit, no fsync (WAL, NORMAL)": lambda: bare_commit(False),
             "bare Ed25519 verify": lambda: key.verify_key.verify(signed, signature),
         }, args.rounds, batch=50)
-        validator.close()
+        parts.close()
     commit = statistics.median(samples["bare fsync'ed commit (WAL, FULL)"])
     print(f"{'step':40} {'median':>10} {'p95':>10} {'p99':>10} {'/ bare commit':>14}")
     for name, values in samples.items():

@@ -21,11 +21,13 @@ from gate.clock import GateClock
 from gate.engine import decide
 from gate.hublink import HubLinkState
 from gate.rules import GateRules
-from gate.validator import _View, open_validator
+from gate.health import GateHealth
+from gate.parts import open_gate_parts
+from gate.validator import StoreView, Validator
 from protocol.claims import TicketClaims, TimeSlot
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket, verify_ticket
 from protocol.trust import TrustedKey, TrustStore
-from gate.cache.revocations import RECORD_DTYPE
+from gate.cache.revocations import RECORD_DTYPE, RevocationSet
 
 from .stats import interleaved, machine, percentile, summary_us
 
@@ -38,12 +40,12 @@ def _ticket(key: SigningKey, now: int, **extra: object) -> str:
     return issue_ticket(TicketClaims(**claims), key)
 
 
-def _fill_revocations(validator, now: int) -> None:
+def _fill_revocations(revocations: RevocationSet, now: int) -> None:
     rng = np.random.default_rng(1)
     records = np.empty(REVOCATIONS, RECORD_DTYPE)
     records["key"] = np.frombuffer(rng.bytes(12 * REVOCATIONS), "S12")
     records["expiry"] = now + 86_400
-    validator.revocations.replace_with_snapshot_records(1, records)
+    revocations.replace_with_snapshot_records(1, records)
 
 
 def main(rounds: int = 20_000) -> None:
@@ -55,9 +57,11 @@ def main(rounds: int = 20_000) -> None:
     signed, signature, verify_key = message.to_be_signed(), message.signature, key.verify_key
     rules = GateRules("potala", gate_id="bench")
     with tempfile.TemporaryDirectory(prefix="lungta-bench-") as tmp:
-        validator = open_validator(Path(tmp), rules, trust, clock=GateClock(0), hub=HubLinkState(online=True))
-        _fill_revocations(validator, now)
-        view = _View(validator, now, True)
+        health = GateHealth()
+        parts = open_gate_parts(Path(tmp), health, clock=GateClock(0), hub=HubLinkState(online=True))
+        validator = Validator(rules, trust, parts.store, parts.revocations, parts.clock, parts.hub, health)
+        _fill_revocations(parts.revocations, now)
+        view = StoreView(parts.store, parts.revocations, parts.hub, now, True)
         results = interleaved(
             {
                 "bare Ed25519 verify": lambda: verify_key.verify(signed, signature),
@@ -68,14 +72,14 @@ def main(rounds: int = 20_000) -> None:
             rounds,
         )
         bare = statistics.median(results["bare Ed25519 verify"])
-        print(f"# bench_ticket: {machine()}; ticket {len(text)} chars; {len(validator.revocations):,} revocations; {rounds} rounds each")
+        print(f"# bench_ticket: {machine()}; ticket {len(text)} chars; {len(parts.revocations):,} revocations; {rounds} rounds each")
         for name, samples in results.items():
             print(f"{name:24} {summary_us(samples)}  ratio {statistics.median(samples) / bare:5.2f}")
         _admissions(validator, key, now)
-        validator.close()
+        parts.close()
 
 
-def _admissions(validator, key: SigningKey, now: int, count: int = 400) -> None:
+def _admissions(validator: Validator, key: SigningKey, now: int, count: int = 400) -> None:
     """Durable admissions: each is one fsync'ed commit of usage + outbox event."""
     texts = [_ticket(key, now) for _ in range(count)]
     samples = []

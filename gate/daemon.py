@@ -32,9 +32,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
-from protocol.hub_messages import Command
+from protocol.hub_messages import Command, EmergencyOpen
 
 from .decision import Decision, Reason
 from .display import Display
@@ -122,9 +123,9 @@ class GateDaemon:
         self.recover()
         scanner_stop, turnstile_stop = threading.Event(), threading.Event()
         for scanner, direction in self.scanners:
-            self.supervisor.start(_scanner_part(scanner), lambda s=scanner, d=direction: self._read_scanner(s, d, scanner_stop), scanner_stop)
+            self.supervisor.start(_scanner_part(scanner), partial(self._read_scanner, scanner, direction, scanner_stop), scanner_stop)
         if self.turnstile is not None:
-            self.supervisor.start(TURNSTILE, self._drive_turnstile, turnstile_stop, self._turnstile_crashed)
+            self.supervisor.start(TURNSTILE, partial(self._drive_turnstile, self.turnstile), turnstile_stop, partial(self._turnstile_crashed, self.turnstile))
         self.notifier.ready(f"gate {self.validator.rules.gate_id} deciding")
         log.info("gate %s ready: %d scanner(s), %s", self.validator.rules.gate_id, len(self.scanners), "turnstile" if self.turnstile else "handheld")
         wake = min(IDLE_WAKE_SECONDS, self.notifier.watchdog_seconds / 2) if self.notifier.watchdog_seconds else IDLE_WAKE_SECONDS
@@ -148,8 +149,8 @@ class GateDaemon:
     def on_hub_command(self, command: Command) -> None:
         """Operator commands from the hub (signed, verified by the sync client)."""
         if command.name == "emergency_open" and self.turnstile is not None:
-            on = command.args.get("on", True) is True
-            self.turnstile.set_emergency(on, str(command.args.get("reason", "hub command")))
+            emergency = EmergencyOpen.of(command)
+            self.turnstile.set_emergency(emergency.on, emergency.reason)
         else:
             log.warning("hub command %s not supported on this %s; ignored", command.name, "gate" if self.turnstile else "handheld validator")
 
@@ -166,10 +167,10 @@ class GateDaemon:
         status = {"scanner": "; ".join(problems) or "ok", **self.health.snapshot().as_status()}
         if self.turnstile is None:
             return {**status, "relay": "none"}
-        return {**status, "relay": self._relay_status(), "scans": self.counters.scans, "grants": self.counters.grants, "denials": self.counters.denials}
+        return {**status, "relay": self._relay_status(self.turnstile), "scans": self.counters.scans, "grants": self.counters.grants, "denials": self.counters.denials}
 
-    def _relay_status(self) -> str:
-        state = self.turnstile.state()
+    def _relay_status(self, turnstile: Turnstile) -> str:
+        state = turnstile.state()
         if state.emergency:
             return "emergency: " + state.emergency_reason
         worker, error = self.supervisor.state(TURNSTILE)
@@ -265,22 +266,22 @@ class GateDaemon:
                     self.counters.dropped_scans += 1
                     self.decided.notify_all()
 
-    def _drive_turnstile(self) -> None:
+    def _drive_turnstile(self, turnstile: Turnstile) -> None:
         while True:
             admission = self._admissions.get()
             if admission is None:
                 return
             self._in_turnstile = (admission, False)
-            self._admit(admission)
+            self._admit(turnstile, admission)
             self._in_turnstile = None
 
-    def _admit(self, admission: Admission) -> None:
+    def _admit(self, turnstile: Turnstile, admission: Admission) -> None:
         if not self.validator.begin_passage(admission):
             self.validator.passage(admission, 0, "pulse could not be recorded: relay not opened")
             self._admission_done(0)
             return
         self._in_turnstile = (admission, True)
-        result = self.turnstile.admit(admission.direction.value, admission.persons)
+        result = turnstile.admit(admission.direction.value, admission.persons)
         if result.error:
             log.error("turnstile fault during admission seq %d: %s", admission.event_seq, result.error)
         self.validator.passage(admission, result.passed)
@@ -292,12 +293,12 @@ class GateDaemon:
             self.counters.admissions_done += 1
             self.decided.notify_all()
 
-    def _turnstile_crashed(self, exc: BaseException) -> None:
+    def _turnstile_crashed(self, turnstile: Turnstile, exc: BaseException) -> None:
         """Settle the admission in hand and roll back those waiting: nobody is admitted while the turnstile is down."""
         if self._in_turnstile is not None:
             admission, pulsed = self._in_turnstile
             self._in_turnstile = None
-            stands = self.validator.settle_interrupted(admission, pulsed, self.turnstile.confirms_passage, f"a turnstile crash ({type(exc).__name__})")
+            stands = self.validator.settle_interrupted(admission, pulsed, turnstile.confirms_passage, f"a turnstile crash ({type(exc).__name__})")
             self._admission_done(admission.persons if stands else 0)
         self._roll_back_waiting_admissions()
 

@@ -47,7 +47,7 @@ def open_gate_parts(state_dir: Path, health: GateHealth, clock_threshold_seconds
     if report is not None:
         health.raise_alarm(Alarm.STATE_RESET, f"state quarantined to {report.moved_to}: {report.reason}")
     if clock is None:
-        clock = GateClock(high_water=float(store.get_meta("clock_high_water", 0)), threshold_seconds=clock_threshold_seconds)
+        clock = GateClock(high_water=float(store.get_count("clock_high_water", 0)), threshold_seconds=clock_threshold_seconds)
     return GateParts(store, revocations, clock, hub or HubLinkState())
 
 

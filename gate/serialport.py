@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # termios.error is not an OSError: a flush or attribute change on an unplugged adapter raises it (EIO).
 PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
+OPEN_ERRORS: tuple[type[BaseException], ...] = (*PORT_ERRORS, ValueError)  # ValueError: a malformed URL or setting
 
 
 class SerialPortUnavailable(Exception):
@@ -45,7 +46,7 @@ def open_serial_port(port: str, baudrate: int = 9600, timeout: float | None = 0.
     try:
         handle = serial.serial_for_url(port, baudrate=baudrate, timeout=timeout, write_timeout=write_timeout,
                                        exclusive=True)
-    except (*PORT_ERRORS, ValueError) as exc:
+    except OPEN_ERRORS as exc:
         raise SerialPortUnavailable(port, str(exc)) from exc
     log.debug("opened serial port %s at %d baud", port, baudrate)
     return handle

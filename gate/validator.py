@@ -32,6 +32,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
 
+from protocol.gate_messages import EventKind
 from protocol.trust import TrustStore
 
 from .cache.revocation_files import RevocationStoreError
@@ -78,26 +79,27 @@ class ScanResult:
     mark: UsageCount | None
 
 
-class _View:
-    """The StateView the engine reads, over the store at one clock reading."""
+class StoreView:
+    """The StateView the engine reads (gate/rules.py), over the gate's parts at one clock reading."""
 
-    def __init__(self, validator: "Validator", now: int, trusted: bool) -> None:
-        self._v, self._now_ms, self._trusted = validator, now * 1000, trusted
+    def __init__(self, store: GateStore, revocations: RevocationLookup, hub: HubLinkState, now: int, trusted: bool) -> None:
+        self._store, self._revocations, self._hub = store, revocations, hub
+        self._now_ms, self._trusted = now * 1000, trusted
 
     def is_revoked(self, ticket_id: bytes) -> bool:
-        return self._v.revocations.is_revoked(ticket_id)
+        return self._revocations.is_revoked(ticket_id)
 
     def usage(self, ticket_id: bytes, zone: str, day: date) -> Usage:
-        return self._v.store.usage(ticket_id, zone, day)
+        return self._store.usage(ticket_id, zone, day)
 
     def quota_remaining(self, day: date, minute: int) -> int | None:
-        return self._v.store.quota_remaining(day, minute, self._now_ms)
+        return self._store.quota_remaining(day, minute, self._now_ms)
 
     def clock_trusted(self) -> bool:
         return self._trusted
 
     def hub_online(self) -> bool:
-        return self._v.hub.online
+        return self._hub.online
 
 
 def input_hash(text: str) -> str:
@@ -118,14 +120,16 @@ class Validator:
     passages for (empty for a handheld validator, whose admissions stand at
     the scan: staff see the visitor). ``hub`` is only read (the offline
     policy): the hub sync sets it. Events reach the hub sync through the
-    store's recorded listeners, never through the validator.
+    store's recorded listeners, never through the validator. The parts are
+    private: whoever needs one is handed it by whoever built it (gate/parts.py).
     """
 
     def __init__(self, rules: GateRules, trust: TrustStore, store: GateStore, revocations: RevocationLookup, clock: GateClock, hub: HubLinkState,
                  health: GateHealth | None = None, passage_directions: frozenset[str] = frozenset()) -> None:
-        self.rules, self.trust, self.store, self.revocations, self.clock, self.hub = rules, trust, store, revocations, clock, hub
+        self.rules, self.trust = rules, trust
+        self._store, self._revocations, self._clock, self._hub = store, revocations, clock, hub
         self.health = health or GateHealth()
-        self.passage_directions = passage_directions
+        self._passage_directions = passage_directions
         self._lock = threading.Lock()
 
     def replace_trust(self, trust: TrustStore) -> None:
@@ -135,17 +139,17 @@ class Validator:
 
     def close(self) -> None:
         """Close the store and revocation set: for a validator that owns them (``open_validator``); a composition root closes its parts itself."""
-        self.store.close()
-        close = getattr(self.revocations, "close", None)
+        self._store.close()
+        close = getattr(self._revocations, "close", None)
         if close:
             close()
 
     def scan(self, text: str, direction: Direction = Direction.ENTRY, holder: PresentedHolder | None = None) -> ScanResult:
         """Decide and record one scan. Never raises for a fault of input, storage or code: those are denials."""
         with self._lock:
-            reading = self.clock.read()
+            reading = self._clock.read()
             try:
-                decision = decide(text, reading.now, self.rules, self.trust, _View(self, reading.lease_now, reading.trusted), direction, holder)
+                decision = decide(text, reading.now, self.rules, self.trust, StoreView(self._store, self._revocations, self._hub, reading.lease_now, reading.trusted), direction, holder)
             except STORAGE_FAULTS as exc:  # a read failed: deny, and record that if the state still takes a commit
                 decision = self._storage_failed(text, exc).decision
             except Exception as exc:  # the last guard: a bug must deny, be counted and reported, never stop the gate
@@ -155,7 +159,7 @@ class Validator:
     def refuse(self, text: str, direction: Direction, reason: Reason, detail: str) -> ScanResult:
         """Record a deny decided outside the engine (e.g. the turnstile is down: nobody is admitted)."""
         with self._lock:
-            return self._record_guarded(text, Decision.deny(reason, detail), self.clock.read(), direction)
+            return self._record_guarded(text, Decision.deny(reason, detail), self._clock.read(), direction)
 
     def _record_guarded(self, text: str, decision: Decision, reading: ClockReading, direction: Direction) -> ScanResult:
         try:
@@ -192,32 +196,33 @@ class Validator:
         local = datetime.fromtimestamp(now, self.rules.timezone)
         zone, day, minute = zone_of(self.rules), local.date().isoformat(), local.hour * 60 + local.minute
         claims = decision.ticket
-        hub_online = self.hub.online
+        hub_online = self._hub.online
         data = {
             "gate": self.rules.gate_id, "decision": "grant" if decision.granted else "deny", "reason": decision.reason.value,
             "detail": decision.detail, "persons": decision.persons, "zone": zone, "day": day, "direction": direction.value,
             "flagged": decision.flagged, "clock_trusted": reading.trusted, "hub_online": hub_online,
         }
-        kind = "admission" if decision.granted and decision.reason is Reason.VALID else "exit" if decision.reason is Reason.EXIT else "deny"
-        admission = mark = None
-        with self.store.transaction(durable=kind != "deny") as db:  # a deny opened nothing: no fsync of its own
-            key = (claims.ticket_id, zone, day, self.rules.gate_id) if claims else None
-            if claims and kind != "deny":
+        kind = _event_kind(decision)
+        admission: Admission | None = None
+        mark: UsageCount | None = None
+        awaited: Direction | None = None
+        with self._store.transaction(durable=kind is not EventKind.DENY) as db:  # a deny opened nothing: no fsync of its own
+            if claims is not None and kind is not EventKind.DENY:
                 data["ticket"] = text  # the hub verifies the ticket itself before it relays any mark of it
-            awaited: Direction | None = None
-            if claims and kind == "admission":
-                mark = self.store.add_usage(db, key, 1, 0, now, claims.expires)
-                slot = self.store.use_quota(db, local.date(), minute, decision.persons)
-                data.update(_sync_fields(mark, claims.expires, slot, decision.persons))
-                awaited = Direction.ENTRY
-            elif claims and kind == "exit" and claims.reentry and self.store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
-                awaited, mark = self._exit_rearm(db, key, claims.expires, now, data)
-            event = self.store.append_event(db, kind, reading.now_ms, claims.ticket_id if claims else None, data)
-            if awaited is not None:
+                key = (claims.ticket_id, zone, day, self.rules.gate_id)
+                if kind is EventKind.ADMISSION:
+                    mark = self._store.add_usage(db, key, 1, 0, now, claims.expires)
+                    slot = self._store.use_quota(db, local.date(), minute, decision.persons)
+                    data.update(_sync_fields(mark, claims.expires, slot, decision.persons))
+                    awaited = Direction.ENTRY
+                elif claims.reentry and self._store.usage(claims.ticket_id, zone, local.date()).consumed(True) > 0:
+                    awaited, mark = self._exit_rearm(db, key, claims.expires, now, data)
+            event = self._store.append_event(db, kind, reading.now_ms, claims.ticket_id if claims else None, data)
+            if awaited is not None and claims is not None:
                 admission = Admission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited, claims.expires)
-                if awaited.value in self.passage_directions:
-                    self.store.open_admission(db, OpenAdmission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited.value, claims.expires, False))
-            self.store.raise_high_water(db, int(self.clock.high_water))
+                if awaited.value in self._passage_directions:
+                    self._store.open_admission(db, OpenAdmission(event.seq, claims.ticket_id, zone, day, minute, decision.persons, awaited.value, claims.expires, False))
+            self._store.raise_high_water(db, int(self._clock.high_water))
         log.info("decision %s %s ticket=%s persons=%d seq=%d%s", data["decision"], decision.reason.value, claims.ticket_id_hex if claims else "-", decision.persons, event.seq,
                  f" FLAGGED (hub online: {hub_online}, clock trusted: {reading.trusted})" if decision.flagged else "")
         return ScanResult(decision, event, admission, mark)
@@ -228,21 +233,21 @@ class Validator:
         A turnstile without an exit relay cannot confirm anybody left, so the
         ticket stays used: a second person cannot enter on the same code.
         """
-        if not self.passage_directions:
-            mark = self.store.add_usage(db, key, 0, 1, now, expires)
+        if not self._passage_directions:
+            mark = self._store.add_usage(db, key, 0, 1, now, expires)
             data.update(_sync_fields(mark, expires, None, 0))
             return None, mark
-        if Direction.EXIT.value in self.passage_directions:
+        if Direction.EXIT.value in self._passage_directions:
             return Direction.EXIT, None
         data["detail"] = "no exit relay to confirm the exit: ticket not re-armed"
         return None, None
 
     def begin_passage(self, admission: Admission) -> bool:
         """Durably mark the admission pulsed, just before the relay opens. False: not recorded, do not open."""
-        if admission.direction.value not in self.passage_directions:
+        if admission.direction.value not in self._passage_directions:
             return True
         try:
-            self.store.mark_pulsed(admission.event_seq)
+            self._store.mark_pulsed(admission.event_seq)
         except STORAGE_FAULTS as exc:
             self.health.count("storage_errors")
             self.health.raise_alarm(Alarm.STORAGE, f"{type(exc).__name__}: {exc}")
@@ -257,8 +262,8 @@ class Validator:
         taken) but the places of those who did not pass go back to the quota.
         An exit re-arms the ticket only here, when somebody did pass.
         """
-        with self._lock, self.store.transaction() as db:
-            reading = self.clock.read()
+        with self._lock, self._store.transaction() as db:
+            reading = self._clock.read()
             data = {"gate": self.rules.gate_id, "admission_seq": admission.event_seq, "passed": passed, "expected": admission.persons,
                     "zone": admission.zone, "day": admission.day, "direction": admission.direction.value}
             if note:
@@ -267,33 +272,33 @@ class Validator:
             mark = None
             if admission.direction is Direction.EXIT:
                 if passed > 0:
-                    mark = self.store.add_usage(db, key, 0, 1, reading.now, admission.expires)
+                    mark = self._store.add_usage(db, key, 0, 1, reading.now, admission.expires)
                     data.update(_sync_fields(mark, admission.expires, None, 0))
-                self.store.append_event(db, "passage", reading.now_ms, admission.ticket_id, data)
+                self._store.append_event(db, EventKind.PASSAGE, reading.now_ms, admission.ticket_id, data)
             elif passed > 0:
                 missing = max(0, admission.persons - passed)
-                slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -missing) if missing else None
+                slot = self._store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -missing) if missing else None
                 if slot is not None:
                     data["quota"] = {"day": admission.day, "slot_start": slot, "persons": -missing}
-                self.store.append_event(db, "passage", reading.now_ms, admission.ticket_id, data)
+                self._store.append_event(db, EventKind.PASSAGE, reading.now_ms, admission.ticket_id, data)
             else:
                 mark = self._roll_back(db, admission, reading, data)
-            self.store.settle_admission(db, admission.event_seq)
+            self._store.settle_admission(db, admission.event_seq)
         return mark
 
     def _roll_back(self, db: sqlite3.Connection, admission: Admission, reading: ClockReading, data: dict) -> UsageCount:
         """Give the entry back to the ticket and the places back to the quota, as one more event."""
-        slot = self.store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
-        mark = self.store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, reading.now, admission.expires)
+        slot = self._store.use_quota(db, date.fromisoformat(admission.day), admission.minute, -admission.persons)
+        mark = self._store.add_usage(db, (admission.ticket_id, admission.zone, admission.day, self.rules.gate_id), -1, 0, reading.now, admission.expires)
         data.update(_sync_fields(mark, admission.expires, slot, -admission.persons))
-        self.store.append_event(db, "rollback", reading.now_ms, admission.ticket_id, data)
+        self._store.append_event(db, EventKind.ROLLBACK, reading.now_ms, admission.ticket_id, data)
         log.info("rollback ticket=%s: nobody passed (admission seq %d)", admission.ticket_id.hex(), admission.event_seq)
         return mark
 
     def recover_open_admissions(self, confirms_passage: bool) -> int:
         """Settle admissions a crash left open (call at start, before scanning); returns how many were rolled back."""
         rolled_back = 0
-        for row in self.store.open_admissions():
+        for row in self._store.open_admissions():
             admission = Admission(row.seq, row.ticket_id, row.zone, row.day, row.minute, row.persons, Direction(row.direction), row.expires)
             rolled_back += not self.settle_interrupted(admission, row.pulsed, confirms_passage, "the last stop")
         return rolled_back
@@ -317,8 +322,15 @@ class Validator:
     def prune_expired_usage(self, limit: int = 1_000) -> int:
         """Drop a batch of usage rows of long-expired tickets, by the clock's lower bound (never a forged wall time)."""
         with self._lock:
-            lower = int(self.clock.high_water)
-        return self.store.prune_expired_usage(lower, limit)
+            lower = int(self._clock.high_water)
+        return self._store.prune_expired_usage(lower, limit)
+
+
+def _event_kind(decision: Decision) -> EventKind:
+    """An entry granted as valid is an admission, an exit an exit; anything else is reported as a deny."""
+    if decision.granted and decision.reason is Reason.VALID:
+        return EventKind.ADMISSION
+    return EventKind.EXIT if decision.reason is Reason.EXIT else EventKind.DENY
 
 
 def _sync_fields(mark: UsageCount, expires: int, quota_slot: int | None, persons: int) -> dict:

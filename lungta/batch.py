@@ -23,6 +23,7 @@ import html
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,21 +54,21 @@ def _batch_folder(out: Path) -> None:
         raise CommandError(f"--out {out}: not writable")
 
 
-def mint_batch(key: SigningKey, template: dict[str, object], count: int, out: Path, sheets: bool = True) -> dict[str, object]:
-    """Mint ``count`` tickets alike into ``out``; returns the batch record (also written as batch.json)."""
+def mint_batch(key: SigningKey, template: TicketClaims, count: int, out: Path, sheets: bool = True) -> dict[str, object]:
+    """Mint ``count`` tickets like ``template`` (each with an id of its own) into ``out``; returns the batch record (also written as batch.json)."""
     _batch_folder(out)
     started = time.perf_counter()
     tickets: list[tuple[str, str]] = []
     for _ in range(count):
         ticket_id = new_ticket_id()
-        tickets.append((ticket_id.hex(), issue_ticket(TicketClaims(ticket_id=ticket_id, **template), key)))
+        tickets.append((ticket_id.hex(), issue_ticket(replace(template, ticket_id=ticket_id), key)))
     csv_path = out / CSV_NAME
     with open(csv_path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["ticket_id", "text"])
         writer.writerows(tickets)
     minted_seconds = time.perf_counter() - started
-    example = describe_claims(TicketClaims(ticket_id=bytes(12), **template))
+    example = describe_claims(replace(template, ticket_id=bytes(12)))
     example.pop("ticket_id", None)
     sheet_files = write_sheets(tickets, example, out) if sheets else []
     record = {

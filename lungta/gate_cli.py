@@ -155,6 +155,7 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_revoke(args: argparse.Namespace) -> int:
     from gate.cache.revocations import RevocationSet
     from gate.cache.state import GateStore
+    from protocol.gate_messages import EventKind
 
     expires = parse_instant(args.expires, "--expires", timezone_of(args)) if args.expires else int(time.time()) + DEFAULT_REVOCATION_DAYS * 86400
     ids = [parse_ticket_id(text) for text in args.ticket_ids]
@@ -162,7 +163,7 @@ def run_revoke(args: argparse.Namespace) -> int:
     with RevocationSet.open(args.state / "revocations") as revocations, GateStore.open(args.state) as store:
         revocations.revoke_local([(ticket_id, expires) for ticket_id in ids])
         for ticket_id in ids:
-            store.record_event("local_revocation", int(time.time() * 1000), ticket_id, {"expires": expires})
+            store.record_event(EventKind.LOCAL_REVOCATION, int(time.time() * 1000), ticket_id, {"expires": expires})
     emit({"revoked": [ticket_id.hex() for ticket_id in ids], "expires": expires})
     return 0
 
@@ -188,7 +189,7 @@ def run_state(args: argparse.Namespace) -> int:
     if args.state.exists() and not args.state.is_dir():
         raise CommandError(f"--state: {args.state} is a file, not a directory")
     with GateStore.open_read_only(args.state) as store:
-        high_water = int(store.get_meta("clock_high_water", 0))
+        high_water = store.get_count("clock_high_water", 0)
         record = {
             "state_dir": str(args.state),
             "events": store.counts(),

@@ -267,7 +267,7 @@ def run_quota_set(args: argparse.Namespace) -> None:
         raise CommandError(f"--date {args.date} is in the past (today is {today} in {config.timezone.key}); no gate admits on that day any more")
     check_database(config.database, f"{args.config}: hub.database", must_exist=False)
     row = _perform(config, args.config, "SetQuota", quota).body  # checks overlaps; audited as the OS user
-    if quota.cap < max(row["admitted"], row["allocated"]):  # type: ignore[type-var]
+    if quota.cap < max(row["admitted"], row["allocated"]):
         sys.stderr.write(f"lungta: warning: cap {quota.cap} is below what is already admitted ({row['admitted']}) or out at gates ({row['allocated']}): no gate gets more places until the figures are under it\n")
     emit({key: value for key, value in row.items() if key != "audit_seq"})
 

@@ -70,6 +70,8 @@ def _alt_name(host: str) -> x509.GeneralName:
 def make_server_certificate(ca: Issued, hosts: list[str]) -> Issued:
     """The broker's certificate, naming every host name and address in ``hosts`` (the first is its CN)."""
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):  # make_ca makes EC P-256; any other kind is a programming error
+        raise TypeError(f"the site CA key is {type(ca_key).__name__}, not the EC key make_ca makes")
     ca_certificate = x509.load_pem_x509_certificate(ca.certificate)
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = (

@@ -337,6 +337,19 @@ def command_args_problem(name: str, args: Mapping[object, object]) -> str | None
     return f"command {name} needs argument {missing[0]}" if missing else None
 
 
+@dataclass(frozen=True)
+class EmergencyOpen:
+    """An ``emergency_open`` command, typed: open (``on``) or close every lane, and why (shown in the gate's status)."""
+
+    on: bool
+    reason: str = "hub command"
+
+    @classmethod
+    def of(cls, command: Command) -> EmergencyOpen:
+        """From a command ``decode_command`` checked (``on`` a bool, ``reason`` a str when given)."""
+        return cls(command.args["on"], command.args.get("reason", cls.reason))
+
+
 def command_body(command: Command) -> dict:
     return {"name": command.name, "args": command.args}
 

@@ -11,36 +11,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLEAN = (
-    "protocol",
-    "transport",
-    "hub/config.py",
-    "hub/store.py",
-    "hub/sqlite_store.py",
-    "hub/sqlite_tables.py",
-    "hub/sqlite_events.py",
-    "hub/sqlite_outbox.py",
-    "hub/sqlite_health.py",
-    "hub/sqlite_quotas.py",
-    "hub/quota.py",
-    "hub/quota_text.py",
-    "hub/quota_reports.py",
-    "hub/service.py",
-    "hub/console/actions.py",
-    "lungta/config.py",
-    "lungta/config_tables.py",
-    "lungta/paths.py",
-    "gate/scanner",
-    "gate/idcard",
-    "gate/realname",
-    "gate/turnstile",
-    "gate/rules.py",
-    "gate/clock.py",
-    "gate/engine.py",
-    "gate/decision.py",
-    "gate/supervisor.py",
-    "gate/sdnotify.py",
-)
+# One annotation away: ``chunks`` in RevocationSet.replace_with_snapshot, a function reworked on
+# another branch at the time; once it is annotated, drop this and check "gate" whole.
+NOT_YET = frozenset({"gate/cache/revocations.py"})
+GATE = tuple(sorted(str(path.relative_to(ROOT)) for path in (ROOT / "gate").rglob("*.py") if str(path.relative_to(ROOT)) not in NOT_YET))
+CLEAN = ("protocol", "transport", "hub", "lungta", *GATE)
 
 
 def test_mypy_finds_no_error_in_the_checked_code() -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from protocol.cbor import decode_exactly
 from protocol.errors import BadStructure
+from protocol.gate_messages import EventKind
 
 from .private import make_private_dir
 from .revocation_files import RevocationStoreError, StoreLocked
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 QUARANTINE = "quarantine"
 REVOCATIONS = "revocations"
+KNOWN_KINDS = frozenset(EventKind)  # str-equal: "deny" is in it
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,11 @@ def salvage_outbox(old: Path, store: GateStore) -> tuple[int, int]:
     with store.transaction() as db:
         for seq, event_id, kind, at_ms, ticket_id, data in rows:
             decoded = _decode(data)
-            if decoded is None or not isinstance(kind, str) or not isinstance(at_ms, int) or not isinstance(event_id, bytes):
-                unreadable += 1
+            if decoded is None or kind not in KNOWN_KINDS or not isinstance(at_ms, int) or not isinstance(event_id, bytes):
+                unreadable += 1  # an unknown kind would stop the upload of every event after it
                 continue
             decoded["salvaged_seq"] = seq
-            store.append_event(db, kind, at_ms, ticket_id if isinstance(ticket_id, bytes) else None, decoded, event_id)
+            store.append_event(db, EventKind(kind), at_ms, ticket_id if isinstance(ticket_id, bytes) else None, decoded, event_id)
             copied += 1
     return copied, unreadable
 

@@ -45,7 +45,7 @@ import os
 import struct
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,7 +211,7 @@ class SortedIds:
         index_offset = HEADER_SIZE + self.count * RECORD_SIZE
         self._index_array = np.frombuffer(self._map, "<u4", count=(1 << self.header.index_bits) + 1, offset=index_offset)
         if sys.byteorder == "little":
-            self._index: object = memoryview(self._map)[index_offset:].cast("I")
+            self._index: Sequence[int] = memoryview(self._map)[index_offset:].cast("I")
         else:  # the u32 table is stored little-endian; keep a native copy on big-endian hosts
             self._index = self._index_array.astype(np.uint32).tolist()
         self._shift = 32 - self.header.index_bits
@@ -294,8 +294,8 @@ class _BaseWriter:
             return
         records = np.ascontiguousarray(records, dtype=RECORD_DTYPE)
         data = records.view(np.uint8)
-        self.handle.write(data)
-        self.crc = zlib.crc32(data, self.crc)
+        self.handle.write(data.data)  # .data: the array's own memoryview, no copy
+        self.crc = zlib.crc32(data.data, self.crc)
         self.bucket_counts += np.bincount(buckets_of(records["key"], self.bits), minlength=len(self.bucket_counts))
         self.count += len(records)
 

@@ -20,9 +20,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import cbor2
+
+from protocol.gate_messages import EventKind
 
 from ..rules import Usage
 from .private import create_private_file, make_private_dir
@@ -37,7 +40,7 @@ class PendingEvent:
 
     seq: int
     event_id: bytes
-    kind: str
+    kind: EventKind
     at_ms: int
     ticket_id: bytes | None
     data: dict
@@ -78,7 +81,7 @@ class GateStore:
         # clock's lower bound minus the grace is refused as expired before its
         # usage is asked for, so a million rows of old tickets cost nothing at
         # open (the idle daemon prunes them).
-        self._ids_floor = int(self._meta(connection, "clock_high_water", 0) or 0) - USAGE_PRUNE_GRACE_SECONDS
+        self._ids_floor = self._count(connection, "clock_high_water", 0) - USAGE_PRUNE_GRACE_SECONDS
         self._used_ids: set[bytes] = {row[0] for row in connection.execute("SELECT ticket_id FROM usage WHERE expires >= ?", (self._ids_floor,))}
         self._used_ids.update(row[0] for row in connection.execute("SELECT ticket_id FROM usage WHERE expires IS NULL"))
         self._leases: dict[tuple[str, int], list[int]] = {
@@ -288,7 +291,7 @@ class GateStore:
                     " expires=COALESCE(excluded.expires, usage.expires) WHERE excluded.last_at >= COALESCE(usage.last_at, 0)",
                     (mark.ticket_id, mark.zone, mark.day, mark.gate, mark.entries, mark.exits, mark.last_at, mark.expires),
                 ).rowcount
-                self._after_commit.append(lambda ticket_id=mark.ticket_id: self._used_ids.add(ticket_id))
+                self._after_commit.append(partial(self._used_ids.add, mark.ticket_id))
             if stream_seq is not None:
                 self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
         return changed
@@ -333,12 +336,12 @@ class GateStore:
         with self._lock:
             return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id, expires_ms FROM quota_lease ORDER BY day, slot_start").fetchall()
 
-    def append_event(self, db: sqlite3.Connection, kind: str, at_ms: int, ticket_id: bytes | None, data: dict, event_id: bytes | None = None) -> PendingEvent:
+    def append_event(self, db: sqlite3.Connection, kind: EventKind, at_ms: int, ticket_id: bytes | None, data: dict, event_id: bytes | None = None) -> PendingEvent:
         """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning.
 
         ``event_id`` is new unless given (an event salvaged from a quarantined state keeps its id).
         """
-        seq = self._meta(db, "next_seq", 1)
+        seq = self._count(db, "next_seq", 1)
         event = PendingEvent(seq, event_id or os.urandom(16), kind, at_ms, ticket_id, data)
         db.execute(
             "INSERT INTO outbox(seq, event_id, kind, at_ms, ticket_id, data) VALUES (?,?,?,?,?,?)",
@@ -348,7 +351,7 @@ class GateStore:
         self._appended = True
         return event
 
-    def record_event(self, kind: str, at_ms: int, ticket_id: bytes | None, data: dict) -> PendingEvent:
+    def record_event(self, kind: EventKind, at_ms: int, ticket_id: bytes | None, data: dict) -> PendingEvent:
         with self.transaction() as db:
             return self.append_event(db, kind, at_ms, ticket_id, data)
 
@@ -359,13 +362,13 @@ class GateStore:
             rows = self._db.execute(
                 "SELECT seq, event_id, kind, at_ms, ticket_id, data FROM outbox WHERE seq>? ORDER BY seq LIMIT ?", (after_seq, limit)
             ).fetchall()
-        return [PendingEvent(seq, eid, kind, at, tid, cbor2.loads(data)) for seq, eid, kind, at, tid, data in rows]
+        return [PendingEvent(seq, eid, EventKind(kind), at, tid, cbor2.loads(data)) for seq, eid, kind, at, tid, data in rows]
 
     def acknowledge(self, up_to_seq: int, stream_seq: tuple[str, int] | None = None) -> int:
         """Drop events the hub has stored; returns how many were pruned."""
         with self.transaction() as db:
             pruned = db.execute("DELETE FROM outbox WHERE seq<=?", (up_to_seq,)).rowcount
-            if up_to_seq > self._meta(db, "acked_seq", 0):
+            if up_to_seq > self._count(db, "acked_seq", 0):
                 self._set_meta(db, "acked_seq", up_to_seq)
             if stream_seq is not None:
                 self._set_meta(db, f"seq:{stream_seq[0]}", stream_seq[1])
@@ -404,7 +407,8 @@ class GateStore:
     def open_admissions(self) -> list[OpenAdmission]:
         with self._lock:
             rows = self._db.execute("SELECT seq, ticket_id, zone, day, minute, persons, direction, expires, pulsed FROM open_admission ORDER BY seq").fetchall()
-        return [OpenAdmission(*row[:8], bool(row[8])) for row in rows]
+        return [OpenAdmission(seq, ticket_id, zone, day, minute, persons, direction, expires, bool(pulsed))
+                for seq, ticket_id, zone, day, minute, persons, direction, expires, pulsed in rows]
 
     # -- bounded state ----------------------------------------------------------------
 
@@ -426,6 +430,11 @@ class GateStore:
         with self._lock:
             return self._meta(self._db, key, default)
 
+    def get_count(self, key: str, default: int = 0) -> int:
+        """A meta value that is a count or a time (``next_seq``, ``acked_seq``, ``bdseq``, ``clock_high_water``)."""
+        with self._lock:
+            return self._count(self._db, key, default)
+
     def set_meta(self, key: str, value: object) -> None:
         with self.transaction() as db:
             self._set_meta(db, key, value)
@@ -442,6 +451,14 @@ class GateStore:
         return default if row is None else row[0]
 
     @staticmethod
+    def _count(db: sqlite3.Connection, key: str, default: int) -> int:
+        """Raises CorruptState for a value that is not an integer (``check_meta`` refuses those at open)."""
+        value = GateStore._meta(db, key, default)
+        if type(value) is not int:
+            raise CorruptState(f"meta {key} is {value!r:.40}, not a count")
+        return value
+
+    @staticmethod
     def _set_meta(db: sqlite3.Connection, key: str, value: object) -> None:
         db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
@@ -450,8 +467,8 @@ class GateStore:
             return {
                 "usage_rows": self._db.execute("SELECT COUNT(*) FROM usage").fetchone()[0],
                 "outbox_backlog": self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
-                "next_event_seq": self._meta(self._db, "next_seq", 1),
-                "acked_event_seq": self._meta(self._db, "acked_seq", 0),
+                "next_event_seq": self._count(self._db, "next_seq", 1),
+                "acked_event_seq": self._count(self._db, "acked_seq", 0),
             }
 
     def integrity_ok(self) -> bool:

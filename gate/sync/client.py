@@ -34,7 +34,6 @@ from pathlib import Path
 
 from protocol.gate_messages import (
     EventData,
-    EventKind,
     GateEvent,
     GateSettings,
     LeaseReport,
@@ -115,11 +114,11 @@ class HubSync:
         self._status = status or dict
         self.inbox = HubInbox(self.site, self.gate, store, revocations, hub_trust, wall, trust_lists=trust_lists)
         self.trust_lists = trust_lists  # its installed version goes into every heartbeat
-        self.uploader = Uploader(int(store.get_meta("acked_seq", 0)), settings.window_events, settings.batch_events, settings.resend_after_seconds)
+        self.uploader = Uploader(store.get_count("acked_seq", 0), settings.window_events, settings.batch_events, settings.resend_after_seconds)
         self.claimed = GateSettings(settings.heartbeat_seconds, rules.timezone.key, tuple(key.kid.hex() for key in hub_trust))  # the hub checks they agree
         self._inbound: queue.Queue = queue.Queue()
         store.add_recorded_listener(lambda: self._inbound.put(WAKE))  # upload a new event at once, not at the next poll
-        self._next_bdseq = int(store.get_meta("bdseq", 0)) + 1
+        self._next_bdseq = store.get_count("bdseq", 0) + 1
         self._bdseq = self._next_bdseq
         broker = replace(settings.broker, client_id=settings.broker.client_id or gate_client_id(self.site, self.gate), username=settings.broker.username or self.gate)
         self.link = MqttLink(broker, gate_subscriptions(self.site, self.gate), self._inbound, queue.Queue(), on_connected=self._connected)
@@ -270,7 +269,7 @@ class HubSync:
         except MessageError as error:
             log.error("event seq %d: data does not fit the protocol (%s); sending its plain fields only", event.seq, error)
             data = EventData(extra=scalars(event.data))
-        return GateEvent(event.event_id, self.gate, incarnation, event.seq, EventKind(event.kind), event.at_ms, event.ticket_id, data)
+        return GateEvent(event.event_id, self.gate, incarnation, event.seq, event.kind, event.at_ms, event.ticket_id, data)
 
     # ---- liveness, hub time, catch-up, incarnations ---------------------------------------
 
@@ -284,7 +283,7 @@ class HubSync:
         for stale in list(self._pings)[:-MAX_OUTSTANDING_PINGS]:
             del self._pings[stale]
         store = self._store
-        self.link.publish(gate_topic(self.site, self.gate, PING), encode_ping(Ping(nonce, store.incarnation, int(store.get_meta("next_seq", 1)))))
+        self.link.publish(gate_topic(self.site, self.gate, PING), encode_ping(Ping(nonce, store.incarnation, store.get_count("next_seq", 1))))
 
     def _on_pong(self, pong: Pong, at_ms: int) -> None:
         """Only an answer to one of our own recent pings counts: liveness, then hub time, then reset and catch-up."""
@@ -363,7 +362,7 @@ class HubSync:
 
     def _health(self, kind: str, bdseq: int) -> bytes:
         store = self._store
-        fields: dict = {"bdseq": bdseq, "at": int(self._wall() * 1000), "version": software_version(), "incarnation": store.incarnation, "next_seq": int(store.get_meta("next_seq", 1))}
+        fields: dict = {"bdseq": bdseq, "at": int(self._wall() * 1000), "version": software_version(), "incarnation": store.incarnation, "next_seq": store.get_count("next_seq", 1)}
         if kind != DEATH:
             fields.update(self.health_fields())  # its "at" (the lease clock) replaces the wall time
         return encode_health(fields)

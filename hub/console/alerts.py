@@ -138,12 +138,12 @@ class AlertBook:
         self._since = {key: self._since.get(key, now_ms) for key in holding}
         grace_ms = int(self.settings.offline_alert_s * 1000)
         raised = []
-        for (kind, gate), message in holding.items():
-            since = self._since[kind, gate]
+        for (kind, gate_id), message in holding.items():
+            since = self._since[kind, gate_id]
             if kind in NEEDS_GRACE and now_ms - since < grace_ms:
                 continue
-            alert_id = f"{kind.value}:{gate or 'site'}:{since}"
+            alert_id = f"{kind.value}:{gate_id or 'site'}:{since}"
             ack = acks.get(alert_id)
-            raised.append(Alert(alert_id, kind, SEVERITY[kind], gate, since, message, ack[0] if ack else None))
+            raised.append(Alert(alert_id, kind, SEVERITY[kind], gate_id, since, message, ack[0] if ack else None))
         order = {"critical": 0, "warning": 1, "info": 2}
         return sorted(raised, key=lambda a: (a.acknowledged_by is not None, order[a.severity], a.gate or "", a.kind.value))

@@ -62,10 +62,10 @@ class FeedCollector(Collector):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     family.add_metric([name], value * scale.get(key, 1))
             emergency.add_metric([name], float(bool(gate.get("emergency"))))
-            for key, family in counters.items():
+            for key, counter in counters.items():
                 value = gate.get(key)
                 if isinstance(value, int) and not isinstance(value, bool):
-                    family.add_metric([name], value)
+                    counter.add_metric([name], value)
         yield from (up, state, decisions, *gauges.values(), emergency, *counters.values())
 
     def _hub(self, data: dict) -> Iterator:

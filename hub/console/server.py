@@ -57,6 +57,8 @@ class ConsoleServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
+        if isinstance(host, bytes):  # typeshed allows it for AF_UNIX-style addresses; a TCP listener gives str
+            host = host.decode()
         scheme = "https" if self.console.tls else "http"
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"{scheme}://{shown}:{port}/"

@@ -15,18 +15,16 @@ import cv2
 import numpy as np
 import pytest
 
-from gate.clock import GateClock
 from gate.daemon import GateDaemon
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
-from gate.hublink import HubLinkState
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.settings import CameraSettings, SerialSettings
 from gate.sdnotify import SystemdNotifier
 from gate.turnstile.build import build_turnstile
 from gate.turnstile.settings import SimSettings, TurnstileSettings
-from gate.validator import open_validator
+from gate.validator import Validator
 from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket
 from testkit.live_gate import GateProcess, lungta, relay_openings, write_gate_config
@@ -76,16 +74,14 @@ def _sim(tmp_path: Path, **sim: object) -> TurnstileSettings:
 
 
 @pytest.fixture
-def validator(tmp_path, trust):
-    v = open_validator(tmp_path / "state", GateRules(SITE, gate_id="east-1"), trust, clock=GateClock(0), hub=HubLinkState(online=True))
-    yield v
-    v.close()
+def validator(parts, health, trust) -> Validator:
+    return Validator(GateRules(SITE, gate_id="east-1"), trust, parts.store, parts.revocations, parts.clock, parts.hub, health)
 
 
-def test_video_of_visitors_gives_exactly_the_expected_pulses_and_refusals(tmp_path, issuer_key, validator):
+def test_video_of_visitors_gives_exactly_the_expected_pulses_and_refusals(tmp_path, issuer_key, validator, parts):
     from nacl.signing import SigningKey
 
-    now = validator.clock.read().now
+    now = parts.clock.read().now
     adult = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), issuer_key)
     forged = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), SigningKey.generate())
     pair = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600, persons=2), issuer_key)
@@ -100,17 +96,17 @@ def test_video_of_visitors_gives_exactly_the_expected_pulses_and_refusals(tmp_pa
     recorder.wait_for("admit_done", 2)
     stop.set()
     runner.join(WAIT)
-    reasons = [e.data["reason"] for e in validator.store.pending_events() if e.kind in ("admission", "deny")]
+    reasons = [e.data["reason"] for e in parts.store.pending_events() if e.kind in ("admission", "deny")]
     assert reasons == ["valid", "unknown_key", "already_used", "valid"]
     lines = [json.loads(line) for line in (tmp_path / "turnstile.jsonl").read_text().splitlines()]
     pulses = [line for line in lines if line["event"] == "relay" and line.get("on") is True and line.get("direction") == "entry"]
     assert len(pulses) == 3  # one for the adult, two for the pair
     assert sum(line["event"] == "refuse" for line in lines) == 2
-    assert [e.kind for e in validator.store.pending_events()].count("passage") == 2
+    assert [e.kind for e in parts.store.pending_events()].count("passage") == 2
 
 
-def test_nobody_passing_rolls_back_so_the_ticket_still_works(tmp_path, issuer_key, validator):
-    now = validator.clock.read().now
+def test_nobody_passing_rolls_back_so_the_ticket_still_works(tmp_path, issuer_key, validator, parts):
+    now = parts.clock.read().now
     ticket = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), issuer_key)
     cable = RawPty()
     recorder = Recorder()
@@ -128,7 +124,7 @@ def test_nobody_passing_rolls_back_so_the_ticket_still_works(tmp_path, issuer_ke
     stop.set()
     runner.join(WAIT)
     cable.close()
-    kinds = [e.kind for e in validator.store.pending_events()]
+    kinds = [e.kind for e in parts.store.pending_events()]
     assert kinds == ["admission", "rollback", "admission", "rollback"]
     assert daemon.counters.rollbacks == 2
 

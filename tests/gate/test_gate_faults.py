@@ -16,6 +16,7 @@ import pytest
 from gate.cache.state import GateStore, UsageCount
 from protocol.keys import write_key_pair
 from protocol.ticket import read_ticket
+from testkit.faults.site import wait_until
 from testkit.live_gate import GateProcess, relay_openings, write_gate_config
 from testkit.ptys import RawPty
 from testkit.tickets import live_ticket
@@ -115,6 +116,7 @@ def test_sigkill_during_admissions_burns_no_ticket(tmp_path, issuer_key, trust_f
     gate.wait_line("decision grant valid", count=1)
     scanner.scan(second)
     gate.wait_line("decision grant valid", count=2)  # committed, queued behind the first, never pulsed
+    wait_until(lambda: relay_openings(tmp_path) >= 1, "the first admission's relay opening (its pulse is recorded before)")
     gate.kill()
     _write_persons_passing(waiting, None)
     gate = GateProcess(waiting)

@@ -4,12 +4,15 @@ a new incarnation started, one clear log line, no traceback, and the gate decide
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from gate.cache.quarantine import QUARANTINE
+from gate.cache.quarantine import QUARANTINE, salvage_outbox
+from gate.cache.schema import CorruptState
 from gate.cache.state import GateStore
+from protocol.gate_messages import EventKind
 from protocol.keys import write_key_pair
 from testkit.live_gate import GateProcess, write_gate_config
 from testkit.ptys import RawPty
@@ -94,3 +97,22 @@ def test_a_locked_state_is_not_quarantined(tmp_path, issuer_key, scanner):
     first.stop()
     assert not (state / QUARANTINE).exists()
     assert "Traceback" not in second.log
+
+
+def test_a_salvaged_event_of_a_kind_no_gate_records_is_counted_unreadable_and_the_rest_copied(tmp_path):
+    """An unknown kind copied along would stop the upload of every event after it."""
+    with GateStore.open(tmp_path / "old") as old:
+        for _ in range(3):
+            old.record_event(EventKind.DENY, 1_000, None, {"reason": "bad_signature"})
+    with sqlite3.connect(tmp_path / "old" / GateStore.FILENAME) as db:
+        db.execute("UPDATE outbox SET kind = 'teleport' WHERE seq = 2")
+    with GateStore.open(tmp_path / "new") as new:
+        assert salvage_outbox(tmp_path / "old" / GateStore.FILENAME, new) == (2, 1)
+        assert [(event.kind, event.data["salvaged_seq"]) for event in new.pending_events()] == [(EventKind.DENY, 1), (EventKind.DENY, 3)]
+
+
+def test_a_count_in_the_state_that_is_not_a_number_is_named_as_damage(tmp_path):
+    with GateStore.open(tmp_path / "s") as store:
+        store.set_meta("bdseq", "seven")
+        with pytest.raises(CorruptState, match="meta bdseq is 'seven', not a count"):
+            store.get_count("bdseq")

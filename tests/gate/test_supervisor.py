@@ -12,12 +12,10 @@ import threading
 
 import pytest
 
-from gate.clock import GateClock
 from gate.daemon import TURNSTILE, GateDaemon, GateFailed
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
 from gate.health import Alarm, GateHealth
-from gate.hublink import HubLinkState
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.serial_scanner import SerialScanner
@@ -26,7 +24,7 @@ from gate.sdnotify import SystemdNotifier
 from gate.supervisor import CrashPolicy, PartState, Supervisor
 from gate.turnstile.build import build_turnstile
 from gate.turnstile.fakeline import FakeLineFactory
-from gate.validator import open_validator
+from gate.validator import Validator
 from testkit.ptys import RawPty
 from testkit.tickets import SITE, live_ticket
 from tests.gate.turnstile.test_turnstile_gpio import CHIP, ENTRY, SENSOR, gpio_settings
@@ -47,10 +45,8 @@ def scanner_pty():
 
 
 @pytest.fixture
-def validator(tmp_path, trust):
-    v = open_validator(tmp_path / "state", GateRules(SITE, gate_id="east-1"), trust, clock=GateClock(0), passage_directions=frozenset({"entry", "exit"}), hub=HubLinkState(online=True))
-    yield v
-    v.close()
+def validator(parts, health, trust) -> Validator:
+    return Validator(GateRules(SITE, gate_id="east-1"), trust, parts.store, parts.revocations, parts.clock, parts.hub, health, frozenset({"entry", "exit"}))
 
 
 def _decisions(daemon: GateDaemon, count: int) -> None:
@@ -64,7 +60,7 @@ def _running(daemon: GateDaemon, stop: threading.Event) -> threading.Thread:
     return runner
 
 
-def test_a_crashed_turnstile_thread_is_reported_admits_nobody_and_restarts(tmp_path, validator, issuer_key, scanner_pty):
+def test_a_crashed_turnstile_thread_is_reported_admits_nobody_and_restarts(tmp_path, validator, issuer_key, scanner_pty, parts):
     lines = FakeLineFactory()
     turnstile = build_turnstile(gpio_settings(), lines=lines)
     scanner = open_scanner(SerialSettings(port=scanner_pty.port, dedupe_seconds=0.0))
@@ -103,7 +99,7 @@ def test_a_crashed_turnstile_thread_is_reported_admits_nobody_and_restarts(tmp_p
     finally:
         stop.set()
         runner.join(WAIT)
-    kinds = [(event.kind, event.data.get("reason")) for event in validator.store.pending_events()]
+    kinds = [(event.kind, event.data.get("reason")) for event in parts.store.pending_events()]
     assert kinds[:3] == [("admission", "valid"), ("rollback", None), ("deny", "internal_error")]
     assert sorted(kinds[3:]) == [("admission", "valid"), ("admission", "valid"), ("passage", None), ("passage", None)]
     assert openings(relay.states) == 2  # only for the two admissions after the restart

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.hub_messages import Command, command_body, decode_command
+from protocol.hub_messages import Command, EmergencyOpen, command_body, decode_command
 from protocol.messages import MalformedMessage
 
 
@@ -27,6 +27,11 @@ def test_emergency_open_with_a_boolean_decodes_as_sent(on: bool) -> None:
 def test_emergency_open_with_other_arguments_is_malformed(args: dict, complaint: str) -> None:
     with pytest.raises(MalformedMessage, match=complaint):
         decode_command({"name": "emergency_open", "args": args})
+
+
+@pytest.mark.parametrize("args, emergency", [({"on": False, "reason": "drill over"}, EmergencyOpen(False, "drill over")), ({"on": True}, EmergencyOpen(True, "hub command"))])
+def test_the_gate_reads_emergency_open_as_typed_arguments(args: dict, emergency: EmergencyOpen) -> None:
+    assert EmergencyOpen.of(decode_command({"name": "emergency_open", "args": args})) == emergency
 
 
 def test_a_command_this_gate_does_not_know_still_decodes_for_the_gate_to_log() -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from gate.clock import GateClock
 from gate.decision import Reason
-from gate.hublink import HubLinkState
 from gate.idcard.sam import SamSettings
 from gate.realname.check import IdCheck, IdInbox, IdRead
 from gate.realname.policy import HolderCheck, RealNamePolicy
@@ -20,7 +19,7 @@ from gate.realname.settings import IdCheckSettings, open_id_reader
 from gate.rules import Direction, GateRules
 from gate.scanner.base import Scan
 from gate.scanner.text_lines import LineAssembler
-from gate.validator import open_validator
+from gate.validator import Validator, open_validator
 from protocol.holder import bind_holder, resident_check_character
 from protocol.ticket import issue_ticket
 from testkit.tickets import SITE, make_claims
@@ -40,11 +39,9 @@ def fake():
 
 
 @pytest.fixture
-def validator(tmp_path, trust):
+def validator(parts, health, trust) -> Validator:
     rules = GateRules(SITE, gate_id="east-1", realname=RealNamePolicy(HolderCheck.REQUIRED))
-    v = open_validator(tmp_path / "state", rules, trust, clock=GateClock(0), hub=HubLinkState(online=True))
-    yield v
-    v.close()
+    return Validator(rules, trust, parts.store, parts.revocations, parts.clock, parts.hub, health)
 
 
 @pytest.fixture
@@ -56,8 +53,8 @@ def id_check(validator, fake):
     check.stop()
 
 
-def _ticket(issuer_key, validator) -> str:
-    now = validator.clock.read().now
+def _ticket(issuer_key, clock: GateClock) -> str:
+    now = clock.read().now
     claims = make_claims(not_before=now - 60, expires=now + 3600)
     return issue_ticket(dataclasses.replace(claims, holder_binding=bind_holder(claims.ticket_id, HOLDER, SECRET)), issuer_key)
 
@@ -72,19 +69,19 @@ def _check(id_check, validator, text, place=None):
     return result, ticks
 
 
-def test_the_holders_card_admits_and_the_outcome_is_recorded(issuer_key, validator, id_check, fake):
-    result, _ = _check(id_check, validator, _ticket(issuer_key, validator), lambda: fake.place(HOLDER))
+def test_the_holders_card_admits_and_the_outcome_is_recorded(issuer_key, validator, id_check, fake, parts):
+    result, _ = _check(id_check, validator, _ticket(issuer_key, parts.clock), lambda: fake.place(HOLDER))
     assert result.decision.granted and result.admission is not None
-    assert [e.data["reason"] for e in validator.store.pending_events()] == ["holder_check_required", "valid"]
+    assert [e.data["reason"] for e in parts.store.pending_events()] == ["holder_check_required", "valid"]
 
 
-def test_another_persons_card_is_refused(issuer_key, validator, id_check, fake):
-    result, _ = _check(id_check, validator, _ticket(issuer_key, validator), lambda: fake.place(OTHER))
+def test_another_persons_card_is_refused(issuer_key, validator, id_check, fake, parts):
+    result, _ = _check(id_check, validator, _ticket(issuer_key, parts.clock), lambda: fake.place(OTHER))
     assert result.decision.reason is Reason.HOLDER_MISMATCH and result.admission is None
 
 
-def test_no_card_in_time_leaves_the_ticket_unused_and_feeds_the_watchdog(issuer_key, validator, id_check, fake):
-    text = _ticket(issuer_key, validator)
+def test_no_card_in_time_leaves_the_ticket_unused_and_feeds_the_watchdog(issuer_key, validator, id_check, fake, parts):
+    text = _ticket(issuer_key, parts.clock)
     result, ticks = _check(id_check, validator, text)
     assert result.decision.reason is Reason.HOLDER_CHECK_REQUIRED and len(ticks) >= 2
     fake.place(HOLDER)  # the ticket was not used: it can still be admitted
@@ -114,7 +111,7 @@ def test_fragments_from_an_id_reader_are_logged_without_the_number(caplog):
     assert HOLDER[:10] in scanner_line  # QR scanners keep their diagnostics
 
 
-def test_a_line_reader_sending_something_else_first_is_ignored_until_a_real_id(issuer_key, validator):
+def test_a_line_reader_sending_something_else_first_is_ignored_until_a_real_id(issuer_key, validator, parts):
     from gate.scanner.settings import SerialSettings
     from testkit.ptys import RawPty
 
@@ -133,7 +130,7 @@ def test_a_line_reader_sending_something_else_first_is_ignored_until_a_real_id(i
             cable.scan("LT1:NOT-AN-ID-NUMBER")  # a ticket shown to the ID reader by mistake
             assert ignored.wait(WAIT)
             cable.scan(HOLDER)
-        result, _ = _check(check, validator, _ticket(issuer_key, validator), type_it)
+        result, _ = _check(check, validator, _ticket(issuer_key, parts.clock), type_it)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
@@ -146,12 +143,13 @@ def test_a_binding_version_this_gate_does_not_know_is_left_to_staff(issuer_key, 
     from protocol.holder import HolderBinding
 
     rules = GateRules(SITE, gate_id="east-2", realname=RealNamePolicy(HolderCheck.REQUIRED))
-    v = open_validator(tmp_path / "state2", rules, trust, clock=GateClock(0))
+    clock = GateClock(0)
+    v = open_validator(tmp_path / "state2", rules, trust, clock=clock)
     settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=10, before_scan_seconds=2)
     check = IdCheck(v, [open_id_reader(r) for r in settings.readers], settings)
     check.start()
     try:
-        now = v.clock.read().now
+        now = clock.read().now
         text = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600, holder_binding=HolderBinding(9, bytes(16))), issuer_key)
         started = time.monotonic()
         result, _ = _check(check, v, text, lambda: fake.place(HOLDER))

@@ -14,6 +14,7 @@ from gate.clock import GateClock
 from gate.daemon import GateDaemon
 from gate.display import LogDisplay
 from gate.feedback import load_catalogue
+from gate.health import GateHealth
 from gate.hublink import HubLinkState
 from gate.idcard.sam import SamSettings
 from gate.realname.check import IdCheck
@@ -22,8 +23,9 @@ from gate.realname.settings import IdCheckSettings, open_id_reader
 from gate.rules import Direction, GateRules
 from gate.scanner.factory import open_scanner
 from gate.scanner.settings import SerialSettings
+from gate.parts import open_gate_parts
 from gate.turnstile.build import build_turnstile
-from gate.validator import open_validator
+from gate.validator import Validator
 from protocol.holder import bind_holder, resident_check_character
 from protocol.ticket import issue_ticket
 from testkit.tickets import SITE, make_claims
@@ -56,11 +58,13 @@ class ShownDisplay(LogDisplay):
 
 @pytest.fixture
 def gate(tmp_path, trust):
-    """A running daemon; yields (daemon, validator, scanner pty, fake reader, turnstile recorder, display)."""
+    """A running daemon; yields (daemon, the gate's parts, scanner pty, fake reader, turnstile recorder, display)."""
     fake = FakeSamReader()
     cable = RawPty()
     rules = GateRules(SITE, gate_id="east-1", realname=RealNamePolicy(HolderCheck.REQUIRED))
-    validator = open_validator(tmp_path / "state", rules, trust, clock=GateClock(0), hub=HubLinkState(online=True))
+    health = GateHealth()
+    parts = open_gate_parts(tmp_path / "state", health, clock=GateClock(0), hub=HubLinkState(online=True))
+    validator = Validator(rules, trust, parts.store, parts.revocations, parts.clock, parts.hub, health)
     settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=10, before_scan_seconds=0)
     id_check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
     id_check.start()
@@ -72,18 +76,18 @@ def gate(tmp_path, trust):
     runner.start()
     assert scanner.wait_for_health(lambda h: h.ok, WAIT)
     try:
-        yield daemon, validator, cable, fake, recorder, display
+        yield daemon, parts, cable, fake, recorder, display
     finally:
         stop.set()
         runner.join(WAIT)
         id_check.stop()
-        validator.close()
+        parts.close()
         fake.close()
         cable.close()
 
 
-def _real_name_ticket(issuer_key, validator) -> str:
-    now = validator.clock.read().now
+def _real_name_ticket(issuer_key, clock: GateClock) -> str:
+    now = clock.read().now
     claims = make_claims(not_before=now - 60, expires=now + 3600)
     return issue_ticket(dataclasses.replace(claims, holder_binding=bind_holder(claims.ticket_id, HOLDER, SECRET)), issuer_key)
 
@@ -99,12 +103,12 @@ def _scan_and_lay_card(daemon, cable: RawPty, fake, display, text: str, number: 
 
 
 def test_the_holders_card_opens_the_turnstile_anothers_is_refused(tmp_path, issuer_key, gate):
-    daemon, validator, cable, fake, recorder, display = gate
-    _scan_and_lay_card(daemon, cable, fake, display, _real_name_ticket(issuer_key, validator), HOLDER)
+    daemon, parts, cable, fake, recorder, display = gate
+    _scan_and_lay_card(daemon, cable, fake, display, _real_name_ticket(issuer_key, parts.clock), HOLDER)
     recorder.wait_for("admit_done", 1)
-    _scan_and_lay_card(daemon, cable, fake, display, _real_name_ticket(issuer_key, validator), OTHER)
+    _scan_and_lay_card(daemon, cable, fake, display, _real_name_ticket(issuer_key, parts.clock), OTHER)
     assert display.shown == ["holder_check_required", "valid", "holder_check_required", "holder_mismatch"]
-    reasons = [e.data["reason"] for e in validator.store.pending_events() if e.kind in ("admission", "deny")]
+    reasons = [e.data["reason"] for e in parts.store.pending_events() if e.kind in ("admission", "deny")]
     assert reasons == ["holder_check_required", "valid", "holder_check_required", "holder_mismatch"]
     assert (daemon.counters.grants, daemon.counters.denials) == (1, 1)
     lines = [json.loads(line) for line in (tmp_path / "turnstile.jsonl").read_text().splitlines()]
