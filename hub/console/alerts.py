@@ -31,6 +31,7 @@ class AlertKind(enum.StrEnum):
     STATE_RESET = "gate_state_reset"
     FLAGGED = "flagged_admissions"
     SETTINGS_MISMATCH = "settings_mismatch"
+    TRUST_BEHIND = "trust_list_behind"
     GATE_TAKEN_OVER = "session_taken_over"
     HUB_TAKEN_OVER = "hub_session_taken_over"
 
@@ -40,10 +41,10 @@ SEVERITY = {
     AlertKind.EMERGENCY_ON: "critical", AlertKind.SCANNER_DOWN: "warning", AlertKind.GATE_STALE: "warning",
     AlertKind.CLOCK_OFFSET: "warning", AlertKind.REVOCATION_LAG: "warning", AlertKind.USED_LAG: "warning",
     AlertKind.BACKLOG: "warning", AlertKind.DISK_LOW: "warning", AlertKind.STATE_RESET: "warning", AlertKind.FLAGGED: "info",
-    AlertKind.SETTINGS_MISMATCH: "warning", AlertKind.GATE_TAKEN_OVER: "critical", AlertKind.HUB_TAKEN_OVER: "critical",
+    AlertKind.SETTINGS_MISMATCH: "warning", AlertKind.TRUST_BEHIND: "warning", AlertKind.GATE_TAKEN_OVER: "critical", AlertKind.HUB_TAKEN_OVER: "critical",
 }
 # kinds that only count once they have held for ``offline_alert_s`` (they clear by themselves in normal operation)
-NEEDS_GRACE = {AlertKind.GATE_STALE, AlertKind.REVOCATION_LAG, AlertKind.USED_LAG, AlertKind.BACKLOG}
+NEEDS_GRACE = {AlertKind.GATE_STALE, AlertKind.REVOCATION_LAG, AlertKind.USED_LAG, AlertKind.BACKLOG, AlertKind.TRUST_BEHIND}
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,11 @@ def conditions(gate: dict, settings: HttpSettings) -> list[tuple[AlertKind, str]
         lag = _number(gate.get(key))
         if lag is not None and settings.lag_alert and lag >= settings.lag_alert:
             found.append((kind, f"gate {gate['gate']} is {lag:.0f} {what} update(s) behind"))
+    trust_head, trust_version = gate.get("trust_head"), gate.get("trust_version")
+    if isinstance(trust_head, int) and not (isinstance(trust_version, int) and trust_version >= trust_head):
+        held = f"trust list version {trust_version}" if isinstance(trust_version, int) else "no trust list (its own trust file)"
+        found.append((AlertKind.TRUST_BEHIND, f"gate {gate['gate']} holds {held}, the hub's is version {trust_head}:"
+                                              " an issuer key withdrawn since may still be trusted there (is site_root pinned in its gate.toml?)"))
     backlog = _number(gate.get("backlog"))
     if backlog is not None and backlog >= settings.backlog_alert > 0:
         found.append((AlertKind.BACKLOG, f"gate {gate['gate']} holds {backlog:.0f} events the hub has not acknowledged"))

@@ -23,6 +23,8 @@ MISMATCH = {"type": "object", "required": ["key", "gate_value", "hub_value"], "p
     "key": {"type": "string", "enum": ["heartbeat_s", "timezone", "hub_key"]}, "gate_value": {"type": "string"}, "hub_value": {"type": "string"}}}
 GATE_VIEW = {"type": "object", "required": ["gate", "status", "settings_mismatch", "history"], "properties": {
     "gate": GATE_ID, "status": {"type": "string", "enum": ["online", "offline", "stale", "unknown"]},
+    "trust_version": {"type": ["integer", "null"], "description": "the trust list of issuer keys this gate has installed; null: only its own trust file"},
+    "trust_head": {"type": ["integer", "null"], "description": "the hub's newest trust list; a gate below it raises trust_list_behind"},
     "settings_mismatch": {"type": "array", "items": MISMATCH, "description": "settings the gate runs with that differ from the hub's (hub/agreement.py); empty when they agree or the gate does not say"},
     "session_takeovers": {"type": ["integer", "null"], "description": "times another client logged in as this gate in the last hour, per its heartbeat"},
     "history": {"type": "array", "items": {"type": "object"}}}}

@@ -30,6 +30,7 @@ from ..agreement import hub_settings, stored_disagreements
 from ..config import HubConfig
 from ..health import status
 from ..quota_text import slot_row
+from ..trustlist import latest_version as latest_trust_version
 from . import queries
 from .alerts import AlertBook
 from .settings import HttpSettings
@@ -203,6 +204,7 @@ class LiveFeed:
     def _gate_views(self, store: ConsoleStore, now_ms: int) -> list[dict]:
         """One dict per gate; a gate whose row, tally and status are as before keeps its dict (and its alerts)."""
         heads = queries.stream_heads(store.db)
+        trust_head = latest_trust_version(store.db)
         broker_up = self._broker_up()
         stale_ms = 3 * self.config.heartbeat_interval_s * 1000
         blobs: dict[bytes, dict] = {}
@@ -211,16 +213,16 @@ class LiveFeed:
             state = status(health, now_ms, stale_ms) if broker_up else "unknown"
             tally = self._tallies.get(health.gate) or Tally()
             per_minute = tally.per_minute(now_ms)
-            key = (row, health.acked_seq, tally.version, per_minute, heads, state,
+            key = (row, health.acked_seq, tally.version, per_minute, heads, trust_head, state,
                    (now_ms - health.last_seen_ms) // 1000 if state == "stale" else 0)
             held = self._views.get(health.gate)
-            view = held[1] if held is not None and held[0] == key else self._gate_view(health, state, tally, per_minute, heads, now_ms)
+            view = held[1] if held is not None and held[0] == key else self._gate_view(health, state, tally, per_minute, heads, trust_head, now_ms)
             made[health.gate] = (key, view)
             views.append(view)
         self._blobs, self._views = blobs, made
         return views
 
-    def _gate_view(self, health, state: str, tally: Tally, per_minute: int, heads: tuple[int, int], now_ms: int) -> dict:
+    def _gate_view(self, health, state: str, tally: Tally, per_minute: int, heads: tuple[int, int], trust_head: int | None, now_ms: int) -> dict:
         fields = queries.health_of(health)
         cause = _cause(state, health, now_ms)
         self._note_transition(health.gate, state, cause)
@@ -235,6 +237,7 @@ class LiveFeed:
             "per_minute": per_minute, "decisions": dict(tally.reasons),
             "rev_lag": rev_head - fields["rev_seq"] if isinstance(fields["rev_seq"], int) else None,
             "used_lag": used_head - fields["used_seq"] if isinstance(fields["used_seq"], int) else None,
+            "trust_head": trust_head,  # the hub's newest trust list; a gate below it may still trust a withdrawn issuer key
             "emergency": isinstance(relay, str) and relay.startswith("emergency"),
             "state_reset": bool(health.resets), "acked_seq": health.acked_seq, **fields,
             "settings_mismatch": [item.as_dict() for item in stored_disagreements(health.heartbeat or health.birth or {}, self._hub_settings)],

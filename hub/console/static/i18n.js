@@ -18,7 +18,7 @@ window.LUNGTA_TEXT = {
     alert_relay_error: "{gate}: relay or sensor fault", alert_emergency_on: "{gate}: emergency open", alert_clock_offset: "{gate}: clock off",
     alert_revocation_lag: "{gate}: behind on revocations", alert_used_lag: "{gate}: behind on used tickets", alert_backlog_growing: "{gate}: events piling up",
     alert_disk_low: "{gate}: disk low", alert_gate_state_reset: "{gate}: state was reset", alert_flagged_admissions: "{gate}: flagged admissions today",
-    alert_settings_mismatch: "{gate}: settings differ from the hub's", alert_session_taken_over: "{gate}: another device uses this gate id",
+    alert_settings_mismatch: "{gate}: settings differ from the hub's", alert_trust_list_behind: "{gate}: older trust list of ticket keys", alert_session_taken_over: "{gate}: another device uses this gate id",
     alert_hub_session_taken_over: "A second hub for this site is running",
     wrong_login: "Wrong name or password", no_gates: "No gate has reported yet", of: "of", scanner: "scanner", relay: "relay",
   },
@@ -38,12 +38,12 @@ window.LUNGTA_TEXT = {
     alert_relay_error: "{gate} 闸门或传感器故障", alert_emergency_on: "{gate} 紧急开闸中", alert_clock_offset: "{gate} 时钟偏差过大",
     alert_revocation_lag: "{gate} 作废名单未同步", alert_used_lag: "{gate} 已用票记录未同步", alert_backlog_growing: "{gate} 待传记录积压",
     alert_disk_low: "{gate} 磁盘空间不足", alert_gate_state_reset: "{gate} 本地数据已重置", alert_flagged_admissions: "{gate} 今日有存疑放行",
-    alert_settings_mismatch: "{gate} 配置与中心不一致", alert_session_taken_over: "{gate} 闸机编号被另一台设备占用",
+    alert_settings_mismatch: "{gate} 配置与中心不一致", alert_trust_list_behind: "{gate} 售票密钥信任列表未更新", alert_session_taken_over: "{gate} 闸机编号被另一台设备占用",
     alert_hub_session_taken_over: "本景区另有一台中心服务器在运行",
     wrong_login: "用户名或密码错误", no_gates: "尚无闸机上报", of: "/", scanner: "扫码器", relay: "闸门",
   },
   bo: {  // other UI labels fall back to Chinese; reason texts are the catalogue's Tibetan
-    alert_settings_mismatch: "{gate} སྒྲིག་འགོད་ལྟེ་བ་དང་མི་མཐུན།", alert_session_taken_over: "{gate} སྒོ་ཨང་འདི་སྒྲིག་ཆས་གཞན་ཞིག་གིས་སྤྱོད་བཞིན་འདུག",
+    alert_settings_mismatch: "{gate} སྒྲིག་འགོད་ལྟེ་བ་དང་མི་མཐུན།", alert_trust_list_behind: "{gate} ལྡེ་མིག་ཡིད་ཆེས་ཐོ་གསར་བསྒྱུར་མ་བྱས།", alert_session_taken_over: "{gate} སྒོ་ཨང་འདི་སྒྲིག་ཆས་གཞན་ཞིག་གིས་སྤྱོད་བཞིན་འདུག",
     alert_hub_session_taken_over: "ས་གནས་འདིར་ལྟེ་བ་གཉིས་པ་ཞིག་འཁོར་བཞིན་འདུག",
   },
 };
