@@ -195,8 +195,9 @@ def run_state(args: argparse.Namespace) -> int:
             "events": store.counts(),
             "hub_streams": store.stream_seqs(),
             "quota_leases": [
-                {"day": day, "slot_start": start, "slot_end": end, "granted": granted, "used": used, "lease_id": lease, "expires_ms": expires}
-                for day, start, end, granted, used, lease, expires in store.quota_leases()
+                {"day": lease.day, "slot_start": lease.slot_start, "slot_end": lease.slot_end, "granted": lease.granted, "used": lease.used,
+                 "lease_id": lease.lease_id, "expires_ms": lease.expires_ms}
+                for lease in store.quota_leases()
             ],
             "clock": {"high_water": high_water, "wall": int(time.time()), "trusted": time.time() >= high_water - JUMP_THRESHOLD_SECONDS,
                       "threshold_seconds": JUMP_THRESHOLD_SECONDS},  # the default: this command reads no gate.toml

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cbor2
 
-from protocol.gate_messages import EventKind
+from protocol.gate_messages import EventKind, LeaseReport
 
 from ..rules import Usage
 from .private import create_private_file, make_private_dir
@@ -331,10 +331,11 @@ class GateStore:
             self._after_commit.append(lambda: self._leases.__setitem__((day, slot_start), list(row)))
         return changed > 0
 
-    def quota_leases(self) -> list[tuple[str, int, int, int, int, int, int]]:
-        """(day, slot_start, slot_end, granted, used, lease_id, expires_ms) of every lease held."""
+    def quota_leases(self) -> list[LeaseReport]:
+        """Every lease held, with the persons admitted on it: what the heartbeat reports to the hub."""
         with self._lock:
-            return self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id, expires_ms FROM quota_lease ORDER BY day, slot_start").fetchall()
+            rows = self._db.execute("SELECT day, slot_start, slot_end, granted, used, lease_id, expires_ms FROM quota_lease ORDER BY day, slot_start").fetchall()
+        return [LeaseReport(*row) for row in rows]
 
     def append_event(self, db: sqlite3.Connection, kind: EventKind, at_ms: int, ticket_id: bytes | None, data: dict, event_id: bytes | None = None) -> PendingEvent:
         """Append to the outbox inside an open transaction. Seqs never repeat, even after pruning.

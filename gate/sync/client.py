@@ -36,7 +36,6 @@ from protocol.gate_messages import (
     EventData,
     GateEvent,
     GateSettings,
-    LeaseReport,
     Ping,
     SnapshotRequest,
     decode_event_data,
@@ -379,7 +378,7 @@ class HubSync:
             "clock_trusted": reading.trusted,
             "clock_offset_ms": None if reading.offset_to_hub is None else round(reading.offset_to_hub * 1000),
             "hub_online": self._hub.online,
-            "quota": [lease_report_map(LeaseReport(*row)) for row in store.quota_leases()],
+            "quota": [lease_report_map(lease) for lease in store.quota_leases()],
             "disk_free_mb": shutil.disk_usage(store.path.parent).free // 2**20,
             "temperature_c": _temperature(),
         }

@@ -111,7 +111,7 @@ def test_quota_lease_is_consumed_and_returned_on_rollback(validator, mint, store
 def test_an_older_lease_never_replaces_a_newer_one(store):
     assert store.set_quota_lease("2026-11-18", 0, 1440, granted=10, lease_id=2, expires_ms=(NOW + 3600) * 1000)
     assert not store.set_quota_lease("2026-11-18", 0, 1440, granted=50, lease_id=1, expires_ms=(NOW + 3600) * 1000)
-    assert store.quota_leases()[0][3] == 10
+    assert store.quota_leases()[0].granted == 10
 
 
 def test_an_expired_lease_admits_nobody_until_the_hub_renews_it(validator, mint, store):
@@ -182,7 +182,7 @@ def test_the_places_of_group_members_who_did_not_pass_go_back_to_the_quota(valid
     store.set_quota_lease("2026-11-18", 0, 1440, granted=5, lease_id=1, expires_ms=(NOW + 3600) * 1000)
     group = validator.scan(mint(persons=4))
     validator.passage(group.admission, passed=3)
-    assert store.quota_leases()[0][4] == 3
+    assert store.quota_leases()[0].used == 3
     assert store.pending_events()[-1].data["quota"] == {"day": "2026-11-18", "slot_start": 0, "persons": -1}
     assert validator.scan(mint(persons=2)).decision.granted
 

@@ -230,13 +230,13 @@ def test_real_gates_admit_up_to_the_cap_and_not_one_more(hub, hub_config_path, g
     assert hub.service.wait_for(lambda stats: stats.reports >= 2, TIMEOUT)
     hub_command("quota", "set", "--config", str(hub_config_path), "--site", "potala", "--date", day, "--slot", str(TimeSlot(start, end)), "--cap", "6")
 
-    def lease(gate) -> tuple | None:  # (day, slot_start, slot_end, granted, used, lease_id, expires_ms)
+    def lease(gate) -> LeaseReport | None:
         return next(iter(gate.parts.store.quota_leases()), None)
 
     for gate in (east, west):
         gate.wait(lambda g: lease(g) is not None, "lease installed")
     for _ in range(5):
-        east.wait(lambda g: lease(g)[3] > lease(g)[4], "the hub raised the lease after the last admission")
+        east.wait(lambda g: lease(g).granted > lease(g).used, "the hub raised the lease after the last admission")
         assert east.validator.scan(ticket(issuer_key)).decision.granted
     assert east.validator.scan(ticket(issuer_key)).decision.reason is Reason.QUOTA_EXHAUSTED, "the 6th place is west's"
     assert west.validator.scan(ticket(issuer_key)).decision.granted

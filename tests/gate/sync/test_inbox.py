@@ -133,7 +133,7 @@ def test_used_marks_of_other_gates_count_and_the_gates_own_are_ignored(inbox):
 
 def test_a_lease_is_installed_and_its_seq_survives_a_restart(inbox, tmp_path, trust):
     send(inbox, "quota/g1", 3, lease_body(QuotaLease("2026-11-18", 600, 720, 40, 1, (NOW + 60) * 1000)))
-    assert inbox.store.quota_leases()[0][3] == 40
+    assert inbox.store.quota_leases()[0].granted == 40
     again = HubInbox(SITE, "g1", inbox.store, inbox.revocations, inbox.hub_trust, lambda: NOW)
     assert again.tracker.last("quota/g1") == 3
 
