@@ -48,7 +48,6 @@ class Committed:
     unrelayed: int = 0
     reports: int = 0
     published: int = 0
-    snapshots: int = 0
 
     def merge(self, other: "Committed") -> None:
         for name, value in vars(other).items():
