@@ -424,6 +424,7 @@ class HubService:
         """Called by the snapshot builder's threads once a build is published."""
         with self.progress:
             self.stats.snapshots_sent += len(build.gates)
+            self.stats.recent_snapshots.append(build)
             self.progress.notify_all()
 
 
