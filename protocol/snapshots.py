@@ -21,6 +21,14 @@ from .messages import MAX_MESSAGE_BYTES, MAX_SEQ, MalformedMessage, MessageError
 from .topics import REVOCATIONS, SITE_STREAMS
 
 
+# The hub's layout of a revocation entry of a 16-byte id and a Unix-seconds expiry: 23 bytes, packed and cut by struct
+UNIFORM_ITEM = struct.Struct(">2s16scI")  # 0x82 0x50 (an array of 2, a 16-byte string), the id, 0x1a, a 4-byte expiry
+ITEM_HEAD, EXPIRY_HEAD = b"\x82\x50", b"\x1a"
+SHORTEST_4_BYTE = 0x10000  # smaller values have a shorter head: the strict decoder refuses them in 4 bytes
+_id_and_expiry = operator.itemgetter(1, 3)
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
+
+
 @dataclass(frozen=True)
 class SnapshotChunk:
     """One chunk of the full state of ``of`` as of stream seq ``as_of``.
@@ -50,9 +58,36 @@ class Snapshot:
 
 def snapshot_bodies(of: str, as_of: int, entries: Sequence[object], chunk_size: int, snapshot_id: bytes) -> list[dict]:
     """Chunk bodies for a snapshot; ``entries`` are wire items ([id, exp] or used-mark maps)."""
-    parts = [encode(list(entries[start:start + chunk_size])) for start in range(0, len(entries), chunk_size)] or [encode([])]
+    parts = [_encode_chunk(of, entries[start:start + chunk_size]) for start in range(0, len(entries), chunk_size)] or [encode([])]
     digest = hashlib.sha256(b"".join(parts)).digest()
     return [{"of": of, "as_of": as_of, "snapshot_id": snapshot_id, "index": index, "count": len(parts), "sha256": digest, "data": data} for index, data in enumerate(parts)]
+
+
+def _encode_chunk(of: str, items: Sequence[object]) -> bytes:
+    """The CBOR array of one chunk's items. Revocations in the uniform layout (``_uniform_revocations``) are packed
+    by ``struct``, byte for byte what ``encode`` makes of them, in a tenth of its time (a hub sends millions)."""
+    packed = _pack_uniform(items) if of == REVOCATIONS else None
+    return packed if packed is not None else encode(list(items))
+
+
+def _pack_uniform(items: Sequence[object]) -> bytes | None:
+    """``items`` ([ticket_id, expires] pairs) packed, when every id has 16 bytes and every expiry a 4-byte head; else None."""
+    if not items or set(map(type, items)) - {list, tuple} or set(map(len, items)) != {2}:  # type: ignore[arg-type]
+        return None
+    ids, expiries = list(map(_first, items)), list(map(_second, items))  # type: ignore[arg-type]
+    if set(map(type, ids)) != {bytes} or set(map(len, ids)) != {16} or set(map(type, expiries)) != {int}:
+        return None
+    if min(expiries) < SHORTEST_4_BYTE or max(expiries) > 0xFFFFFFFF:
+        return None
+    return _array_head_bytes(len(items)) + b"".join(map(UNIFORM_ITEM.pack, itertools.repeat(ITEM_HEAD), ids, itertools.repeat(EXPIRY_HEAD), expiries))
+
+
+def _array_head_bytes(count: int) -> bytes:
+    """The shortest CBOR head of an array of ``count`` items."""
+    if count < 24:
+        return bytes([0x80 | count])
+    width = 1 if count < 0x100 else 2 if count < 0x10000 else 4
+    return bytes([0x98 + width.bit_length() - 1]) + count.to_bytes(width, "big")
 
 
 def decode_snapshot_chunk(body: object) -> SnapshotChunk:
@@ -119,13 +154,6 @@ def revocation_chunk_entries(data: bytes) -> list[RevocationEntry]:
     return uniform if uniform is not None else decode_revocations(_chunk_items(data))
 
 
-UNIFORM_ITEM = struct.Struct(">2s16scI")  # 0x82 0x50 (an array of 2, a 16-byte string), the id, 0x1a, a 4-byte expiry
-ITEM_HEAD, EXPIRY_HEAD = b"\x82\x50", b"\x1a"
-SHORTEST_4_BYTE = 0x10000  # smaller values have a shorter head: the strict decoder refuses them in 4 bytes
-_id_and_expiry = operator.itemgetter(1, 3)
-_expiry = operator.itemgetter(1)
-
-
 def _array_head(data: bytes) -> tuple[int, int] | None:
     """(count, offset of the first item) of a definite-length array head in its shortest form; None for anything else."""
     if not data or data[0] >> 5 != 4:
@@ -159,6 +187,6 @@ def _uniform_revocations(data: bytes) -> list[RevocationEntry] | None:
             or data[start + 18::size] != EXPIRY_HEAD * count):
         return None
     entries = list(map(tuple.__new__, itertools.repeat(RevocationEntry), map(_id_and_expiry, UNIFORM_ITEM.iter_unpack(data[start:]))))
-    if entries and min(map(_expiry, entries)) < SHORTEST_4_BYTE:
+    if entries and min(map(_second, entries)) < SHORTEST_4_BYTE:
         return None
     return entries

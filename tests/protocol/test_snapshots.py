@@ -9,7 +9,7 @@ import pytest
 from protocol.cbor import encode
 from protocol.hub_messages import MAX_ITEMS, RevocationEntry, decode_revocations, revocations_body
 from protocol.messages import MalformedMessage, decode_payload
-from protocol.snapshots import _uniform_revocations, revocation_chunk_entries
+from protocol.snapshots import _pack_uniform, _uniform_revocations, revocation_chunk_entries, snapshot_bodies
 
 ENTRY = b"\x82\x50"  # [bytes(16), ...
 
@@ -60,3 +60,17 @@ def test_a_chunk_of_more_entries_than_one_message_may_carry_is_refused():
     data = chunk([RevocationEntry(bytes(16), 0x10000)] * (MAX_ITEMS + 1))
     with pytest.raises(MalformedMessage):
         revocation_chunk_entries(data)
+
+
+@pytest.mark.parametrize("count", [1, 23, 24, 255, 256, 65_535, 65_536])
+def test_the_hub_packs_a_chunk_of_its_layout_byte_for_byte_as_the_cbor_encoder_does(count):
+    items = revocations_body([RevocationEntry(os.urandom(16), expires) for expires in ([0x10000, 0xFFFFFFFF, 1_800_000_000] * count)[:count]])
+    assert _pack_uniform(items) == encode(items)
+
+
+def test_entries_outside_the_layout_are_encoded_by_the_cbor_encoder():
+    for entries in ([RevocationEntry(b"a" * 12, 2_000_000_000)], [RevocationEntry(bytes(16), 0xFFFF)], [RevocationEntry(bytes(16), 2**32)]):
+        items = revocations_body(entries)
+        assert _pack_uniform(items) is None
+        (body,) = snapshot_bodies("revocations", 1, items, 10, b"s" * 16)
+        assert body["data"] == encode(items) and revocation_chunk_entries(body["data"]) == entries
