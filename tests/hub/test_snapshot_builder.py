@@ -28,7 +28,8 @@ from testkit.hub_config import write_hub_config
 from testkit.sim_gate import SimGate
 from tests.hub.conftest import TIMEOUT, RunningHub, start_hub
 
-SIZE = 300_000  # revocations: enough that building their snapshot takes this hub over 1 s (asserted)
+SIZE = 500_000  # revocations: enough that building their snapshot takes this hub over 1 s (asserted)
+DURING = 150_000  # revocations: a build long enough for several to be added while it runs (asserted)
 LONG = 120.0  # seconds allowed for a large snapshot to be built and installed on a loaded machine
 EXPIRES = int(time.time()) + 30 * 86_400
 
@@ -112,7 +113,7 @@ def test_other_gates_pings_are_answered_while_a_large_snapshot_is_built(tmp_path
 
 
 def test_a_snapshot_holds_every_revocation_up_to_its_seq_while_more_are_added_during_the_build(tmp_path, broker, hub_key, gates):
-    hub, initial = large_hub(tmp_path, broker, hub_key, SIZE)
+    hub, initial = large_hub(tmp_path, broker, hub_key, DURING)
     added: list[tuple[bytes, int]] = []
     done = threading.Event()
 
@@ -138,12 +139,12 @@ def test_a_snapshot_holds_every_revocation_up_to_its_seq_while_more_are_added_du
     assert build.entries == up_to_as_of, "the snapshot is the set as of its seq: nothing missing, nothing newer"
     assert any(seq > build.as_of for _, seq in added), "revocations were committed while the snapshot was built"
     revocations = big.parts.revocations
-    assert len(revocations) == SIZE + len(added)
+    assert len(revocations) == DURING + len(added)
     assert all(revocations.is_revoked(ticket_id) for ticket_id, _ in added) and all(revocations.is_revoked(ticket_id) for ticket_id in initial[::97])
 
 
 def test_gates_asking_together_share_one_build(tmp_path, broker, hub_key, gate_factory):
-    hub, _ = large_hub(tmp_path, broker, hub_key, SIZE // 4)
+    hub, _ = large_hub(tmp_path, broker, hub_key, DURING // 2)
     try:
         # they ask but do not subscribe to the chunks: only the build is looked at
         asking = [gate_factory(name, subscriptions=[pong_stream_topic(broker.site, name)]) for name in ("g3", "g4")]
