@@ -74,3 +74,9 @@ def test_entries_outside_the_layout_are_encoded_by_the_cbor_encoder():
         assert _pack_uniform(items) is None
         (body,) = snapshot_bodies("revocations", 1, items, 10, b"s" * 16)
         assert body["data"] == encode(items) and revocation_chunk_entries(body["data"]) == entries
+
+
+def test_revocation_entries_chunk_as_their_wire_pairs_do():
+    """The hub hands its entries over as they are (named pairs), without building a list per entry."""
+    for entries in ([RevocationEntry(os.urandom(16), 1_800_000_000) for _ in range(25)], [RevocationEntry(b"a" * 12, 5), RevocationEntry(bytes(16), 2**40)]):
+        assert snapshot_bodies("revocations", 3, entries, 10, b"s" * 16) == snapshot_bodies("revocations", 3, revocations_body(entries), 10, b"s" * 16)
