@@ -52,6 +52,7 @@ from .quota_reports import quota_use, slot_reports, unleased_use
 from .snapshot_builder import SnapshotBuild, SnapshotBuilder
 from .sqlite_snapshots import SqliteSnapshotReader
 from .sqlite_store import SqliteHubStore
+from .sqlite_tables import HubStoreError
 from .store import HubStore, OutboxRow
 from .trustlist import HubTrustLists
 
@@ -112,7 +113,15 @@ class HubService:
         link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue(), drop=rate.should_drop)
         store = SqliteHubStore(config.database, config.synchronous)
         trust = load_trust_store(config.trust) if config.trust is not None else None
-        return cls(config, store, link, load_signing_key(config.key), inbound, clock, trust, rate)
+        service = cls(config, store, link, load_signing_key(config.key), inbound, clock, trust, rate)
+        try:
+            service.snapshots.open()  # here, so a database the builder cannot read is the same one line as the store's
+        except HubStoreError:
+            store.close()
+            if service.trust_lists is not None:
+                service.trust_lists.close()
+            raise
+        return service
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

@@ -106,10 +106,25 @@ class SnapshotBuilder:
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
+    def open(self) -> None:
+        """Open a connection per stream; raises ``HubStoreError`` naming the file (``start`` opens them if this was not called)."""
+        try:
+            for stream in SITE_STREAMS:
+                if stream not in self._sources:
+                    self._sources[stream] = self._open_source()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connections of a builder that never started (started ones are closed by their threads)."""
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()
+
     def start(self) -> None:
-        """Open a connection per stream (raises ``HubStoreError`` naming the file) and start the threads."""
-        for stream in SITE_STREAMS:
-            self._sources[stream] = self._open_source()
+        """Start the threads (opening the connections first if ``open`` was not called)."""
+        self.open()
         for stream in SITE_STREAMS:
             thread = threading.Thread(target=self._serve, args=(stream,), name=f"hub-snapshots-{stream}", daemon=True)
             thread.start()

@@ -21,7 +21,6 @@ off with a warning. File formats: ``revocation_files``.
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import itertools
 import logging
@@ -104,28 +103,6 @@ def _encode_entries(entries: Iterable[tuple[bytes, int]], where: Path, first: in
         parts.append(key)
         parts.append(expiry.to_bytes(4, "big"))
     return keys, expiries, b"".join(parts)
-
-
-def _snapshot_records(batch: list[tuple[bytes, int]], where: Path, first: int) -> np.ndarray:
-    """The records of ``batch`` (``RECORD_DTYPE``), as ``_encode_entries`` makes them but checked and hashed in C.
-
-    A snapshot holds up to millions of entries: a Python loop over them took
-    the gate seconds. A batch the checks refuse goes through
-    ``_encode_entries``, whose error names the entry at fault.
-    """
-    ids, expiries = zip(*batch)
-    lengths = set(map(len, ids)) if set(map(type, ids)) == {bytes} else {0}
-    if set(map(type, expiries)) != {int} or min(lengths) < 1 or max(lengths) > MAX_TICKET_ID or min(expiries) < 0:
-        return np.frombuffer(_encode_entries(batch, where, first)[2], RECORD_DTYPE)
-    if max(expiries) > NEVER_EXPIRES:  # beyond 2106: kept as NEVER_EXPIRES
-        expiries = tuple(min(expiry, NEVER_EXPIRES) for expiry in expiries)
-    records = np.empty(len(batch), RECORD_DTYPE)
-    records["key"] = np.frombuffer(b"".join(map(_blake2b.digest, map(_snapshot_hash, ids))), f"S{KEY_SIZE}")
-    records["expiry"] = np.fromiter(expiries, np.uint32, len(batch))
-    return records
-
-
-_snapshot_hash = functools.partial(_blake2b, digest_size=KEY_SIZE)  # revocation_key, without a Python call per id
 
 
 def _check_sequence(sequence: int, where: Path) -> None:
@@ -337,7 +314,7 @@ class RevocationSet:
         _check_sequence(sequence, self.directory)
         chunks, pending = [], iter(entries)
         while batch := list(itertools.islice(pending, SNAPSHOT_BATCH)):  # bounds the Python objects alive at once
-            chunks.append(_snapshot_records(batch, self._base_path, len(chunks) * SNAPSHOT_BATCH))
+            chunks.append(np.frombuffer(_encode_entries(batch, self._base_path, len(chunks) * SNAPSHOT_BATCH)[2], RECORD_DTYPE))
         self.replace_with_snapshot_records(sequence, np.concatenate(chunks) if chunks else np.empty(0, RECORD_DTYPE))
 
     def replace_with_snapshot_records(self, sequence: int, records: np.ndarray) -> None:
