@@ -8,22 +8,27 @@ this hub over a second (asserted): on the worker, every pong waited that long.
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 
-from hub.snapshot_builder import SnapshotBuild
+from hub.publisher import Publisher
+from hub.snapshot_builder import SnapshotBuild, SnapshotBuilder
 from hub.sqlite_snapshots import SqliteSnapshotReader
 from hub.sqlite_store import SqliteHubStore
 from hub.sqlite_tables import HubStoreError
 from lungta.config import load_hub_config
 from protocol.hub_messages import RevocationEntry
-from protocol.topics import PONG, REVOCATIONS, hub_topic, pong_stream
+from protocol.topics import PONG, REVOCATIONS, USED, hub_topic, pong_stream
 from testkit.broker import Broker
+from transport.mqtt import BrokerConfig, MqttLink
 from testkit.hub_config import write_hub_config
 from testkit.sim_gate import SimGate
 from tests.hub.conftest import TIMEOUT, RunningHub, start_hub
@@ -156,6 +161,31 @@ def test_gates_asking_together_share_one_build(tmp_path, broker, hub_key, gate_f
     finally:
         hub.stop()
     assert builds == [build] and build.gates == ("g3", "g4"), f"two gates asking within the same second share one build: {builds}"
+
+
+def test_a_hub_stopping_during_a_large_build_stops_at_once_and_sends_nothing(tmp_path, broker, hub_key, gate_factory, caplog):
+    hub, _ = large_hub(tmp_path, broker, hub_key, SIZE)
+    try:
+        asking = gate_factory("g3", subscriptions=[pong_stream_topic(broker.site, "g3")])
+        with caplog.at_level(logging.INFO, logger="hub.service"):
+            asking.request_snapshot(REVOCATIONS)
+            assert hub.service.wait_for(lambda stats: "gate g3 asked for a revocations snapshot" in caplog.text, TIMEOUT), "the request reached the builder"
+    finally:
+        started = time.monotonic()
+        hub.stop()
+    assert time.monotonic() - started < 5.0, "the hub waited for the build to finish"
+    assert not hub.service.stats.recent_snapshots and "snapshot failed" not in caplog.text
+
+
+def test_gates_beyond_the_waiting_limit_are_refused_and_ask_again_later(tmp_path, caplog):
+    link = MqttLink(BrokerConfig(port=1), [], queue.Queue(), queue.Queue())  # never started: nothing is built here
+    builder = SnapshotBuilder(lambda: SqliteSnapshotReader(tmp_path / "unused.db"), Publisher(link, SigningKey.generate(), "potala"), 2000, 0, time.time,
+                              lambda build: None, max_waiting=2)
+    assert builder.request("g1", REVOCATIONS) and builder.request("g2", REVOCATIONS)
+    assert builder.request("g1", REVOCATIONS), "a gate already waiting is not counted twice"
+    assert builder.request("g3", USED), "each stream has its own limit"
+    assert not builder.request("g3", REVOCATIONS)
+    assert "snapshot request of gate g3 for revocations refused: 2 gates already wait" in caplog.text
 
 
 def test_a_database_without_the_hub_schema_is_refused_for_snapshots_with_one_line(tmp_path):
