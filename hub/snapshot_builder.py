@@ -90,7 +90,7 @@ class SnapshotBuilder:
 
     def __init__(self, open_source: Callable[[], SnapshotSource], publisher: Publisher, chunk: int, used_retention_ms: int,
                  clock: Callable[[], float], sent: Callable[[SnapshotBuild], None], max_waiting: int = MAX_WAITING) -> None:
-        """``open_source`` is called once per stream thread at ``start``; ``publisher`` is used by these threads only;
+        """``open_source`` makes one connection per stream (``open``); ``publisher`` is used by these threads only (under ``_send_lock``);
         ``clock`` is hub time (Unix s), which decides what has expired; ``sent`` is called after each build is published."""
         self._open_source = open_source
         self._publisher = publisher
