@@ -6,7 +6,7 @@ A gate that finds a gap in its revocation stream (issue 11, item 4) asks the
 hub for a full snapshot of the unexpired revocations, not for the missing
 range. Does that matter? Real parts, as bench_liveness: Mosquitto, the hub
 (``HubService`` in a thread of this process) holding N revocations, and a
-gate sync client (validator + ``HubSync`` on real state, gate.toml
+gate sync client (``HubSync`` on a gate's real state, gate.toml
 defaults). Measured per N:
 
 - **full snapshot**: a new gate state asks for it (the same request a gap
@@ -14,10 +14,12 @@ defaults). Measured per N:
   installed: the hub's query, chunking and signing, the broker, the gate's
   verification, assembly and atomic install. Bare limit in the same run: the
   same with N = 0 (connect, first pong, request, an empty snapshot).
-  Meanwhile a second gate, in step, watches its own "hub online": the
-  hub's single worker builds the snapshot, so its pongs to every other gate
-  wait; longer than the pong timeout (3.5 s) and every gate of the site
-  falls back to the offline policy.
+  Meanwhile a second gate, in step, watches its own "hub online": while
+  the hub built snapshots on its single worker, its pongs to every other
+  gate waited, longer than the pong timeout (3.5 s) at 1 M, and every gate
+  of the site fell back to the offline policy; the snapshot builder
+  (hub/snapshot_builder.py) now builds them beside the worker. Also shown:
+  the hub's part (reading and chunking; signing and publishing).
 - **missing range as deltas**: the gate is in step; the hub gets
   ``--missing`` new revocations (a) in deltas of ``snapshot_chunk`` (2,000)
   ids, which is what a range fill would send, (b) one id per delta, as one
@@ -38,10 +40,11 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from gate.clock import GateClock
+from gate.health import GateHealth
+from gate.parts import GateParts, open_gate_parts
 from gate.rules import GateRules
 from gate.sync.client import HubSync
 from gate.sync.settings import SyncSettings
-from gate.validator import Validator, open_validator
 from hub.service import HubService
 from hub.sqlite_store import SqliteHubStore
 from lungta.config import load_hub_config
@@ -105,31 +108,35 @@ class Bench:
         self.hub_trust = TrustStore([TrustedKey("hub", hub_key.verify_key)])
         self.witness, self.witness_sync = self._gate(root, "g2")
         self.witness_sync.start()  # in step before the bench's gate asks: it shows what the rest of the site sees
-        _wait(lambda: self.witness.hub_online, 60)
-        self.validator, self.sync = self._gate(root, "g1")
+        _wait(lambda: self.witness.hub.online, 60)
+        self.parts, self.sync = self._gate(root, "g1")
 
-    def _gate(self, root: Path, name: str) -> tuple[Validator, HubSync]:
-        validator = open_validator(root / name, GateRules(SITE, gate_id=name), TrustStore([]), clock=GateClock(0))
+    def _gate(self, root: Path, name: str) -> tuple[GateParts, HubSync]:
+        """A gate's state and its sync client with gate.toml defaults (hub timeout 3.5 s)."""
+        parts = open_gate_parts(root / name, GateHealth(), clock=GateClock(0))
         settings = SyncSettings(trust=Path("unused"), broker=BrokerConfig(self.broker.host, self.broker.port, name, self.broker.password(name)))
-        return validator, HubSync(settings, validator, validator.revocations, self.hub_trust)
+        return parts, HubSync(settings, GateRules(SITE, gate_id=name), parts.store, parts.revocations, parts.clock, parts.hub, self.hub_trust)
 
     def applied(self) -> int:
         return self.sync.inbox.tracker.last(REVOCATIONS)
 
-    def full_snapshot(self) -> tuple[float, float]:
-        """(seconds until installed, seconds the witness gate was not "hub online" meanwhile)."""
+    def full_snapshot(self) -> tuple[float, float, float, float]:
+        """(seconds until installed, seconds the witness gate was not "hub online" meanwhile, the hub's build and send seconds)."""
         offline = 0.0
         last = time.monotonic()
 
         def installed() -> bool:
             nonlocal offline, last
             now = time.monotonic()
-            offline += 0.0 if self.witness.hub_online else now - last
+            offline += 0.0 if self.witness.hub.online else now - last
             last = now
             return REVOCATIONS in self.sync.inbox.installed and self.applied() >= self.head
 
         self.sync.start()
-        return _wait(installed), offline
+        seconds = _wait(installed)
+        with self.service.progress:
+            build = next(build for build in self.service.stats.recent_snapshots if build.stream == REVOCATIONS and "g1" in build.gates)
+        return seconds, offline, build.build_s, build.send_s
 
     def missing_range(self, count: int, per_delta: int) -> float:
         _wait(lambda: self.sync.caught_up, 60)
@@ -142,7 +149,7 @@ class Bench:
         self.witness.close()
         self.stop.set()
         self.thread.join(30)
-        self.validator.close()
+        self.parts.close()
         self.broker.stop()
 
 
@@ -150,7 +157,7 @@ def one_size(size: int, missing: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-gap-") as directory:
         bench = Bench(Path(directory), size)
         try:
-            figures = dict(zip(("snapshot", "witness_offline"), bench.full_snapshot()))
+            figures = dict(zip(("snapshot", "witness_offline", "build", "send"), bench.full_snapshot()))
             figures["range"] = bench.missing_range(missing, CHUNK)
             figures["singles"] = bench.missing_range(missing, 1)
             return figures
@@ -170,8 +177,8 @@ def main() -> None:
     print(f"{'bare (hub holds 0)':28}: full snapshot {bare['snapshot']:6.2f} s")
     for size in sizes:
         figures = one_size(size, args.missing)
-        print(f"{f'hub holds {size:,}':28}: full snapshot {figures['snapshot']:6.2f} s (bare + {figures['snapshot'] - bare['snapshot']:.2f} s), "
-              f"another gate offline meanwhile {figures['witness_offline']:.2f} s; "
+        print(f"{f'hub holds {size:,}':28}: full snapshot {figures['snapshot']:6.2f} s (bare + {figures['snapshot'] - bare['snapshot']:.2f} s; "
+              f"hub build {figures['build']:.2f} s, send {figures['send']:.2f} s), another gate offline meanwhile {figures['witness_offline']:.2f} s; "
               f"missing {args.missing:,} as deltas of {CHUNK}: {figures['range']:.2f} s, one per delta: {figures['singles']:.2f} s")
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from protocol.gate_messages import SnapshotRequest
 from protocol.hub_messages import Ack, Pong
 
+from .snapshot_builder import SnapshotBuild
 from .store import OutboxRow
+
+
+RECENT_SNAPSHOTS = 20
 
 
 @dataclass
@@ -32,6 +36,7 @@ class HubStats:
     acked: dict[str, int] = field(default_factory=dict)
     refused_by_gate: Counter[str] = field(default_factory=Counter)
     rate_limited: Counter[str] = field(default_factory=Counter)
+    recent_snapshots: deque[SnapshotBuild] = field(default_factory=lambda: deque(maxlen=RECENT_SNAPSHOTS))  # the latest builds, newest last
 
 
 @dataclass
@@ -48,7 +53,6 @@ class Committed:
     unrelayed: int = 0
     reports: int = 0
     published: int = 0
-    snapshots: int = 0
 
     def merge(self, other: "Committed") -> None:
         for name, value in vars(other).items():

@@ -23,7 +23,7 @@ from .store import OutboxRow
 
 
 class Publisher:
-    """Used by the hub's worker thread only."""
+    """Not thread-safe: one instance per thread (the worker's; the snapshot builder has its own). The link is shared (paho's publish is thread-safe)."""
 
     def __init__(self, link: MqttLink, key: SigningKey, site: str) -> None:
         self._link = link

@@ -7,7 +7,9 @@ in batches, and for each batch, in ONE transaction, stores the events
 applies birth/death/heartbeat reports and reserves ack seqs. Only after the
 commit does it PUBACK the batch's MQTT messages, publish the signed acks
 (each gate: every event up to this seq is durable) and publish the used
-marks. Snapshot requests are answered after that. Between batches it
+marks. Snapshot requests are handed to the snapshot builder after that
+(hub/snapshot_builder.py: its own threads and database connection, so a
+snapshot of a million revocations never delays a pong). Between batches it
 publishes outbox rows other processes recorded (``lungta hub revoke``),
 noticed through SQLite's data_version.
 
@@ -21,7 +23,6 @@ and only then publishes them, like every other outbox row.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -33,11 +34,10 @@ from datetime import datetime, timedelta
 from nacl.signing import SigningKey
 
 from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest
-from protocol.hub_messages import Ack, Pong, ack_body, pong_body, revocations_body, used_mark_map
-from protocol.snapshots import snapshot_bodies
+from protocol.hub_messages import Ack, Pong, ack_body, pong_body
 from protocol.keys import kid_for, load_signing_key, load_verify_key
 from transport.mqtt import MqttLink
-from protocol.topics import HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream, snapshot_stream
+from protocol.topics import HEARTBEAT, SITE_STREAMS, ack_stream, hub_subscription, pong_stream
 from protocol.trust import TrustStore, load_trust_store
 
 from .agreement import SettingsWatch, hub_settings
@@ -49,7 +49,10 @@ from .progress import Committed, HubStats
 from .publisher import Publisher
 from .quota import GateSlot, Quota, QuotaPolicy, allocate, slot_window_ms, used
 from .quota_reports import quota_use, slot_reports, unleased_use
+from .snapshot_builder import SnapshotBuild, SnapshotBuilder
+from .sqlite_snapshots import SqliteSnapshotReader
 from .sqlite_store import SqliteHubStore
+from .sqlite_tables import HubStoreError
 from .store import HubStore, OutboxRow
 from .trustlist import HubTrustLists
 
@@ -73,6 +76,8 @@ class HubService:
         self.link = link
         self.inbound = inbound
         self.publisher = Publisher(link, key, config.site)
+        self.snapshots = SnapshotBuilder(lambda: SqliteSnapshotReader(config.database), Publisher(link, key, config.site), config.snapshot_chunk,
+                                         config.used_retention_days * 86_400_000, clock, self._snapshot_sent)
         self.stats = HubStats()
         self.progress = threading.Condition()
         self.clock = clock
@@ -108,7 +113,15 @@ class HubService:
         link = MqttLink(config.broker, [hub_subscription(config.site)], inbound, queue.Queue(), drop=rate.should_drop)
         store = SqliteHubStore(config.database, config.synchronous)
         trust = load_trust_store(config.trust) if config.trust is not None else None
-        return cls(config, store, link, load_signing_key(config.key), inbound, clock, trust, rate)
+        service = cls(config, store, link, load_signing_key(config.key), inbound, clock, trust, rate)
+        try:
+            service.snapshots.open()  # here, so a database the builder cannot read is the same one line as the store's
+        except HubStoreError:
+            store.close()
+            if service.trust_lists is not None:
+                service.trust_lists.close()
+            raise
+        return service
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -120,6 +133,7 @@ class HubService:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set; the link is started and stopped here."""
+        self.snapshots.start()
         self.link.start()
         try:
             while not stop.is_set():
@@ -128,6 +142,7 @@ class HubService:
                     self._handle(batch)
                 self._housekeeping()
         finally:
+            self.snapshots.stop()
             self.link.stop()
             self._flush_published()
             self.store.close()
@@ -321,7 +336,8 @@ class HubService:
         for gate, pong in done.pongs:
             self._pong_seq += 1  # pongs are matched by nonce, not seq: a counter in memory is enough
             self.publisher.publish(pong_stream(gate), self._pong_seq, now_ms, pong_body(pong))
-        done.snapshots = sum(self._answer(gate, request, now_ms) for gate, request in done.requests)
+        for gate, request in done.requests:
+            self._answer(gate, request)
 
     def _count(self, intake: Intake, done: Committed) -> None:
         with self.progress:
@@ -337,7 +353,6 @@ class HubService:
             stats.unrelayed += done.unrelayed
             stats.reports += done.reports
             stats.pongs += len(done.pongs)
-            stats.snapshots_sent += done.snapshots
             stats.outbox_published += done.published
             stats.acked.update({gate: ack.acked_seq for gate, _, ack in done.acks})
             self.progress.notify_all()
@@ -405,25 +420,21 @@ class HubService:
         for key in [key for key in self._last_snapshot if key[0] == gate]:
             del self._last_snapshot[key]
 
-    def _answer(self, gate: str, request: SnapshotRequest, now_ms: int) -> int:
-        """Send ``gate`` a chunked snapshot of the requested stream; 1 if sent, 0 if cooling down."""
+    def _answer(self, gate: str, request: SnapshotRequest) -> None:
+        """Hand ``gate``'s request to the snapshot builder, unless the gate asked for this stream in the last SNAPSHOT_COOLDOWN_S."""
         key = (gate, request.stream)
         if time.monotonic() - self._last_snapshot.get(key, -SNAPSHOT_COOLDOWN_S) < SNAPSHOT_COOLDOWN_S:
-            return 0
+            return
         self._last_snapshot[key] = time.monotonic()
-        if request.stream == REVOCATIONS:
-            as_of, entries = self.store.revocation_snapshot(now_ms // 1000)
-            items = revocations_body(entries)
-        else:
-            as_of, marks = self.store.used_snapshot(now_ms, self.config.used_retention_days * 86_400_000)
-            items = [used_mark_map(mark) for mark in marks]
-        bodies = snapshot_bodies(request.stream, as_of, items, self.config.snapshot_chunk, os.urandom(16))
-        stream = snapshot_stream(gate)
-        first = self.store.next_seq(stream, len(bodies))
-        for offset, body in enumerate(bodies):
-            self.publisher.publish(stream, first + offset, now_ms, body)
-        log.info("sent gate %s a %s snapshot as of seq %d (%d entries, %d chunks; it had %d)", gate, request.stream, as_of, len(items), len(bodies), request.from_seq)
-        return 1
+        if self.snapshots.request(gate, request.stream):
+            log.info("gate %s asked for a %s snapshot (it had seq %d)", gate, request.stream, request.from_seq)
+
+    def _snapshot_sent(self, build: SnapshotBuild) -> None:
+        """Called by the snapshot builder's threads once a build is published."""
+        with self.progress:
+            self.stats.snapshots_sent += len(build.gates)
+            self.stats.recent_snapshots.append(build)
+            self.progress.notify_all()
 
 
 def online_gates(store: HubStore, now_ms: int, heartbeat_interval_s: int) -> dict[str, bool]:

@@ -7,7 +7,8 @@ a crash never publishes what was not stored nor loses what was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from protocol.cbor import decode_exactly, encode
 from protocol.hub_messages import (
@@ -87,13 +88,28 @@ class OutboxTables(Tables):
         with self.transaction():
             self._db.executemany("UPDATE outbox SET published = 1 WHERE row_id = ?", [(row_id,) for row_id in row_ids])
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read transaction: every SELECT inside sees the same committed state (WAL), and no write lock is
+        taken, so a snapshot read for seconds on another connection (hub/snapshot_builder.py) never holds up the worker's commits."""
+        if self._db.in_transaction:  # inside the store's own transaction: already one view
+            yield
+            return
+        self._db.execute("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
+            if self._db.in_transaction:  # not after an interrupt (hub/snapshot_builder.py stopping) that ended it
+                self._db.execute("COMMIT")
+
     def revocation_snapshot(self, now_s: int) -> tuple[int, list[RevocationEntry]]:
-        with self.transaction():  # one read snapshot for the seq and the set
-            rows = self._db.execute("SELECT ticket_id, expires FROM revocations WHERE expires > ? ORDER BY ticket_id", (now_s,)).fetchall()
-            return self.last_seq(REVOCATIONS), [RevocationEntry(ticket_id, expires) for ticket_id, expires in rows]
+        with self._reading():  # one read snapshot for the seq and the set
+            as_of = self.last_seq(REVOCATIONS)
+            rows = self._db.execute("SELECT ticket_id, expires FROM revocations WHERE expires > ?", (now_s,)).fetchall()
+            return as_of, [RevocationEntry(ticket_id, expires) for ticket_id, expires in rows]
 
     def used_snapshot(self, now_ms: int, retention_ms: int) -> tuple[int, list[UsedMark]]:
-        with self.transaction():
+        with self._reading():
             rows = self._db.execute(
                 "SELECT mark FROM used_marks WHERE coalesce(expires * 1000, at_ms + ?) > ? ORDER BY id", (retention_ms, now_ms)
             ).fetchall()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from nacl.signing import SigningKey
 
@@ -167,9 +168,13 @@ class SequenceTracker:
 # ---- hub message bodies -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RevocationEntry:
-    """A revoked ticket id and when the entry may be dropped (ticket expiry, Unix s)."""
+class RevocationEntry(NamedTuple):
+    """A revoked ticket id and when the entry may be dropped (ticket expiry, Unix s).
+
+    A named tuple, not a dataclass: a snapshot holds millions of them, made
+    several times faster this way, and the gate's revocation set takes them
+    as the ``(ticket_id, expires)`` pairs they are, without a copy.
+    """
 
     ticket_id: bytes
     expires: int

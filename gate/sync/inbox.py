@@ -239,7 +239,7 @@ class HubInbox:
 
     def _install(self, snapshot: Snapshot) -> None:
         if snapshot.of == REVOCATIONS:
-            self.revocations.replace_with_snapshot(snapshot.as_of, [(entry.ticket_id, entry.expires) for entry in snapshot.entries])
+            self.revocations.replace_with_snapshot(snapshot.as_of, snapshot.entries)  # RevocationEntry is a (ticket_id, expires) pair
         else:
             store = self.store
             # A state whose incarnation has not got its full snapshots yet (new, wiped, quarantined, reset) lacks what

@@ -160,6 +160,27 @@ def test_snapshot_replaces_hub_entries_but_keeps_local_revocations(store_dir: Pa
         assert all(ticket in store for ticket in snapshot + local)
 
 
+def test_a_snapshot_stores_what_deltas_store_for_the_same_entries(store_dir: Path, tmp_path: Path) -> None:
+    """Snapshots are hashed in bulk, deltas entry by entry: the same ids and expiries give the same records."""
+    entries = [(os.urandom(length), expiry) for length in (1, 12, 16, 64) for expiry in (0, LATER, NEVER_EXPIRES, NEVER_EXPIRES + 1, 2**70)]
+    with RevocationSet.open(store_dir) as snapshot, RevocationSet.open(tmp_path / "deltas") as deltas:
+        snapshot.replace_with_snapshot(1, iter(entries))
+        deltas.apply_delta(1, entries)
+        deltas.compact()
+        assert (store_dir / "base.rev").read_bytes()[-len(entries) * 16:] == (tmp_path / "deltas" / "base.rev").read_bytes()[-len(entries) * 16:]
+        assert all(snapshot.is_revoked(ticket_id) for ticket_id, _ in entries)
+
+
+@pytest.mark.parametrize("bad, why", [(("a1b2c3", LATER), "ticket id"), ((b"", LATER), "ticket id"), ((b"x" * 65, LATER), "ticket id"),
+                                      ((b"good-ticket-id", -1), "expiry"), ((b"good-ticket-id", True), "expiry"), ((b"good-ticket-id", 1.5), "expiry")])
+def test_a_snapshot_with_a_bad_entry_names_it_and_changes_nothing(store_dir: Path, bad: tuple, why: str) -> None:
+    with RevocationSet.open(store_dir) as store:
+        store.apply_delta(1, revoked(ids(3)))
+        with pytest.raises(InvalidEntry, match=f"entry 2: {why}"):
+            store.replace_with_snapshot(5, revoked(ids(2, b"s")) + [bad])
+        assert store.sequence == 1 and len(store) == 3
+
+
 def test_snapshot_from_a_hub_restored_from_backup_moves_the_sequence_back(store_dir: Path) -> None:
     with RevocationSet.open(store_dir) as store:
         for sequence in range(1, 6):
