@@ -312,7 +312,8 @@ class RevocationSet:
     def replace_with_snapshot(self, sequence: int, entries: Iterable[tuple[bytes, int]]) -> None:
         """Replace all hub entries by a snapshot as of ``sequence`` (catch-up after a gap)."""
         _check_sequence(sequence, self.directory)
-        chunks, pending = [], iter(entries)
+        chunks: list[np.ndarray] = []
+        pending = iter(entries)
         while batch := list(itertools.islice(pending, SNAPSHOT_BATCH)):  # bounds the Python objects alive at once
             chunks.append(np.frombuffer(_encode_entries(batch, self._base_path, len(chunks) * SNAPSHOT_BATCH)[2], RECORD_DTYPE))
         self.replace_with_snapshot_records(sequence, np.concatenate(chunks) if chunks else np.empty(0, RECORD_DTYPE))
