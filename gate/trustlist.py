@@ -81,7 +81,7 @@ class TrustListKeeper:
             return None
         best: tuple[TrustList, bytes, Path] | None = None
         for path in self._saved_paths():
-            data = _read_saved(path)
+            data = read_saved(path)
             if data is None:
                 continue
             try:
@@ -145,7 +145,7 @@ class TrustListKeeper:
         return [self._state_dir / FILENAME, *quarantined]
 
 
-def _read_saved(path: Path) -> bytes | None:
+def read_saved(path: Path) -> bytes | None:
     """The saved list's bytes (a regular file, bounded, no symlink), or None when there is none or it cannot be read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -60,6 +60,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Read-only: safe beside a running gate (the revocation set, held by the running daemon, is then reported as such).",
     )
     state.add_argument("--state", required=True, type=Path, metavar="DIR", help="gate state directory")
+    state.add_argument("--site-root", type=Path, metavar="PUB", help="the site root's public key (gate.toml [gate] site_root): check the installed trust list and show its version and keys")
     state.set_defaults(run=run_state)
 
     run = gate.add_parser("run", help="run the gate daemon (scanner -> decision -> turnstile)", description="Run the gate daemon until SIGTERM; systemd Type=notify aware.")
@@ -190,7 +191,7 @@ def run_state(args: argparse.Namespace) -> int:
         raise CommandError(f"--state: {args.state} is a file, not a directory")
     with GateStore.open_read_only(args.state) as store:
         high_water = store.get_count("clock_high_water", 0)
-        record = {
+        record: dict[str, object] = {
             "state_dir": str(args.state),
             "events": store.counts(),
             "hub_streams": store.stream_seqs(),
@@ -202,5 +203,24 @@ def run_state(args: argparse.Namespace) -> int:
             "clock": {"high_water": high_water, "wall": int(time.time()), "trusted": time.time() >= high_water - JUMP_THRESHOLD_SECONDS,
                       "threshold_seconds": JUMP_THRESHOLD_SECONDS},  # the default: this command reads no gate.toml
         }
+    record["trust_list"] = _trust_list_summary(args.state, args.site_root)
     emit({"state_dir": record.pop("state_dir"), "revocations": _revocations_summary(args.state / "revocations"), **record})
     return 0
+
+
+def _trust_list_summary(state_dir: Path, site_root: Path | None) -> dict | None:
+    """The trust list the gate installed from the hub (gate/trustlist.py); its contents only once checked against the root."""
+    from gate.trustlist import FILENAME, read_saved
+    from protocol.keys import load_verify_key
+    from protocol.trustlist import TrustListError, describe, open_trust_list
+
+    path = state_dir / FILENAME
+    data = read_saved(path)
+    if data is None:
+        return None  # the gate trusts the issuer keys of its local trust file
+    if site_root is None:
+        return {"file": str(path), "verified": False, "hint": "pass --site-root with the site root's public key to check it and show its version"}
+    try:
+        return {"file": str(path), "verified": True, **describe(open_trust_list(data, load_verify_key(site_root)))}
+    except TrustListError as error:
+        return {"file": str(path), "verified": False, "refused": error.reason}

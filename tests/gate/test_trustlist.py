@@ -155,3 +155,26 @@ def test_a_folder_or_a_link_where_the_saved_list_should_be_is_not_a_crash_at_sta
         assert keeper.load_saved() is None  # a planted link is not followed
     assert caplog.text.count("reason=unreadable") == 2
     assert validator.scan(mint()).decision.granted
+
+
+def test_gate_state_shows_the_installed_list_checked_against_the_site_root(tmp_path, validator, root, new_key) -> None:
+    """The IT person at a gate the hub cannot see: which trust list does it hold?"""
+    import json
+
+    from protocol.keys import write_key_pair
+    from testkit.live_gate import lungta
+
+    assert _keeper(tmp_path, validator, root).receive(_list(root, 3, new_key))
+    _, root_pub = write_key_pair(root, tmp_path / "root", "site-root")
+    _, other_pub = write_key_pair(SigningKey.generate(), tmp_path / "other", "site-root")
+
+    def state(*extra: str) -> dict:
+        import subprocess
+        shown = subprocess.run(lungta("gate", "state", "--state", str(tmp_path / "state"), *extra), capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        return json.loads(shown.stdout)["trust_list"]
+
+    checked = state("--site-root", str(root_pub))
+    assert checked["verified"] and checked["version"] == 3 and [key["name"] for key in checked["keys"]] == ["k0"]
+    assert state()["verified"] is False, "without the root nothing of it is shown as fact"
+    assert state("--site-root", str(other_pub)) | {"file": None} == {"file": None, "verified": False, "refused": "bad_signature"}
