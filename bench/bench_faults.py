@@ -33,7 +33,8 @@ from lungta.cli import main as cli_main
 from protocol.ticket import new_ticket_id
 from testkit.faults.actions import Faults
 from testkit.faults.invariants import hub_rows
-from testkit.faults.site import GateProcess, Site, wait_until
+from testkit.faults.site import GateProcess, Site
+from testkit.waiting import wait_until
 
 PROBE_SECONDS = 0.25
 NOTICE_LIMIT_SECONDS = 120.0

@@ -55,21 +55,12 @@ from protocol.trust import TrustedKey, TrustStore
 from testkit.broker import Broker
 from testkit.hub_config import write_hub_config
 
-from .stats import machine
+from .stats import machine, seconds_until
 
 SITE = "potala"
 CHUNK = 2000  # hub.toml snapshot_chunk default: also the delta size a range fill would use
 LIMIT_S = 300.0
-
-
-def _wait(predicate, timeout: float = LIMIT_S, poll: float = 0.005) -> float:
-    """Seconds until ``predicate()`` holds; polls, as a user watching a status would."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("condition not reached")
-        time.sleep(poll)  # polling interval of a measurement, not a synchronisation
-    return time.monotonic() - start
+POLL_S = 0.005  # resolution of the timings
 
 
 def _entries(count: int) -> list[RevocationEntry]:
@@ -108,7 +99,7 @@ class Bench:
         self.hub_trust = TrustStore([TrustedKey("hub", hub_key.verify_key)])
         self.witness, self.witness_sync = self._gate(root, "g2")
         self.witness_sync.start()  # in step before the bench's gate asks: it shows what the rest of the site sees
-        _wait(lambda: self.witness.hub.online, 60)
+        seconds_until(lambda: self.witness.hub.online, 60, POLL_S)
         self.parts, self.sync = self._gate(root, "g1")
 
     def _gate(self, root: Path, name: str) -> tuple[GateParts, HubSync]:
@@ -133,15 +124,15 @@ class Bench:
             return REVOCATIONS in self.sync.inbox.installed and self.applied() >= self.head
 
         self.sync.start()
-        seconds = _wait(installed)
+        seconds = seconds_until(installed, LIMIT_S, POLL_S)
         with self.service.progress:
             build = next(build for build in self.service.stats.recent_snapshots if build.stream == REVOCATIONS and "g1" in build.gates)
         return seconds, offline, build.build_s, build.send_s
 
     def missing_range(self, count: int, per_delta: int) -> float:
-        _wait(lambda: self.sync.caught_up, 60)
+        seconds_until(lambda: self.sync.caught_up, 60, POLL_S)
         self.head = _revoke(self.config.database, _entries(count), per_delta, published=False)
-        return _wait(lambda: self.applied() >= self.head)  # from the commit at the hub, as a range fill would start from stored rows
+        return seconds_until(lambda: self.applied() >= self.head, LIMIT_S, POLL_S)  # from the commit at the hub, as a range fill would start from stored rows
 
     def close(self) -> None:
         self.sync.stop(timeout=2)

@@ -18,7 +18,6 @@ import signal
 import statistics
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from nacl.signing import SigningKey
@@ -36,19 +35,9 @@ from protocol.trust import TrustedKey, TrustStore
 from testkit.broker import Broker
 from testkit.hub_config import write_hub_config
 
-from .stats import machine
+from .stats import machine, seconds_until
 
 SITE = "potala"
-
-
-def _wait(predicate, timeout: float, poll: float = 0.01) -> float:
-    """Seconds until ``predicate()`` holds; polls, as a user watching a status would."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("condition not reached")
-        time.sleep(poll)  # polling interval of a measurement, not a synchronisation
-    return time.monotonic() - start
 
 
 def _start_hub(config: Path) -> tuple[HubService, threading.Event, threading.Thread]:
@@ -71,13 +60,13 @@ def one_round(root: Path, mode: str) -> float:
     sync = HubSync(settings, GateRules(SITE, gate_id="g1"), parts.store, parts.revocations, parts.clock, parts.hub, TrustStore([TrustedKey("hub", hub_key.verify_key)]))
     sync.start()
     try:
-        _wait(lambda: parts.hub.online, 60)
+        seconds_until(lambda: parts.hub.online, 60)
         if mode == "hub stopped":
             stop.set()
             thread.join(30)
         else:
             broker.process.send_signal(signal.SIGSTOP)
-        return _wait(lambda: not parts.hub.online, 60)
+        return seconds_until(lambda: not parts.hub.online, 60)
     finally:
         if mode != "hub stopped":
             broker.process.send_signal(signal.SIGCONT)

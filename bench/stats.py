@@ -54,3 +54,16 @@ def interleaved(functions: dict[str, Callable[[], object]], rounds: int, batch: 
 
 def summary_us(samples: list[float]) -> str:
     return f"median {statistics.median(samples) * 1e6:8.1f} us  p99 {percentile(samples, 0.99) * 1e6:8.1f} us"
+
+
+def seconds_until(predicate: Callable[[], object], timeout: float, poll: float = 0.01) -> float:
+    """Seconds until ``predicate()`` holds, polled every ``poll`` s as a user watching a status would; TimeoutError past ``timeout``.
+
+    The poll interval is the measurement's resolution, not a synchronisation.
+    """
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError("condition not reached")
+        time.sleep(poll)
+    return time.monotonic() - start

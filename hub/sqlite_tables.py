@@ -8,6 +8,7 @@ the methods that own them, over the one connection this base declares.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 
@@ -19,7 +20,4 @@ class Tables:
     """The connection and the store's transaction, as each group of tables sees them."""
 
     _db: sqlite3.Connection
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """One IMMEDIATE transaction (nested calls join it); hub/sqlite_store.py implements it."""
-        raise NotImplementedError
+    transaction: Callable[[], AbstractContextManager[None]]  # one IMMEDIATE transaction, nested calls join it: SqliteHubStore's

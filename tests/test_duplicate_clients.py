@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from testkit.broker import Broker
-from testkit.faults.site import Process, wait_until
+from testkit.faults.site import Process
+from testkit.waiting import wait_until
 from testkit.live_gate import hub_section, write_gate_config
 from testkit.ptys import RawPty
 from testkit.hub_config import write_hub_config

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import cbor2
 
-from .site import FaultTimeout, Site, wait_until
+from .site import Site
+from testkit.waiting import WaitTimeout, wait_until
 
 SETTLE_SECONDS = 45.0
 AWAY_LIMIT_SECONDS = 5.0  # a gate away from the live hub longer than this must apply the offline policy
@@ -120,7 +121,7 @@ def settle(site: Site, timeout: float = SETTLE_SECONDS) -> list[Violation]:
             continue
         try:
             wait_until(lambda: _backlog_or_none(gate.state) == 0, f"gate {gate.name} outbox empty", timeout)
-        except FaultTimeout:
+        except WaitTimeout:
             violations.append(Violation(Invariant.SETTLED, gate.name, f"{_backlog_or_none(gate.state)} event(s) still unacknowledged {timeout:.0f} s after the heal"))
     return violations
 

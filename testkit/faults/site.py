@@ -23,11 +23,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from nacl.signing import SigningKey
@@ -40,33 +38,19 @@ from protocol.keys import write_key_pair
 from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
 from testkit.hub_config import write_hub_config
 
+from testkit.waiting import WaitTimeout, wait_until
+
 from .netns import Topology, run_in
 from .private_ptys import PrivatePtys
 
 GATES = ("g1", "g2", "g3")
 HUB_LINK = "hub"  # the hub's namespace link to the broker, cut like a gate's
 WAIT = 45.0
-POLL_SECONDS = 0.05  # polling interval of condition waits, not a synchronisation
 FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 DECISION = re.compile(r"decision (grant|deny) (\w+) ticket=(\S+) persons=(\d+) seq=(\d+)")
 REFUSAL = re.compile(r"scan input=([0-9a-f]+) refused: (\w+)")  # nothing could be committed (storage_error, internal_error): no seq
-T = TypeVar("T")
 
 
-class FaultTimeout(AssertionError):
-    """A condition the harness waited for did not come true in time; says what it was."""
-
-
-def wait_until(predicate: Callable[[], T], what: str, timeout: float = WAIT) -> T:
-    """Poll ``predicate`` until it returns something true; that value, or FaultTimeout naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise FaultTimeout(f"{what}: not within {timeout:.0f} s")
-        time.sleep(POLL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -135,12 +119,12 @@ class GateProcess(Process):
             wait_until(lambda: self._started_and(f"{self.port}: open"), f"gate {self.name} scanner open")
             if online:
                 wait_until(lambda: self._started_and("connected to broker"), f"gate {self.name} connected")
-        except FaultTimeout as timeout:
-            raise FaultTimeout(f"{timeout}; its log ends: {self.text(since_start=True)[-1500:]}") from None
+        except WaitTimeout as timeout:
+            raise WaitTimeout(f"{timeout}; its log ends: {self.text(since_start=True)[-1500:]}") from None
 
     def _started_and(self, needle: str) -> bool:
         if not self.running:
-            raise FaultTimeout(f"gate {self.name} exited with {self.popen.returncode}: {self.text(since_start=True)[-1500:]}")
+            raise WaitTimeout(f"gate {self.name} exited with {self.popen.returncode}: {self.text(since_start=True)[-1500:]}")
         return needle in self.text(since_start=True)
 
     def connections(self) -> int:
@@ -175,7 +159,7 @@ class GateProcess(Process):
     def _decision_on(self, ticket: str, digest: str, index: int) -> Decided | None:
         found = self._outcomes(ticket, digest)
         if not self.running:
-            raise FaultTimeout(f"gate {self.name} exited with {self.popen.returncode} while deciding {ticket[:8]}: {self.text(since_start=True)[-1500:]}")
+            raise WaitTimeout(f"gate {self.name} exited with {self.popen.returncode} while deciding {ticket[:8]}: {self.text(since_start=True)[-1500:]}")
         return found[index] if len(found) > index else None
 
     def step_clock(self, seconds: float) -> None:

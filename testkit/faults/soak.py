@@ -27,7 +27,8 @@ from pathlib import Path
 
 from .actions import Faults
 from .invariants import Invariant, Violation, check_site, hub_events
-from .site import FaultTimeout, Site
+from .site import Site
+from testkit.waiting import WaitTimeout
 
 log = logging.getLogger("testkit.faults.soak")
 
@@ -104,7 +105,7 @@ def soak(directory: Path, cycles: int, seed: int, check_every: int, offline_poli
             fault = rng.choice(faults_drawn)
             try:
                 fault(faults, rng)
-            except FaultTimeout as timeout:  # a daemon that did not come back is a finding, not the end of the soak
+            except WaitTimeout as timeout:  # a daemon that did not come back is a finding, not the end of the soak
                 found[(Invariant.DAEMON_RUNNING, fault.__name__)] = Violation(Invariant.DAEMON_RUNNING, fault.__name__, str(timeout)[:400])
                 _restore(faults)
             done = cycle

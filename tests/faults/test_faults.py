@@ -20,7 +20,8 @@ from protocol.ticket import read_ticket
 from testkit.faults.actions import Faults
 from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
 from testkit.faults.invariants import AWAY_LIMIT_SECONDS, check_site, gate_backlog, gate_rows, hub_events, hub_rows
-from testkit.faults.site import FaultTimeout, GateProcess, wait_until
+from testkit.faults.site import GateProcess
+from testkit.waiting import WaitTimeout, wait_until
 
 pytestmark = NEEDS_ROOT
 TWO = ("g1", "g2")  # where a fault needs one gate and a witness, two gates start faster than three
@@ -111,7 +112,7 @@ def test_a_full_disk_refuses_scans_and_the_daemon_stays_alive(site_with_faults):
     try:
         refused = gate.scan(site.mint())
         seen = [f"granted on a full disk ({refused.reason})"] if refused.granted else []
-    except FaultTimeout as crash:  # the daemon died on the scan: say so, then check everything else too
+    except WaitTimeout as crash:  # the daemon died on the scan: say so, then check everything else too
         seen = [str(crash).splitlines()[-1][:300]]
     faults.free_disk("g1")
     if gate.running:
@@ -244,7 +245,7 @@ def _notice_hub_gone(faults, fault, what: str) -> list[str]:
 
 
 def _notice_hub_back(faults, repair) -> None:
-    """Repair the fault and wait until every gate says the hub is online again (FaultTimeout if one never does)."""
+    """Repair the fault and wait until every gate says the hub is online again (WaitTimeout if one never does)."""
     marks = {gate.name: len(gate.text()) for gate in faults.site.gates.values()}
     repair()
     for gate in faults.site.gates.values():

@@ -16,7 +16,7 @@ import pytest
 from gate.cache.state import GateStore, UsageCount
 from protocol.keys import write_key_pair
 from protocol.ticket import read_ticket
-from testkit.faults.site import wait_until
+from testkit.waiting import wait_until
 from testkit.live_gate import GateProcess, relay_openings, write_gate_config
 from testkit.ptys import RawPty
 from testkit.tickets import live_ticket

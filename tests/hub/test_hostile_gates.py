@@ -28,7 +28,7 @@ from protocol.messages import MAX_TIME_MS
 from protocol.ticket import issue_ticket, read_ticket
 from protocol.topics import gate_client_id, gate_topic
 from testkit.tickets import make_claims
-from testkit.faults.site import wait_until
+from testkit.waiting import wait_until
 from tests.hub.conftest import TIMEOUT, start_hub
 from testkit.hub_config import write_hub_config
 from testkit.sim_gate import SimGate

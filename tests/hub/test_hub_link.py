@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from testkit.broker import Broker
-from testkit.faults.site import Process, wait_until
+from testkit.faults.site import Process
+from testkit.waiting import wait_until
 from testkit.hub_config import write_hub_config
 
 TIMEOUT = 60.0

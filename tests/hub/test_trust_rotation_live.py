@@ -19,6 +19,7 @@ from protocol.trustlist import new_trust_list, sign_trust_list
 from testkit.live_gate import WatchedProcess, hub_section, lungta, write_gate_config
 from testkit.ptys import RawPty
 from testkit.tickets import live_ticket
+from testkit.waiting import wait_until
 from testkit.hub_config import write_hub_config
 
 SECONDS = 15.0  # "within seconds": the list reaches the gate and changes its decisions well inside this
@@ -76,15 +77,6 @@ def _gate_trust_version(database: Path) -> object:
         store.close()
 
 
-def _wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)  # polling interval of a condition read from another process's database, not a synchronisation
-    return condition()
-
-
 def test_a_withdrawn_sales_key_is_refused_at_a_live_gate_within_seconds_even_after_an_offline_restart(tmp_path: Path, make_broker, hub_key: SigningKey) -> None:
     broker = make_broker(["g1"])
     root, key_a, key_b = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
@@ -112,7 +104,7 @@ def test_a_withdrawn_sales_key_is_refused_at_a_live_gate_within_seconds_even_aft
         assert "decision grant valid" in gate.decide(live_ticket(key_b))
         assert time.monotonic() - published_at < SECONDS
         hub.wait_line("trust list in use version=1")
-        assert _wait_for(lambda: _gate_trust_version(tmp_path / "hub" / "hub.db") == 1, SECONDS), "the heartbeat never reported trust list version 1"
+        wait_until(lambda: _gate_trust_version(tmp_path / "hub" / "hub.db") == 1, "the heartbeat reporting trust list version 1 at the hub", SECONDS)
 
         # offline restart: the broker is down, the gate decides with the list it kept
         gate.process.stop()
