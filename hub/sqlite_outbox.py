@@ -3,6 +3,16 @@
 A message is recorded with its stream seq in the same transaction as what it
 says (a revocation, a used mark, a lease), and published only after commit, so
 a crash never publishes what was not stored nor loses what was.
+
+Revocations made one ticket at a time (a ticket office refunding order after
+order, thousands of API calls in a burst) are coalesced: the newest revocation
+delta stays *open* until the worker takes it for publishing, and a revocation
+committed meanwhile joins it (same seq, up to a chunk) instead of taking a seq
+of its own. The number of messages each gate must take is then bounded by the
+worker's publishing passes, not by the callers' rate, so a burst never
+overflows the broker's per-gate queue (which would drop the gate's pongs with
+the deltas and push it to its offline policy). Taking a snapshot closes the
+open delta too, so a snapshot's seq never grows after it was read.
 """
 
 from __future__ import annotations
@@ -55,15 +65,36 @@ class OutboxTables(Tables):
         return [self._insert_row(stream, first + offset, at_ms, body) for offset, body in enumerate(bodies)]
 
     def add_revocations(self, entries: Sequence[RevocationEntry], reason: str | None, at_ms: int, chunk: int) -> list[OutboxRow]:
+        """Record revocations with the deltas that carry them: joined to the open delta when they fit, else new deltas (the last left open)."""
         with self.transaction():
-            parts = [list(entries[start:start + chunk]) for start in range(0, len(entries), chunk)]
-            rows = self._append(REVOCATIONS, [revocations_body(part) for part in parts], at_ms)
+            joined = self._join_open_delta(entries, at_ms, chunk)
+            if joined is not None:
+                rows, parts = [joined], [list(entries)]
+            else:
+                self._db.execute("UPDATE outbox SET open = 0 WHERE stream = ? AND open = 1", (REVOCATIONS,))
+                parts = [list(entries[start:start + chunk]) for start in range(0, len(entries), chunk)]
+                rows = self._append(REVOCATIONS, [revocations_body(part) for part in parts], at_ms)
+                if rows:
+                    self._db.execute("UPDATE outbox SET open = 1 WHERE row_id = ?", (rows[-1].row_id,))
             for row, part in zip(rows, parts):
                 self._db.executemany(
                     "INSERT INTO revocations VALUES (?, ?, ?, ?, ?) ON CONFLICT (ticket_id) DO UPDATE SET expires = excluded.expires, reason = excluded.reason, seq = excluded.seq",
                     [(entry.ticket_id, entry.expires, reason, row.seq, at_ms) for entry in part],
                 )
             return rows
+
+    def _join_open_delta(self, entries: Sequence[RevocationEntry], at_ms: int, chunk: int) -> OutboxRow | None:
+        """The open revocation delta with ``entries`` added, or None when there is none or they do not fit in its chunk."""
+        open_row = self._db.execute("SELECT row_id, seq, body FROM outbox WHERE stream = ? AND open = 1", (REVOCATIONS,)).fetchone()
+        if open_row is None or not entries:
+            return None
+        row_id, seq, blob = open_row
+        body = decode_exactly(blob, "outbox body")
+        if len(body) + len(entries) > chunk:
+            return None
+        body = body + revocations_body(entries)
+        self._db.execute("UPDATE outbox SET body = ?, at_ms = ? WHERE row_id = ?", (encode(body), at_ms, row_id))
+        return OutboxRow(row_id, REVOCATIONS, seq, at_ms, body)
 
     def add_used_marks(self, marks: Sequence[UsedMark], at_ms: int, chunk: int) -> list[OutboxRow]:
         with self.transaction():
@@ -81,6 +112,12 @@ class OutboxTables(Tables):
             return self._append(command_stream(gate), [command_body(command)], at_ms)[0]
 
     def unpublished(self, limit: int, after_row_id: int = 0) -> list[OutboxRow]:
+        """The rows to publish; the open revocation delta is closed in the same transaction, so what is read is what is sent."""
+        with self.transaction():
+            self._db.execute("UPDATE outbox SET open = 0 WHERE open = 1")
+            return self._unpublished(limit, after_row_id)
+
+    def _unpublished(self, limit: int, after_row_id: int) -> list[OutboxRow]:
         rows = self._db.execute("SELECT row_id, stream, seq, at_ms, body FROM outbox WHERE published = 0 AND row_id > ? ORDER BY row_id LIMIT ?", (after_row_id, limit))
         return [OutboxRow(row_id, stream, seq, at_ms, decode_exactly(body, "outbox body", allow_floats=True)) for row_id, stream, seq, at_ms, body in rows]
 
@@ -103,8 +140,12 @@ class OutboxTables(Tables):
                 self._db.execute("COMMIT")
 
     def revocation_snapshot(self, now_s: int) -> tuple[int, list[RevocationEntry]]:
-        with self._reading():  # one read snapshot for the seq and the set
+        """The seq is taken first, closing the open delta in a short write so nothing joins a seq the snapshot names;
+        the set is read after, so it holds at least that seq's state (a later delta applied on top changes nothing)."""
+        with self.transaction():
+            self._db.execute("UPDATE outbox SET open = 0 WHERE stream = ? AND open = 1", (REVOCATIONS,))
             as_of = self.last_seq(REVOCATIONS)
+        with self._reading():
             rows = self._db.execute("SELECT ticket_id, expires FROM revocations WHERE expires > ?", (now_s,)).fetchall()
             return as_of, [RevocationEntry(ticket_id, expires) for ticket_id, expires in rows]
 

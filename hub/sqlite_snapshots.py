@@ -3,9 +3,10 @@
 Reading a million revocations takes seconds; on the worker's connection that
 would stall every commit, ack and pong behind it. This connection reads each
 snapshot in one deferred read transaction (WAL: the worker keeps committing
-meanwhile, the read sees the state as of its first SELECT), and writes one
-thing only: the seqs of the per-gate snapshot streams, in a transaction of a
-single row (``busy_timeout`` serialises it with the worker's and the CLI's).
+meanwhile, the read sees the state as of its first SELECT), and writes two
+small things only: the seqs of the per-gate snapshot streams, and the close of
+the open revocation delta (hub/sqlite_outbox.py), each in a transaction of its
+own (``busy_timeout`` serialises them with the worker's and the CLI's).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class SqliteSnapshotReader(OutboxTables):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """The one write this connection makes (a seq reservation), in an IMMEDIATE transaction of its own."""
+        """A write of this connection (a seq reservation, a delta closed), in an IMMEDIATE transaction of its own."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield

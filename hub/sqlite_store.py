@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS verified_tickets (
 CREATE TABLE IF NOT EXISTS stream_seq (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     row_id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL,
-    body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0, UNIQUE (stream, seq)
+    body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 0, UNIQUE (stream, seq)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (row_id) WHERE published = 0;
 CREATE TABLE IF NOT EXISTS revocations (
@@ -109,8 +109,8 @@ class SqliteHubStore(HealthTables, QuotaTables):
         if version not in (0, SCHEMA_VERSION) or (version == 0 and self._has_table("events")):
             raise HubStoreError(f"{path}: made by an older Lungta hub (schema {version}, this one needs {SCHEMA_VERSION}); move it aside to start a new one")
         self._db.executescript(SCHEMA)
-        if "unleased" not in {row[1] for row in self._db.execute("PRAGMA table_info(quota_gates)")}:  # a database of a hub before it counted unleased admissions
-            self._db.execute("ALTER TABLE quota_gates ADD COLUMN unleased INTEGER NOT NULL DEFAULT 0")
+        self._add_column("quota_gates", "unleased", "INTEGER NOT NULL DEFAULT 0")  # a hub before it counted unleased admissions
+        self._add_column("outbox", "open", "INTEGER NOT NULL DEFAULT 0")  # a hub before it coalesced revocations
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # ---- transactions ----
@@ -136,6 +136,11 @@ class SqliteHubStore(HealthTables, QuotaTables):
             self._db.execute("COMMIT")
         finally:
             self._depth = 0
+
+    def _add_column(self, table: str, column: str, declaration: str) -> None:
+        """Bring a database of an earlier hub of the same schema version up to date."""
+        if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def _has_table(self, name: str) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None

@@ -100,19 +100,20 @@ class OutboxStore(Protocol):
 
     def last_seq(self, stream: str) -> int: ...
 
-    def add_revocations(self, entries: Sequence[RevocationEntry], reason: str | None, at_ms: int, chunk: int) -> list[OutboxRow]: ...
+    def add_revocations(self, entries: Sequence[RevocationEntry], reason: str | None, at_ms: int, chunk: int) -> list[OutboxRow]:
+        """Record revocations and the deltas that carry them (a delta not yet taken for publishing may be joined: hub/sqlite_outbox.py)."""
 
     def add_used_marks(self, marks: Sequence[UsedMark], at_ms: int, chunk: int) -> list[OutboxRow]: ...
 
     def add_command(self, gate: str, command: Command, at_ms: int) -> OutboxRow: ...
 
     def unpublished(self, limit: int, after_row_id: int = 0) -> list[OutboxRow]:
-        """Outbox rows after ``after_row_id`` not yet acknowledged by the broker, oldest first."""
+        """Outbox rows after ``after_row_id`` not yet acknowledged by the broker, oldest first; none of them may change after this."""
 
     def mark_published(self, row_ids: Sequence[int]) -> None: ...
 
     def revocation_snapshot(self, now_s: int) -> tuple[int, list[RevocationEntry]]:
-        """(revocations seq the set corresponds to, every unexpired revocation)."""
+        """(revocations seq the set is at least as new as, every unexpired revocation)."""
 
     def used_snapshot(self, now_ms: int, retention_ms: int) -> tuple[int, list[UsedMark]]:
         """(used seq the set corresponds to, marks still relevant, in seq order)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 
 import pytest
@@ -93,8 +94,36 @@ def test_outbox_rows_get_consecutive_seqs_per_stream_and_stay_until_published(st
 
 def test_revocation_snapshot_drops_expired_entries_and_names_its_seq(store):
     store.add_revocations([RevocationEntry(b"a" * 12, NOW - 1)], None, 0, 100)
+    store.unpublished(10)  # taken for publishing: closed
     store.add_revocations([RevocationEntry(b"b" * 12, NOW + 1)], None, 0, 100)
     assert store.revocation_snapshot(NOW) == (2, [RevocationEntry(b"b" * 12, NOW + 1)])
+
+
+def test_single_revocations_join_the_delta_not_yet_taken_for_publishing(store):
+    """A burst of one-ticket refunds is a few deltas for the gates, not one each (a broker queue of 1,000 per gate)."""
+    tickets = [bytes([i]) * 12 for i in range(6)]
+    seqs = [row.seq for ticket in tickets[:3] for row in store.add_revocations([RevocationEntry(ticket, NOW + 10)], "refund", 1, chunk=4)]
+    assert seqs == [1, 1, 1]
+    (taken,) = store.unpublished(10)
+    assert (taken.seq, [entry[0] for entry in taken.body]) == (1, tickets[:3])
+    seqs = [row.seq for ticket in tickets[3:] for row in store.add_revocations([RevocationEntry(ticket, NOW + 10)], "refund", 2, chunk=4)]
+    assert seqs == [2, 2, 2], "a delta taken for publishing never changes"
+    assert [len(row.body) for row in store.unpublished(10)] == [3, 3]
+
+
+def test_a_snapshot_closes_the_open_delta_so_its_seq_never_grows_after(store):
+    store.add_revocations([RevocationEntry(b"a" * 12, NOW + 10)], None, 0, 100)
+    as_of, entries = store.revocation_snapshot(NOW)
+    assert as_of == 1 and {entry.ticket_id for entry in entries} == {b"a" * 12}
+    assert [row.seq for row in store.add_revocations([RevocationEntry(b"b" * 12, NOW + 10)], None, 0, 100)] == [2]
+
+
+def test_revocations_that_do_not_fit_the_open_delta_start_new_ones(store):
+    store.add_revocations([RevocationEntry(b"a" * 12, NOW + 10)], None, 0, 2)
+    rows = store.add_revocations([RevocationEntry(bytes([i]) * 12, NOW + 10) for i in range(3)], None, 0, 2)
+    assert [(row.seq, len(row.body)) for row in rows] == [(2, 2), (3, 1)]
+    assert [row.seq for row in store.add_revocations([RevocationEntry(b"z" * 12, NOW + 10)], None, 0, 2)] == [3], "only the newest delta is open"
+    assert [(row.seq, len(row.body)) for row in store.unpublished(10)] == [(1, 1), (2, 2), (3, 2)]
 
 
 def test_used_snapshot_keeps_marks_until_ticket_expiry_or_retention(store):
@@ -121,3 +150,15 @@ def test_only_events_that_changed_a_tickets_counters_become_used_marks():
     assert used_mark_for(admission) == UsedMark(b"t" * 12, "g1", "main", "2026-11-18", 1, 0, NOW * 1000, NOW + 60)
     assert used_mark_for(rollback).entries == 0
     assert used_mark_for(deny) is None
+
+
+def test_a_database_of_a_hub_before_coalescing_is_brought_up_to_date(tmp_path):
+    SqliteHubStore(tmp_path / "hub.db").close()
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.execute("ALTER TABLE outbox DROP COLUMN open")
+    store = SqliteHubStore(tmp_path / "hub.db")
+    try:
+        store.add_revocations([RevocationEntry(b"a" * 12, NOW + 10)], None, 0, 10)
+        assert [row.seq for row in store.add_revocations([RevocationEntry(b"b" * 12, NOW + 10)], None, 0, 10)] == [1]
+    finally:
+        store.close()

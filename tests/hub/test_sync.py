@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.sqlite_store import SqliteHubStore
 from lungta import hub_cli
-from protocol.hub_messages import revocations_body, sign_message
+from protocol.hub_messages import RevocationEntry, revocations_body, sign_message
 from protocol.topics import gate_topic, hub_topic
 from tests.hub.conftest import TIMEOUT, start_hub
 from testkit.hub_config import write_hub_config
@@ -126,6 +126,26 @@ def test_gate_that_reconnects_after_a_broker_restart_gets_its_queued_messages(hu
     assert gate2.view.gaps == []
 
 
+def test_a_burst_of_single_refunds_reaches_a_gate_whose_broker_queue_holds_fewer(hub, gate_factory, broker):
+    """3,000 one-ticket revocations (a ticket office refunding order after order) while a gate is away, its
+    broker queue holding 1,000: coalesced into few deltas, nothing is dropped and the gate needs no snapshot."""
+    gate = gate_factory("g2")
+    gate.disconnect()  # clean: the persistent session stays on the broker and queues for it
+    tickets = [os.urandom(12) for _ in range(3000)]
+    office = SqliteHubStore(hub.config.database)  # another connection, as the console's or `lungta hub revoke`'s
+    try:
+        for ticket in tickets:
+            office.add_revocations([RevocationEntry(ticket, 2_000_000_000)], "refund", 0, hub.config.snapshot_chunk)
+        deltas = office.last_seq("revocations")
+    finally:
+        office.close()
+    assert deltas < 1000, f"{deltas} deltas for 3,000 refunds"
+    assert hub.service.wait_for(lambda stats: stats.outbox_published == deltas, TIMEOUT), "every delta taken by the broker"
+    back = gate_factory("g2")
+    assert back.wait_for(lambda view: len(view.revoked) == len(tickets), TIMEOUT), f"{len(back.view.revoked)} of 3,000"
+    assert back.view.gaps == [] and set(back.view.revoked) == set(tickets)
+
+
 def test_events_published_while_the_hub_is_down_are_stored_when_it_returns(hub, hub_config_path, gate_factory):
     gate = gate_factory("g1")
     gate.publish_events(gate.make_events(5))
@@ -145,9 +165,9 @@ def test_a_gate_joining_late_sees_a_gap_and_catches_up_from_a_chunked_snapshot(t
     running = start_hub(config_path)
     try:
         tickets = [os.urandom(12) for _ in range(5)]
-        for ticket in tickets[:4]:
+        for published, ticket in enumerate(tickets[:4], 1):  # one delta each: published before the next is made
             revoke(config_path, ticket)
-        assert running.service.wait_for(lambda stats: stats.outbox_published == 4, TIMEOUT)
+            assert running.service.wait_for(lambda stats: stats.outbox_published == published, TIMEOUT)
         gate = gate_factory("g3")  # a new session: nothing was queued for it
         revoke(config_path, tickets[4])
         assert gate.wait_for(lambda view: view.gaps == [("revocations", 5)], TIMEOUT)
