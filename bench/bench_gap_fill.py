@@ -134,6 +134,22 @@ class Bench:
         self.head = _revoke(self.config.database, _entries(count), per_delta, published=False)
         return seconds_until(lambda: self.applied() >= self.head, LIMIT_S, POLL_S)  # from the commit at the hub, as a range fill would start from stored rows
 
+    def burst(self, count: int) -> tuple[float, int]:
+        """``count`` one-ticket revocations, one call each (a ticket office refunding order after order), the gate in step:
+        (seconds from the first commit until the gate applied the last, deltas the hub made of them)."""
+        seconds_until(lambda: self.sync.caught_up, 60, POLL_S)
+        first = self.head
+        store = SqliteHubStore(self.config.database, synchronous="normal")
+        try:
+            start = time.monotonic()
+            for entry in _entries(count):
+                store.add_revocations([entry], "bench", int(time.time() * 1000), CHUNK)
+            self.head = store.last_seq(REVOCATIONS)
+        finally:
+            store.close()
+        seconds_until(lambda: self.applied() >= self.head, LIMIT_S, POLL_S)
+        return time.monotonic() - start, self.head - first
+
     def close(self) -> None:
         self.sync.stop(timeout=2)
         self.witness_sync.stop(timeout=2)
@@ -151,6 +167,7 @@ def one_size(size: int, missing: int) -> dict[str, float]:
             figures = dict(zip(("snapshot", "witness_offline", "build", "send"), bench.full_snapshot()))
             figures["range"] = bench.missing_range(missing, CHUNK)
             figures["singles"] = bench.missing_range(missing, 1)
+            figures["burst"], figures["burst_deltas"] = bench.burst(missing)
             return figures
         finally:
             bench.close()
@@ -170,7 +187,8 @@ def main() -> None:
         figures = one_size(size, args.missing)
         print(f"{f'hub holds {size:,}':28}: full snapshot {figures['snapshot']:6.2f} s (bare + {figures['snapshot'] - bare['snapshot']:.2f} s; "
               f"hub build {figures['build']:.2f} s, send {figures['send']:.2f} s), another gate offline meanwhile {figures['witness_offline']:.2f} s; "
-              f"missing {args.missing:,} as deltas of {CHUNK}: {figures['range']:.2f} s, one per delta: {figures['singles']:.2f} s")
+              f"missing {args.missing:,} as deltas of {CHUNK}: {figures['range']:.2f} s, one per delta: {figures['singles']:.2f} s; "
+              f"{args.missing:,} one-ticket calls: {figures['burst']:.2f} s in {figures['burst_deltas']:.0f} deltas")
 
 
 if __name__ == "__main__":

@@ -65,17 +65,19 @@ class OutboxTables(Tables):
         return [self._insert_row(stream, first + offset, at_ms, body) for offset, body in enumerate(bodies)]
 
     def add_revocations(self, entries: Sequence[RevocationEntry], reason: str | None, at_ms: int, chunk: int) -> list[OutboxRow]:
-        """Record revocations with the deltas that carry them: joined to the open delta when they fit, else new deltas (the last left open)."""
+        """Record revocations with the deltas that carry them: joined to the open delta when they fit, else new deltas (the
+        last left open). A joined row is returned with the entries of this call as its body; its full body is written when
+        it is closed."""
         with self.transaction():
             joined = self._join_open_delta(entries, at_ms, chunk)
             if joined is not None:
                 rows, parts = [joined], [list(entries)]
             else:
-                self._db.execute("UPDATE outbox SET open = 0 WHERE stream = ? AND open = 1", (REVOCATIONS,))
+                self._close_open_deltas()
                 parts = [list(entries[start:start + chunk]) for start in range(0, len(entries), chunk)]
                 rows = self._append(REVOCATIONS, [revocations_body(part) for part in parts], at_ms)
                 if rows:
-                    self._db.execute("UPDATE outbox SET open = 1 WHERE row_id = ?", (rows[-1].row_id,))
+                    self._db.execute("UPDATE outbox SET open = ? WHERE row_id = ?", (len(parts[-1]), rows[-1].row_id))
             for row, part in zip(rows, parts):
                 self._db.executemany(
                     "INSERT INTO revocations VALUES (?, ?, ?, ?, ?) ON CONFLICT (ticket_id) DO UPDATE SET expires = excluded.expires, reason = excluded.reason, seq = excluded.seq",
@@ -84,17 +86,22 @@ class OutboxTables(Tables):
             return rows
 
     def _join_open_delta(self, entries: Sequence[RevocationEntry], at_ms: int, chunk: int) -> OutboxRow | None:
-        """The open revocation delta with ``entries`` added, or None when there is none or they do not fit in its chunk."""
-        open_row = self._db.execute("SELECT row_id, seq, body FROM outbox WHERE stream = ? AND open = 1", (REVOCATIONS,)).fetchone()
+        """The open revocation delta ``entries`` join (counted, not yet written into its body: a join costs the same
+        however full the delta is), or None when there is none or they do not fit in its chunk."""
+        open_row = self._db.execute("SELECT row_id, seq, open FROM outbox WHERE stream = ? AND open > 0", (REVOCATIONS,)).fetchone()
         if open_row is None or not entries:
             return None
-        row_id, seq, blob = open_row
-        body = decode_exactly(blob, "outbox body")
-        if len(body) + len(entries) > chunk:
+        row_id, seq, held = open_row
+        if held + len(entries) > chunk:
             return None
-        body = body + revocations_body(entries)
-        self._db.execute("UPDATE outbox SET body = ?, at_ms = ? WHERE row_id = ?", (encode(body), at_ms, row_id))
-        return OutboxRow(row_id, REVOCATIONS, seq, at_ms, body)
+        self._db.execute("UPDATE outbox SET open = ?, at_ms = ? WHERE row_id = ?", (held + len(entries), at_ms, row_id))
+        return OutboxRow(row_id, REVOCATIONS, seq, at_ms, revocations_body(entries))
+
+    def _close_open_deltas(self) -> None:
+        """Write each open delta's body from the revocations that name its seq (a ticket revoked twice in it is there once)."""
+        for row_id, seq in self._db.execute("SELECT row_id, seq FROM outbox WHERE open > 0").fetchall():
+            entries = [RevocationEntry(ticket_id, expires) for ticket_id, expires in self._db.execute("SELECT ticket_id, expires FROM revocations WHERE seq = ?", (seq,))]
+            self._db.execute("UPDATE outbox SET body = ?, open = 0 WHERE row_id = ?", (encode(revocations_body(entries)), row_id))
 
     def add_used_marks(self, marks: Sequence[UsedMark], at_ms: int, chunk: int) -> list[OutboxRow]:
         with self.transaction():
@@ -114,7 +121,7 @@ class OutboxTables(Tables):
     def unpublished(self, limit: int, after_row_id: int = 0) -> list[OutboxRow]:
         """The rows to publish; the open revocation delta is closed in the same transaction, so what is read is what is sent."""
         with self.transaction():
-            self._db.execute("UPDATE outbox SET open = 0 WHERE open = 1")
+            self._close_open_deltas()
             return self._unpublished(limit, after_row_id)
 
     def _unpublished(self, limit: int, after_row_id: int) -> list[OutboxRow]:
@@ -143,7 +150,7 @@ class OutboxTables(Tables):
         """The seq is taken first, closing the open delta in a short write so nothing joins a seq the snapshot names;
         the set is read after, so it holds at least that seq's state (a later delta applied on top changes nothing)."""
         with self.transaction():
-            self._db.execute("UPDATE outbox SET open = 0 WHERE stream = ? AND open = 1", (REVOCATIONS,))
+            self._close_open_deltas()
             as_of = self.last_seq(REVOCATIONS)
         with self._reading():
             rows = self._db.execute("SELECT ticket_id, expires FROM revocations WHERE expires > ?", (now_s,)).fetchall()

@@ -43,12 +43,13 @@ CREATE TABLE IF NOT EXISTS verified_tickets (
 CREATE TABLE IF NOT EXISTS stream_seq (stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     row_id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL,
-    body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 0, UNIQUE (stream, seq)
+    body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 0, UNIQUE (stream, seq)  -- open: entries in a revocation delta still joinable
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (row_id) WHERE published = 0;
 CREATE TABLE IF NOT EXISTS revocations (
     ticket_id BLOB PRIMARY KEY, expires INTEGER NOT NULL, reason TEXT, seq INTEGER NOT NULL, recorded_ms INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS revocations_by_seq ON revocations (seq);
 CREATE TABLE IF NOT EXISTS used_marks (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL, expires INTEGER, mark BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS gates (
     gate TEXT PRIMARY KEY, online INTEGER NOT NULL, bdseq INTEGER, last_seen_ms INTEGER NOT NULL,
@@ -111,6 +112,7 @@ class SqliteHubStore(HealthTables, QuotaTables):
         self._db.executescript(SCHEMA)
         self._add_column("quota_gates", "unleased", "INTEGER NOT NULL DEFAULT 0")  # a hub before it counted unleased admissions
         self._add_column("outbox", "open", "INTEGER NOT NULL DEFAULT 0")  # a hub before it coalesced revocations
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_open ON outbox (stream) WHERE open > 0")
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # ---- transactions ----

@@ -111,6 +111,13 @@ def test_single_revocations_join_the_delta_not_yet_taken_for_publishing(store):
     assert [len(row.body) for row in store.unpublished(10)] == [3, 3]
 
 
+def test_a_ticket_revoked_twice_in_an_open_delta_is_sent_once_with_its_last_expiry(store):
+    store.add_revocations([RevocationEntry(b"a" * 12, NOW + 10)], None, 0, 100)
+    store.add_revocations([RevocationEntry(b"a" * 12, NOW + 20), RevocationEntry(b"b" * 12, NOW + 10)], None, 0, 100)
+    (taken,) = store.unpublished(10)
+    assert sorted(taken.body) == [[b"a" * 12, NOW + 20], [b"b" * 12, NOW + 10]]
+
+
 def test_a_snapshot_closes_the_open_delta_so_its_seq_never_grows_after(store):
     store.add_revocations([RevocationEntry(b"a" * 12, NOW + 10)], None, 0, 100)
     as_of, entries = store.revocation_snapshot(NOW)
@@ -155,6 +162,7 @@ def test_only_events_that_changed_a_tickets_counters_become_used_marks():
 def test_a_database_of_a_hub_before_coalescing_is_brought_up_to_date(tmp_path):
     SqliteHubStore(tmp_path / "hub.db").close()
     with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.execute("DROP INDEX outbox_open")
         db.execute("ALTER TABLE outbox DROP COLUMN open")
     store = SqliteHubStore(tmp_path / "hub.db")
     try:
