@@ -15,6 +15,7 @@ stop requested while a check waits takes effect when that check ends (at most
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from gate.scanner.base import Scan, Scanner, ScannerHealth
 from gate.validator import ScanResult, Validator
 from protocol.holder import HolderIdError
 
-from .policy import present_holder
+from .policy import present_holder, unknown_binding_version
 from .redact import redact_id_reader_logs
 from .settings import IdCheckSettings
 
@@ -104,24 +105,26 @@ class IdCheck:
         holder_check_required refusal) stands when no usable ID comes in time."""
         claims = first.decision.ticket
         assert claims is not None, "holder_check_required is decided on a verified ticket"
+        unknown = unknown_binding_version(claims)
+        if unknown is not None:
+            # Nothing this gate reads could be checked: say so at once instead of asking for a card.
+            log.warning("id check ticket=%s: %s; update this gate's software, check the ID by hand", claims.ticket_id_hex, unknown)
+            return _with_detail(first, f"{unknown}: check the ID by hand")
         deadline = time.monotonic() + self._settings.timeout_seconds
         since = scan.read_at - self._settings.before_scan_seconds
         while not self._stop.is_set():
             read = self._inbox.take(since, deadline, tick)
             if read is None:
                 log.info("id check ticket=%s: no ID presented within %.0f s", claims.ticket_id_hex, self._settings.timeout_seconds)
-                return first
+                return _with_detail(first, f"no ID presented within {self._settings.timeout_seconds:.0f} s; the ticket is not used, scan it again")
             try:
                 presented = present_holder(claims, read.number, self._settings.site_secret)
             except HolderIdError as error:
                 log.info("id check ticket=%s: %s gave something else than an ID (%s); waiting for another", claims.ticket_id_hex, read.source, error)
                 continue
-            except ValueError as error:
-                log.warning("id check ticket=%s: %s; update this gate's software, check the ID by hand", claims.ticket_id_hex, error)
-                return first
             log.debug("id check ticket=%s: binding computed in %.0f ms after the read", claims.ticket_id_hex, (time.monotonic() - read.read_at) * 1000)
             return self._validator.scan(scan.text, direction, presented)
-        return first
+        return _with_detail(first, "the gate is stopping")
 
     def _read(self, reader: Scanner) -> None:
         try:
@@ -130,3 +133,8 @@ class IdCheck:
         finally:
             if not self._stop.is_set():
                 log.error("id reader %s stopped reading: %s", reader.source, reader.health().detail)
+
+
+def _with_detail(result: ScanResult, detail: str) -> ScanResult:
+    """The refusal as recorded (the event says holder_check_required), shown with why it stands."""
+    return dataclasses.replace(result, decision=dataclasses.replace(result.decision, detail=detail))
