@@ -158,3 +158,34 @@ def test_a_binding_version_this_gate_does_not_know_is_left_to_staff_at_once(issu
     finally:
         check.stop()
         v.close()
+
+
+def test_an_id_typed_on_the_handhelds_keypad_admits_and_a_half_typed_one_is_never_logged(issuer_key, validator, parts, caplog):
+    from gate.scanner.hid import HidScanner
+    from gate.scanner.settings import HidSettings
+    from tests.gate.scanner.test_hid import PipeInputDevice, Port
+    from tests.gate.scanner.test_keymap import Keyboard
+
+    caplog.set_level(logging.DEBUG)
+    port, keypad = Port(), PipeInputDevice("/dev/input/by-id/usb-keypad-event-kbd")
+    port.plugged.put(keypad)
+    settings = HidSettings(device=keypad.path, partial_timeout=30.0)
+    reader = HidScanner(settings, open_device=port.open)
+    check = IdCheck(validator, [reader], IdCheckSettings((settings,), SECRET, timeout_seconds=10, before_scan_seconds=2))
+    check.start()
+    assert reader.wait_for_health(lambda h: h.ok, WAIT)
+    keyboard = Keyboard()
+
+    def staff_type() -> None:
+        keypad.type(keyboard.type(OTHER[:10], end="KEY_SPACE"))  # the wrong card's number, abandoned half way
+        keyboard.now += 45  # a pause longer than partial_timeout: the fragment is dropped
+        keypad.type(keyboard.type(" ".join((HOLDER[:6], HOLDER[6:14], HOLDER[14:].lower()))))  # as printed on the card
+
+    try:
+        result, _ = _check(check, validator, _ticket(issuer_key, parts.clock), staff_type)
+    finally:
+        check.stop()
+    assert result.decision.granted and keypad.grabbed  # grabbed: the number never reaches a console
+    journal = "\n".join(record.getMessage() for record in caplog.records)
+    assert "dropped 11 characters typed without Enter: '<ID redacted>'" in journal
+    assert OTHER[:10] not in journal and HOLDER not in journal and HOLDER[:6] not in journal

@@ -90,9 +90,13 @@ poll_seconds = 0.05
     return write_gate_config(tmp_path / "gate", ticket_public, scanner, gate_id="g1", sections=hub_section(broker, "g1", hub_public) + "\n" + realname)
 
 
-def _needles(ticket_ids: list[bytes]) -> dict[str, bytes]:
-    """Everything an ID could be recovered from: the numbers as text, the name, their plain hashes."""
+def _needles(ticket_ids: list[bytes], photos: list[bytes]) -> dict[str, bytes]:
+    """Everything an ID could be recovered from: the numbers as text, the name, their plain
+    hashes; and the card's photo, which the reader always sends and the gate must drop."""
     needles = {}
+    for index, photo in enumerate(photos):
+        needles[f"photo {index}"], needles[f"photo {index} hex"] = photo[:12], photo[:12].hex().encode()
+        needles[f"photo {index} middle"] = photo[500:512]
     for label, number in (("holder", HOLDER), ("impostor", IMPOSTOR)):
         needles[f"{label} number"] = number.encode()
         needles[f"{label} number UCS-2"] = number.encode("utf-16-le")
@@ -152,5 +156,6 @@ def test_nothing_an_id_could_be_recovered_from_is_kept_logged_or_sent(tmp_path, 
     haystacks["MQTT gate <-> hub"] = b"\n".join(spies[0].payloads)
     assert any(name.startswith("gate/state") for name in haystacks) and any(name.startswith("hub/") and ".db" in name for name in haystacks)
     assert ticket_ids[1].hex().encode() in haystacks["gate log"] and spies[0].payloads  # the search looks where the facts are
-    found = [f"{needle} in {where}" for needle, value in _needles(ticket_ids).items() for where, data in haystacks.items() if value in data]
+    assert len(fake.photos) >= 2  # both cards were read, photo block and all
+    found = [f"{needle} in {where}" for needle, value in _needles(ticket_ids, fake.photos).items() for where, data in haystacks.items() if value in data]
     assert not found
