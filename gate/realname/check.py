@@ -46,7 +46,8 @@ class IdRead:
 
 
 class IdInbox:
-    """The latest ID read, held in memory until a check takes it; a newer read replaces it."""
+    """The latest ID read, held in memory until a check takes it, a newer read replaces it
+    or it is too old to count for any check (``forget_older_than``)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -56,6 +57,17 @@ class IdInbox:
         with self._changed:
             self._latest = read
             self._changed.notify_all()
+
+    def holding(self) -> bool:
+        with self._changed:
+            return self._latest is not None
+
+    def forget_older_than(self, cutoff: float) -> None:
+        """Drop the held read if it was read before ``cutoff`` (monotonic): no check can use it."""
+        with self._changed:
+            if self._latest is not None and self._latest.read_at < cutoff:
+                self._latest = None
+                self._changed.notify_all()
 
     def take(self, since: float, deadline: float, tick: Callable[[], None]) -> IdRead | None:
         """The first ID read at or after ``since`` (monotonic), waiting until ``deadline``;
@@ -88,6 +100,9 @@ class IdCheck:
             thread = threading.Thread(target=self._read, args=(reader,), name=f"id reader {reader.source}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        janitor = threading.Thread(target=self._forget_stale_reads, name="id inbox janitor", daemon=True)
+        janitor.start()
+        self._threads.append(janitor)
         log.info("id check: %d reader(s): %s; %.0f s to present an ID", len(self._readers), ", ".join(r.source for r in self._readers), self._settings.timeout_seconds)
 
     def stop(self) -> None:
@@ -125,6 +140,20 @@ class IdCheck:
             log.debug("id check ticket=%s: binding computed in %.0f ms after the read", claims.ticket_id_hex, (time.monotonic() - read.read_at) * 1000)
             return self._validator.scan(scan.text, direction, presented)
         return _with_detail(first, "the gate is stopping")
+
+    def _forget_stale_reads(self) -> None:
+        """A card laid on the reader with no ticket waiting must not stay in memory: drop any
+        read older than ``before_scan_seconds`` (checked every TICK_SECONDS)."""
+        try:
+            while not self._stop.wait(TICK_SECONDS):
+                self._inbox.forget_older_than(time.monotonic() - self._settings.before_scan_seconds)
+        finally:
+            if not self._stop.is_set():
+                log.error("id check: the thread dropping stale ID reads stopped; reads now wait for the next check")
+
+    def holding_an_id(self) -> bool:
+        """Whether an ID read is held in memory now (for tests and diagnostics; never the ID)."""
+        return self._inbox.holding()
 
     def _read(self, reader: Scanner) -> None:
         try:

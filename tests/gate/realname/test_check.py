@@ -189,3 +189,18 @@ def test_an_id_typed_on_the_handhelds_keypad_admits_and_a_half_typed_one_is_neve
     journal = "\n".join(record.getMessage() for record in caplog.records)
     assert "dropped 11 characters typed without Enter: '<ID redacted>'" in journal
     assert OTHER[:10] not in journal and HOLDER not in journal and HOLDER[:6] not in journal
+
+
+def test_a_card_read_with_no_ticket_waiting_is_dropped_from_memory(validator, fake):
+    from testkit.waiting import wait_until
+
+    settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=3, before_scan_seconds=2)
+    check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
+    check.start()
+    try:
+        fake.place(HOLDER)
+        assert fake.wait_reads(1, WAIT)
+        wait_until(check.holding_an_id, "the read reaches the ID check", WAIT)
+        wait_until(lambda: not check.holding_an_id(), "the unclaimed read is dropped", WAIT)
+    finally:
+        check.stop()
