@@ -124,14 +124,14 @@ class IdCheck:
         if unknown is not None:
             # Nothing this gate reads could be checked: say so at once instead of asking for a card.
             log.warning("id check ticket=%s: %s; update this gate's software, check the ID by hand", claims.ticket_id_hex, unknown)
-            return _with_detail(first, f"{unknown}: check the ID by hand")
+            return with_detail(first, f"{unknown}: check the ID by hand")
         deadline = time.monotonic() + self._settings.timeout_seconds
         since = scan.read_at - self._settings.before_scan_seconds
         while not self._stop.is_set():
             read = self._inbox.take(since, deadline, tick)
             if read is None:
                 log.info("id check ticket=%s: no ID presented within %.0f s", claims.ticket_id_hex, self._settings.timeout_seconds)
-                return _with_detail(first, f"no ID presented within {self._settings.timeout_seconds:.0f} s; the ticket is not used, scan it again")
+                return with_detail(first, f"no ID presented within {self._settings.timeout_seconds:.0f} s; the ticket is not used, scan it again")
             try:
                 presented = present_holder(claims, read.number, self._settings.site_secret)
             except HolderIdError as error:
@@ -139,7 +139,7 @@ class IdCheck:
                 continue
             log.debug("id check ticket=%s: binding computed in %.0f ms after the read", claims.ticket_id_hex, (time.monotonic() - read.read_at) * 1000)
             return self._validator.scan(scan.text, direction, presented)
-        return _with_detail(first, "the gate is stopping")
+        return with_detail(first, "the gate is stopping")
 
     def _forget_stale_reads(self) -> None:
         """A card laid on the reader with no ticket waiting must not stay in memory: drop any
@@ -164,6 +164,7 @@ class IdCheck:
                 log.error("id reader %s stopped reading: %s", reader.source, reader.health().detail)
 
 
-def _with_detail(result: ScanResult, detail: str) -> ScanResult:
-    """The refusal as recorded (the event says holder_check_required), shown with why it stands."""
+def with_detail(result: ScanResult, detail: str) -> ScanResult:
+    """The refusal as recorded (the event says holder_check_required), shown with why it stands
+    (the daemon's check here, the handheld's typed check in terminal.py)."""
     return dataclasses.replace(result, decision=dataclasses.replace(result.decision, detail=detail))
