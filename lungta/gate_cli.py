@@ -53,6 +53,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     realname.add_argument("--realname-type", action="append", default=[], metavar="TYPE", help="with --realname-check types: a ticket type that needs it (repeatable)")
     realname.add_argument("--realname-legacy", choices=("check", "deny", "admit"), default="check", help="old-format real-name tickets (default check)")
     realname.add_argument("--holder-secret", type=Path, metavar="FILE", help="the site's real-name secret (`lungta ticket secret`); required to check IDs")
+    realname.add_argument("--retired-holder-secret", type=Path, action="append", default=[], metavar="FILE",
+                          help="an earlier site secret, for tickets minted before it was rotated (repeatable)")
     realname.add_argument("--id-terminal", default="/dev/tty", metavar="TTY",
                           help="terminal the operator types the holder's ID on, not echoed (default /dev/tty: never on the command line or stdin)")
     validate.add_argument("texts", nargs="*", metavar="TEXT", help="ticket QR texts; read from stdin when none are given")
@@ -181,11 +183,12 @@ def _typed_id_check(args: argparse.Namespace, stack: ExitStack) -> "Callable[[Va
         raise CommandError("--realname-check needs --holder-secret FILE (the site's real-name secret)")
     try:
         secret = read_site_secret(args.holder_secret)
+        retired = tuple(read_site_secret(path) for path in args.retired_holder_secret)
         prompt = TerminalIdPrompt(args.id_terminal)
     except (SiteSecretError, TerminalUnavailable) as error:
         raise CommandError(str(error)) from None
     stack.callback(prompt.close)
-    return lambda validator, text, first: complete_with_typed_id(validator, text, first, prompt.ask, prompt.say, secret)
+    return lambda validator, text, first: complete_with_typed_id(validator, text, first, prompt.ask, prompt.say, secret, retired)
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ class IdCheck:
                 log.info("id check ticket=%s: no ID presented within %.0f s", claims.ticket_id_hex, self._settings.timeout_seconds)
                 return with_detail(first, f"no ID presented within {self._settings.timeout_seconds:.0f} s; the ticket is not used, scan it again")
             try:
-                presented = present_holder(claims, read.number, self._settings.site_secret)
+                presented = present_holder(claims, read.number, self._settings.site_secret, self._settings.retired_secrets)
             except HolderIdError as error:
                 log.info("id check ticket=%s: %s gave something else than an ID (%s); waiting for another", claims.ticket_id_hex, read.source, error)
                 continue

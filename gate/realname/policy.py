@@ -68,14 +68,24 @@ class PresentedHolder:
     legacy_hash: bytes | None = None
 
 
-def present_holder(claims: TicketClaims, holder_id: str, site_secret: bytes) -> PresentedHolder:
+def present_holder(claims: TicketClaims, holder_id: str, site_secret: bytes, retired_secrets: tuple[bytes, ...] = ()) -> PresentedHolder:
     """Compute what ``claims`` needs to be compared with ``holder_id``. Slow for a binding
-    (one Argon2id); raises HolderIdError if the text is not an ID number, ValueError if the
-    ticket's binding version is unknown to this gate."""
+    (one Argon2id per secret tried); raises HolderIdError if the text is not an ID number,
+    ValueError if the ticket's binding version is unknown to this gate.
+
+    ``retired_secrets`` are the site's earlier secrets (after a rotation, for tickets minted
+    before it): tried in turn only when the current secret does not give the ticket's
+    binding, so the holder of a new ticket pays one Argon2id and an impostor one per secret."""
     normalised = normalise_holder_id(holder_id)
-    if claims.holder_binding is not None:
-        return PresentedHolder(claims.ticket_id, binding=bind_holder(claims.ticket_id, normalised, site_secret, claims.holder_binding.version))
-    return PresentedHolder(claims.ticket_id, legacy_hash=holder_id_hash(claims.ticket_id, normalised))
+    expected = claims.holder_binding
+    if expected is None:
+        return PresentedHolder(claims.ticket_id, legacy_hash=holder_id_hash(claims.ticket_id, normalised))
+    binding = bind_holder(claims.ticket_id, normalised, site_secret, expected.version)
+    for secret in retired_secrets:
+        if same_binding(expected, binding):
+            break
+        binding = bind_holder(claims.ticket_id, normalised, secret, expected.version)
+    return PresentedHolder(claims.ticket_id, binding=binding)
 
 
 def unknown_binding_version(claims: TicketClaims) -> str | None:

@@ -80,7 +80,7 @@ class TerminalIdPrompt:
 
 
 def complete_with_typed_id(validator: Validator, text: str, first: ScanResult, ask: Callable[[str], str],
-                           say: Callable[[str], None], site_secret: bytes) -> ScanResult:
+                           say: Callable[[str], None], site_secret: bytes, retired_secrets: tuple[bytes, ...] = ()) -> ScanResult:
     """Ask for the holder's ID of the ticket ``first`` refused as holder_check_required and
     decide ``text`` again with it. An empty answer, or ATTEMPTS mistyped ones, leave the
     refusal standing (the ticket stays unused)."""
@@ -97,7 +97,7 @@ def complete_with_typed_id(validator: Validator, text: str, first: ScanResult, a
             log.info("id check ticket=%s: no ID typed", claims.ticket_id_hex)
             return with_detail(first, "no ID typed; the ticket is not used")
         try:
-            presented = present_holder(claims, typed, site_secret)
+            presented = present_holder(claims, typed, site_secret, retired_secrets)
         except HolderIdError as error:
             say(f"{error}; type it again (Enter alone: skip)")
             continue
