@@ -164,6 +164,8 @@ class GateDaemon:
                 problems.append(f"{scanner.source}: reader {state.value}: {error}")
             elif not health.ok:
                 problems.append(health.detail)
+        if self.id_check is not None:  # an ID reader that is gone turns every real-name visitor away: say so
+            problems += [health.detail for health in self.id_check.health() if not health.ok]
         status = {"scanner": "; ".join(problems) or "ok", **self.health.snapshot().as_status()}
         if self.turnstile is None:
             return {**status, "relay": "none"}

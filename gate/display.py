@@ -9,7 +9,11 @@ of persons, the masked holder name of a real-name ticket, and a bell.
 A flagged admission (granted while the gate could not check with the hub,
 or on a clock it does not trust: gate/engine.py) is shown amber, with
 "CHECK" beside ENTER, so staff look twice at the ticket and the person;
-the daemon's log says which of the two it was.
+the daemon's log says which of the two it was. A real-name ticket waiting
+for its holder's ID (``holder_check_required``) is amber "ID CHECK", not a
+red STOP: the ticket is good so far, staff ask for the card (the masked
+name in bold, to match the card and the face); if no ID comes in time the
+screen stays amber with the reason the ticket was not used.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import logging
 import shutil
 from typing import Protocol, TextIO
 
-from .decision import Decision
+from .decision import Decision, Reason
 from .feedback import VisitorMessage
 
 log = logging.getLogger("gate.visitor")
 
 GREEN, AMBER, RED, RESET, BOLD, CLEAR = "\x1b[42;30m", "\x1b[43;30m", "\x1b[41;97m", "\x1b[0m", "\x1b[1m", "\x1b[2J\x1b[H"
 FLAGGED_NOTE = "CHECK: admitted without the hub or on an untrusted clock; look at ticket and holder  /  请人工核验"
+ID_CHECK_VERDICT = "▣ ID CHECK  验证身份证  ངོ་སྤྲོད་ལག་འཁྱེར།"  # a real-name ticket waiting for its holder's ID: not a refusal
 BELL = "\a"
 
 
@@ -53,8 +58,9 @@ class TerminalDisplay:
     def render(self, decision: Decision, message: VisitorMessage, width: int | None = None) -> str:
         width = width or shutil.get_terminal_size((60, 20)).columns
         flagged = decision.granted and decision.flagged
-        colour = AMBER if flagged else GREEN if decision.granted else RED
-        verdict = "✔ ENTER  通行  ཕེབས།" if decision.granted else "✘ STOP  禁止  འགོག"
+        id_check = decision.reason is Reason.HOLDER_CHECK_REQUIRED
+        colour = AMBER if flagged or id_check else GREEN if decision.granted else RED
+        verdict = "✔ ENTER  通行  ཕེབས།" if decision.granted else ID_CHECK_VERDICT if id_check else "✘ STOP  禁止  འགོག"
         verdict = (verdict + "  · CHECK 核验" if flagged else verdict).center(width)
         lines = [CLEAR, colour + BOLD + " " * width, verdict, " " * width + RESET, ""]
         if flagged:
@@ -66,7 +72,7 @@ class TerminalDisplay:
             claims = decision.ticket
             lines.append(f"  {claims.ticket_type.label}  ·  {claims.ticket_id_hex[:12]}")
             if claims.holder_name:
-                lines.append(f"  {claims.holder_name}")
+                lines.append(f"  {BOLD}{claims.holder_name}{RESET}" if id_check else f"  {claims.holder_name}")
         if not decision.granted and decision.detail:
             lines.append(f"  ({decision.detail})")
         return "\n".join(lines) + "\n" + (BELL if self._bell else "")

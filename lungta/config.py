@@ -130,13 +130,14 @@ def _realname_policy(section: Section) -> RealNamePolicy:
 
 def _id_check(section: Section, policy: RealNamePolicy) -> IdCheckSettings | None:
     """[realname] secret_file, timing and the [[realname.reader]] array; None when IDs are not checked."""
-    section.read.update(("secret_file", "timeout_seconds", "before_scan_seconds", "reader"))
+    section.read.update(("secret_file", "retired_secret_files", "timeout_seconds", "before_scan_seconds", "reader"))
     if policy.check is HolderCheck.OFF:
         return None
     try:
         secret = read_site_secret(section.path_value("secret_file"))
     except SiteSecretError as error:
         raise section.error("secret_file", str(error)) from None
+    retired = _retired_secrets(section)
     entries = section.data.get("reader", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) or not entries:
         raise section.error("reader", "a gate that checks IDs needs at least one [[realname.reader]] table")
@@ -146,7 +147,22 @@ def _id_check(section: Section, policy: RealNamePolicy) -> IdCheckSettings | Non
         readers.append(build_settings(reader, ID_READER_KINDS[kind]))
         reader.finish()
     return IdCheckSettings(tuple(readers), secret, read_field(section, IdCheckSettings, "timeout_seconds"),
-                           read_field(section, IdCheckSettings, "before_scan_seconds"))
+                           read_field(section, IdCheckSettings, "before_scan_seconds"), retired)
+
+
+def _retired_secrets(section: Section) -> tuple[bytes, ...]:
+    """[realname] retired_secret_files: the site's earlier secrets, relative to the file like every path."""
+    names = section.raw("retired_secret_files", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+        raise section.error("retired_secret_files", "expected an array of file names")
+    secrets = []
+    for name in names:
+        path = Path(name) if Path(name).is_absolute() else section.file.parent / name
+        try:
+            secrets.append(read_site_secret(path))
+        except SiteSecretError as error:
+            raise section.error("retired_secret_files", str(error)) from None
+    return tuple(secrets)
 
 
 def _turnstile(document: Section) -> TurnstileSettings:

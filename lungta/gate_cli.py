@@ -22,8 +22,11 @@ from .output import emit
 from .paths import check_writable_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gate.decision import Decision
-    from gate.validator import Validator
+    from gate.realname.policy import RealNamePolicy
+    from gate.validator import ScanResult, Validator
 
 DEFAULT_REVOCATION_DAYS = 400
 
@@ -44,6 +47,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     validate.add_argument("--state", type=Path, metavar="DIR", help="gate state directory (revocations, used tickets, outbox)")
     validate.add_argument("--at", metavar="ISO8601", help=f"decide as if at this time (default: now, from the gate's trusted clock; {TIME_HELP})")
     add_timezone_option(validate)
+    realname = validate.add_argument_group("real-name tickets (as [realname] in gate.toml; docs/realname.md)")
+    realname.add_argument("--realname-check", choices=("off", "required", "types"), default="off",
+                          help="which real-name tickets need the holder's ID: off (default), required (all), types (--realname-type)")
+    realname.add_argument("--realname-type", action="append", default=[], metavar="TYPE", help="with --realname-check types: a ticket type that needs it (repeatable)")
+    realname.add_argument("--realname-legacy", choices=("check", "deny", "admit"), default="check", help="old-format real-name tickets (default check)")
+    realname.add_argument("--holder-secret", type=Path, metavar="FILE", help="the site's real-name secret (`lungta ticket secret`); required to check IDs")
+    realname.add_argument("--retired-holder-secret", type=Path, action="append", default=[], metavar="FILE",
+                          help="an earlier site secret, for tickets minted before it was rotated (repeatable)")
+    realname.add_argument("--id-terminal", default="/dev/tty", metavar="TTY",
+                          help="terminal the operator types the holder's ID on, not echoed (default /dev/tty: never on the command line or stdin)")
     validate.add_argument("texts", nargs="*", metavar="TEXT", help="ticket QR texts; read from stdin when none are given")
     validate.set_defaults(run=run_validate)
 
@@ -130,7 +143,7 @@ def _open(args: argparse.Namespace, stack: ExitStack) -> "Validator":
         check_writable_dir(args.state, "--state")
     state_dir = args.state if args.state else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lungta-validate-")))
     zone = timezone_of(args)
-    rules = GateRules(site=_name(args.site, "--site"), gate_id=_name(args.gate_id, "--gate-id"), zone=args.zone, timezone=zone)
+    rules = GateRules(site=_name(args.site, "--site"), gate_id=_name(args.gate_id, "--gate-id"), zone=args.zone, timezone=zone, realname=_realname_policy(args))
     clock = None
     if args.at:
         pinned = float(parse_instant(args.at, "--at", zone))
@@ -142,11 +155,52 @@ def _open(args: argparse.Namespace, stack: ExitStack) -> "Validator":
     return validator
 
 
+def _realname_policy(args: argparse.Namespace) -> "RealNamePolicy":
+    """--realname-check / --realname-type / --realname-legacy as the gate's [realname] policy."""
+    from gate.realname.policy import HolderCheck, LegacyPolicy, RealNamePolicy
+    from protocol.claims import TicketType
+
+    check = HolderCheck(args.realname_check)
+    try:
+        types = frozenset(TicketType.from_label(label) for label in args.realname_type)
+    except ValueError as error:
+        raise CommandError(f"--realname-type: {error}") from None
+    if check is HolderCheck.TYPES and not types:
+        raise CommandError("--realname-check types needs at least one --realname-type")
+    if check is not HolderCheck.TYPES and types:
+        raise CommandError("--realname-type is used only with --realname-check types")
+    return RealNamePolicy(check, types, LegacyPolicy(args.realname_legacy))
+
+
+def _typed_id_check(args: argparse.Namespace, stack: ExitStack) -> "Callable[[Validator, str, ScanResult], ScanResult] | None":
+    """The ID check on the terminal when real-name tickets are checked; None when they are not."""
+    if args.realname_check == "off":
+        return None
+    from gate.realname.terminal import TerminalIdPrompt, TerminalUnavailable, complete_with_typed_id
+    from protocol.holder import SiteSecretError, read_site_secret
+
+    if args.holder_secret is None:
+        raise CommandError("--realname-check needs --holder-secret FILE (the site's real-name secret)")
+    try:
+        secret = read_site_secret(args.holder_secret)
+        retired = tuple(read_site_secret(path) for path in args.retired_holder_secret)
+        prompt = TerminalIdPrompt(args.id_terminal)
+    except (SiteSecretError, TerminalUnavailable) as error:
+        raise CommandError(str(error)) from None
+    stack.callback(prompt.close)
+    return lambda validator, text, first: complete_with_typed_id(validator, text, first, prompt.ask, prompt.say, secret, retired)
+
+
 def run_validate(args: argparse.Namespace) -> int:
+    from gate.decision import Reason
+
     with ExitStack() as stack:
         validator = _open(args, stack)
+        id_check = _typed_id_check(args, stack)
         for text in _texts(args):
             result = validator.scan(text)
+            if id_check is not None and result.decision.reason is Reason.HOLDER_CHECK_REQUIRED:
+                result = id_check(validator, text, result)
             record = decision_record(result.decision)
             record["event_seq"] = result.event.seq if result.event else None  # None: nothing could be recorded (storage_error)
             emit(record)

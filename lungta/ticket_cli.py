@@ -8,6 +8,7 @@ so a sales script calling ``lungta ticket issue`` once per sale stays fast.
 from __future__ import annotations
 
 import argparse
+import sys
 import re
 import time
 from dataclasses import replace
@@ -39,7 +40,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _claim_options(issue)
     issue.add_argument("--holder", metavar="ID", help="real-name ticket: holder's ID number (only a slow, secret-keyed binding is stored; docs/realname.md)")
     issue.add_argument("--holder-secret", type=Path, metavar="FILE", help="the site's real-name secret (`lungta ticket secret`); required with --holder")
-    issue.add_argument("--holder-name", metavar="NAME", help=f"holder's name, masked before it is stored (e.g. 扎*次仁); at most {MAX_LABEL} characters")
+    issue.add_argument("--holder-name", metavar="NAME", help=f"holder's name, masked to at most 4 characters before it is stored (扎西次仁 -> 扎**仁); at most {MAX_LABEL} characters")
     issue.add_argument("--png", type=Path, metavar="FILE", help="also write the QR code as a PNG image")
     issue.add_argument("--json", action="store_true", help="print one JSON object: ticket_id, text, kid")
     issue.set_defaults(run=run_issue)
@@ -97,12 +98,16 @@ def run_keygen(args: argparse.Namespace) -> None:
 
 
 def mask_name(name: str) -> str:
-    """Keep the first and last character: enough for staff to match a face, little to leak."""
+    """Keep the first and last character: enough for staff to match a face, little to leak.
+
+    At most two stars, so the masked name is at most 4 characters whatever the name: a
+    long name (Tibetan script, a foreigner's full name) neither shows its length nor
+    pushes a real-name ticket past QR version 10-M (docs/protocol.md, section 2)."""
     if len(name) <= 1:
         return name
     if len(name) == 2:
         return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
+    return name[0] + "*" * min(len(name) - 2, 2) + name[-1]
 
 
 def _label(value: str, option: str) -> str:
@@ -162,12 +167,27 @@ def run_issue(args: argparse.Namespace) -> None:
         read_ticket(text)  # the gate's own parser: what it would refuse is never handed out
     except TicketError as error:
         raise CommandError(f"the ticket would be refused at a gate: {error}") from None
+    _warn_if_real_name_ticket_is_large(text, holder_binding is not None)
     if args.png:
         write_png(text, args.png)
     if args.json:
         emit({"ticket_id": ticket_id.hex(), "text": text, "kid": kid_for(key.verify_key).hex()})
     else:
         print(text)
+
+
+REAL_NAME_QR_VERSION = 10  # real-name tickets are meant to fit 10-M (docs/protocol.md, section 2)
+
+
+def _warn_if_real_name_ticket_is_large(text: str, real_name: bool) -> None:
+    """A real-name ticket past 10-M still works at a gate, but is a denser code than phones
+    and cheap scanners read well; say so (stderr), with what to leave out."""
+    from protocol.qr import ticket_qr
+
+    version = ticket_qr(text).version
+    if real_name and isinstance(version, int) and version > REAL_NAME_QR_VERSION:
+        sys.stderr.write(f"lungta: warning: this real-name ticket is {len(text)} characters, QR version {version}-M; "
+                         f"real-name tickets are meant to fit {REAL_NAME_QR_VERSION}-M: leave out --issuer (the kid names the key)\n")
 
 
 def write_png(text: str, path: Path) -> None:

@@ -33,6 +33,7 @@ class FakeSamReader:
         self.device = self._pty.port
         self.card: bytes | None = None
         self.reads = 0
+        self.photos: list[bytes] = []  # every photo block sent, so a test can search for it afterwards
         self.changed = threading.Condition()
         self.garble_next_read = False
         self._stop = threading.Event()
@@ -86,7 +87,9 @@ class FakeSamReader:
             with self.changed:
                 self.reads += 1
                 self.changed.notify_all()
-            reply = reply_frame(Status.OK, (256).to_bytes(2, "big") + (1024).to_bytes(2, "big") + card + os.urandom(1024))
+            photo = os.urandom(1024)
+            self.photos.append(photo)
+            reply = reply_frame(Status.OK, (256).to_bytes(2, "big") + (1024).to_bytes(2, "big") + card + photo)
         else:
             reply = reply_frame(0x21)
         if self.garble_next_read and command == Command.READ_BASE.value:

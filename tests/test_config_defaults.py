@@ -57,7 +57,7 @@ SITE_VALUES = {
     ("gate", "site"), ("gate", "id"), ("gate", "trust"), ("hub", "site"), ("hub", "key"), ("hub", "database"), ("hub", "trust"),
     ("hub", "username"), ("broker", "username"), ("hub", "password_file"), ("broker", "password_file"),
     ("hub", "cafile"), ("broker", "cafile"),
-    ("realname", "secret_file"), ("realname", "types"),
+    ("realname", "secret_file"), ("realname", "retired_secret_files"), ("realname", "types"),
     ("scanner", "source"),  # the camera this gate has
     ("realname.reader", "partial_timeout"), ("realname.reader", "terminator"),  # a keypad and a reader set up as they ship
     # the wiring of the example's lines (their defaults are given in the prose above them)

@@ -15,6 +15,7 @@ stop requested while a check waits takes effect when that check ends (at most
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from gate.scanner.base import Scan, Scanner, ScannerHealth
 from gate.validator import ScanResult, Validator
 from protocol.holder import HolderIdError
 
-from .policy import present_holder
+from .policy import present_holder, unknown_binding_version
 from .redact import redact_id_reader_logs
 from .settings import IdCheckSettings
 
@@ -45,7 +46,8 @@ class IdRead:
 
 
 class IdInbox:
-    """The latest ID read, held in memory until a check takes it; a newer read replaces it."""
+    """The latest ID read, held in memory until a check takes it, a newer read replaces it
+    or it is too old to count for any check (``forget_older_than``)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -55,6 +57,17 @@ class IdInbox:
         with self._changed:
             self._latest = read
             self._changed.notify_all()
+
+    def holding(self) -> bool:
+        with self._changed:
+            return self._latest is not None
+
+    def forget_older_than(self, cutoff: float) -> None:
+        """Drop the held read if it was read before ``cutoff`` (monotonic): no check can use it."""
+        with self._changed:
+            if self._latest is not None and self._latest.read_at < cutoff:
+                self._latest = None
+                self._changed.notify_all()
 
     def take(self, since: float, deadline: float, tick: Callable[[], None]) -> IdRead | None:
         """The first ID read at or after ``since`` (monotonic), waiting until ``deadline``;
@@ -87,6 +100,9 @@ class IdCheck:
             thread = threading.Thread(target=self._read, args=(reader,), name=f"id reader {reader.source}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        janitor = threading.Thread(target=self._forget_stale_reads, name="id inbox janitor", daemon=True)
+        janitor.start()
+        self._threads.append(janitor)
         log.info("id check: %d reader(s): %s; %.0f s to present an ID", len(self._readers), ", ".join(r.source for r in self._readers), self._settings.timeout_seconds)
 
     def stop(self) -> None:
@@ -104,24 +120,40 @@ class IdCheck:
         holder_check_required refusal) stands when no usable ID comes in time."""
         claims = first.decision.ticket
         assert claims is not None, "holder_check_required is decided on a verified ticket"
+        unknown = unknown_binding_version(claims)
+        if unknown is not None:
+            # Nothing this gate reads could be checked: say so at once instead of asking for a card.
+            log.warning("id check ticket=%s: %s; update this gate's software, check the ID by hand", claims.ticket_id_hex, unknown)
+            return with_detail(first, f"{unknown}: check the ID by hand")
         deadline = time.monotonic() + self._settings.timeout_seconds
         since = scan.read_at - self._settings.before_scan_seconds
         while not self._stop.is_set():
             read = self._inbox.take(since, deadline, tick)
             if read is None:
                 log.info("id check ticket=%s: no ID presented within %.0f s", claims.ticket_id_hex, self._settings.timeout_seconds)
-                return first
+                return with_detail(first, f"no ID presented within {self._settings.timeout_seconds:.0f} s; the ticket is not used, scan it again")
             try:
-                presented = present_holder(claims, read.number, self._settings.site_secret)
+                presented = present_holder(claims, read.number, self._settings.site_secret, self._settings.retired_secrets)
             except HolderIdError as error:
                 log.info("id check ticket=%s: %s gave something else than an ID (%s); waiting for another", claims.ticket_id_hex, read.source, error)
                 continue
-            except ValueError as error:
-                log.warning("id check ticket=%s: %s; update this gate's software, check the ID by hand", claims.ticket_id_hex, error)
-                return first
             log.debug("id check ticket=%s: binding computed in %.0f ms after the read", claims.ticket_id_hex, (time.monotonic() - read.read_at) * 1000)
             return self._validator.scan(scan.text, direction, presented)
-        return first
+        return with_detail(first, "the gate is stopping")
+
+    def _forget_stale_reads(self) -> None:
+        """A card laid on the reader with no ticket waiting must not stay in memory: drop any
+        read older than ``before_scan_seconds`` (checked every TICK_SECONDS)."""
+        try:
+            while not self._stop.wait(TICK_SECONDS):
+                self._inbox.forget_older_than(time.monotonic() - self._settings.before_scan_seconds)
+        finally:
+            if not self._stop.is_set():
+                log.error("id check: the thread dropping stale ID reads stopped; reads now wait for the next check")
+
+    def holding_an_id(self) -> bool:
+        """Whether an ID read is held in memory now (for tests and diagnostics; never the ID)."""
+        return self._inbox.holding()
 
     def _read(self, reader: Scanner) -> None:
         try:
@@ -130,3 +162,9 @@ class IdCheck:
         finally:
             if not self._stop.is_set():
                 log.error("id reader %s stopped reading: %s", reader.source, reader.health().detail)
+
+
+def with_detail(result: ScanResult, detail: str) -> ScanResult:
+    """The refusal as recorded (the event says holder_check_required), shown with why it stands
+    (the daemon's check here, the handheld's typed check in terminal.py)."""
+    return dataclasses.replace(result, decision=dataclasses.replace(result.decision, detail=detail))

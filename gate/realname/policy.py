@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass
 
 from protocol.claims import TicketClaims, TicketType, holder_id_hash
-from protocol.holder import HolderBinding, bind_holder, normalise_holder_id, same_binding
+from protocol.holder import BINDING_VERSIONS, HolderBinding, bind_holder, normalise_holder_id, same_binding
 
 
 class HolderCheck(str, enum.Enum):
@@ -68,14 +68,36 @@ class PresentedHolder:
     legacy_hash: bytes | None = None
 
 
-def present_holder(claims: TicketClaims, holder_id: str, site_secret: bytes) -> PresentedHolder:
+def present_holder(claims: TicketClaims, holder_id: str, site_secret: bytes, retired_secrets: tuple[bytes, ...] = ()) -> PresentedHolder:
     """Compute what ``claims`` needs to be compared with ``holder_id``. Slow for a binding
-    (one Argon2id); raises HolderIdError if the text is not an ID number, ValueError if the
-    ticket's binding version is unknown to this gate."""
+    (one Argon2id per secret tried); raises HolderIdError if the text is not an ID number,
+    ValueError if the ticket's binding version is unknown to this gate.
+
+    ``retired_secrets`` are the site's earlier secrets (after a rotation, for tickets minted
+    before it): tried in turn only when the current secret does not give the ticket's
+    binding, so the holder of a new ticket pays one Argon2id and an impostor one per secret."""
     normalised = normalise_holder_id(holder_id)
-    if claims.holder_binding is not None:
-        return PresentedHolder(claims.ticket_id, binding=bind_holder(claims.ticket_id, normalised, site_secret, claims.holder_binding.version))
-    return PresentedHolder(claims.ticket_id, legacy_hash=holder_id_hash(claims.ticket_id, normalised))
+    expected = claims.holder_binding
+    if expected is None:
+        return PresentedHolder(claims.ticket_id, legacy_hash=holder_id_hash(claims.ticket_id, normalised))
+    binding = bind_holder(claims.ticket_id, normalised, site_secret, expected.version)
+    for secret in retired_secrets:
+        if same_binding(expected, binding):
+            break
+        binding = bind_holder(claims.ticket_id, normalised, secret, expected.version)
+    return PresentedHolder(claims.ticket_id, binding=binding)
+
+
+def unknown_binding_version(claims: TicketClaims) -> str | None:
+    """Why this gate cannot check the ticket's binding (a version newer than its software), or None.
+
+    Policy (docs/realname.md): such a ticket is refused as ``holder_check_required`` at once,
+    without asking for a card, and staff check the ID by hand; it stays unused."""
+    binding = claims.holder_binding
+    if binding is None or binding.version in BINDING_VERSIONS:
+        return None
+    known = ", ".join(f"v{version}" for version in BINDING_VERSIONS)
+    return f"holder binding v{binding.version} is newer than this gate's software (it checks {known})"
 
 
 def holder_matches(claims: TicketClaims, presented: PresentedHolder) -> bool:

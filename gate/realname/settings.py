@@ -23,12 +23,15 @@ ID_READER_KINDS = {"sam": SamSettings, "hid": HidSettings, "serial": SerialSetti
 class IdCheckSettings:
     """``timeout_seconds``: how long the gate waits for an ID after asking for it.
     ``before_scan_seconds``: an ID read this long before the ticket still counts (visitors
-    often lay the card first). The site secret is never shown in a repr."""
+    often lay the card first). ``retired_secrets``: the site's earlier secrets, still needed
+    for tickets minted before the secret was rotated (docs/realname.md). No secret is ever
+    shown in a repr."""
 
     readers: tuple[IdReaderSettings, ...]
     site_secret: bytes = field(repr=False)
     timeout_seconds: float = setting(30.0, low=1, high=600)
     before_scan_seconds: float = setting(5.0, low=0, high=60)
+    retired_secrets: tuple[bytes, ...] = field(default=(), repr=False)  # earlier site secrets, for tickets minted before a rotation
 
     def __post_init__(self) -> None:
         if not self.readers:

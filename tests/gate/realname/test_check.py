@@ -84,6 +84,7 @@ def test_no_card_in_time_leaves_the_ticket_unused_and_feeds_the_watchdog(issuer_
     text = _ticket(issuer_key, parts.clock)
     result, ticks = _check(id_check, validator, text)
     assert result.decision.reason is Reason.HOLDER_CHECK_REQUIRED and len(ticks) >= 2
+    assert "no ID presented within 3 s" in result.decision.detail  # what staff read on the handheld
     fake.place(HOLDER)  # the ticket was not used: it can still be admitted
     result, _ = _check(id_check, validator, text)
     assert result.decision.granted
@@ -139,21 +140,67 @@ def test_a_line_reader_sending_something_else_first_is_ignored_until_a_real_id(i
     assert ignored.is_set() and result.decision.granted
 
 
-def test_a_binding_version_this_gate_does_not_know_is_left_to_staff(issuer_key, trust, tmp_path, fake):
+def test_a_binding_version_this_gate_does_not_know_is_left_to_staff_at_once(issuer_key, trust, tmp_path, fake):
     from protocol.holder import HolderBinding
 
     rules = GateRules(SITE, gate_id="east-2", realname=RealNamePolicy(HolderCheck.REQUIRED))
     clock = GateClock(0)
     v = open_validator(tmp_path / "state2", rules, trust, clock=clock)
-    settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=10, before_scan_seconds=2)
+    settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=5, before_scan_seconds=2)
     check = IdCheck(v, [open_id_reader(r) for r in settings.readers], settings)
     check.start()
     try:
         now = clock.read().now
         text = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600, holder_binding=HolderBinding(9, bytes(16))), issuer_key)
-        started = time.monotonic()
-        result, _ = _check(check, v, text, lambda: fake.place(HOLDER))
-        assert result.decision.reason is Reason.HOLDER_CHECK_REQUIRED and time.monotonic() - started < settings.timeout_seconds
+        result, ticks = _check(check, v, text)  # no card: the gate must not wait for one it cannot check
+        assert result.decision.reason is Reason.HOLDER_CHECK_REQUIRED and not ticks
+        assert "v9" in result.decision.detail and "by hand" in result.decision.detail
     finally:
         check.stop()
         v.close()
+
+
+def test_an_id_typed_on_the_handhelds_keypad_admits_and_a_half_typed_one_is_never_logged(issuer_key, validator, parts, caplog):
+    from gate.scanner.hid import HidScanner
+    from gate.scanner.settings import HidSettings
+    from tests.gate.scanner.test_hid import PipeInputDevice, Port
+    from tests.gate.scanner.test_keymap import Keyboard
+
+    caplog.set_level(logging.DEBUG)
+    port, keypad = Port(), PipeInputDevice("/dev/input/by-id/usb-keypad-event-kbd")
+    port.plugged.put(keypad)
+    settings = HidSettings(device=keypad.path, partial_timeout=30.0)
+    reader = HidScanner(settings, open_device=port.open)
+    check = IdCheck(validator, [reader], IdCheckSettings((settings,), SECRET, timeout_seconds=10, before_scan_seconds=2))
+    check.start()
+    assert reader.wait_for_health(lambda h: h.ok, WAIT)
+    keyboard = Keyboard()
+
+    def staff_type() -> None:
+        keypad.type(keyboard.type(OTHER[:10], end="KEY_SPACE"))  # the wrong card's number, abandoned half way
+        keyboard.now += 45  # a pause longer than partial_timeout: the fragment is dropped
+        keypad.type(keyboard.type(" ".join((HOLDER[:6], HOLDER[6:14], HOLDER[14:].lower()))))  # as printed on the card
+
+    try:
+        result, _ = _check(check, validator, _ticket(issuer_key, parts.clock), staff_type)
+    finally:
+        check.stop()
+    assert result.decision.granted and keypad.grabbed  # grabbed: the number never reaches a console
+    journal = "\n".join(record.getMessage() for record in caplog.records)
+    assert "dropped 11 characters typed without Enter: '<ID redacted>'" in journal
+    assert OTHER[:10] not in journal and HOLDER not in journal and HOLDER[:6] not in journal
+
+
+def test_a_card_read_with_no_ticket_waiting_is_dropped_from_memory(validator, fake):
+    from testkit.waiting import wait_until
+
+    settings = IdCheckSettings((SamSettings(fake.device, poll_seconds=0.02),), SECRET, timeout_seconds=3, before_scan_seconds=2)
+    check = IdCheck(validator, [open_id_reader(r) for r in settings.readers], settings)
+    check.start()
+    try:
+        fake.place(HOLDER)
+        assert fake.wait_reads(1, WAIT)
+        wait_until(check.holding_an_id, "the read reaches the ID check", WAIT)
+        wait_until(lambda: not check.holding_an_id(), "the unclaimed read is dropped", WAIT)
+    finally:
+        check.stop()

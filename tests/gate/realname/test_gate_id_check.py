@@ -114,3 +114,12 @@ def test_the_holders_card_opens_the_turnstile_anothers_is_refused(tmp_path, issu
     lines = [json.loads(line) for line in (tmp_path / "turnstile.jsonl").read_text().splitlines()]
     assert sum(line["event"] == "relay" and line.get("on") is True for line in lines) == 1
     assert sum(line["event"] == "refuse" for line in lines) == 1  # only the mismatch; "ID check" is not a refusal
+
+
+def test_an_unplugged_id_reader_shows_in_the_gates_status(gate):
+    from testkit.waiting import wait_until
+
+    daemon, parts, cable, fake, recorder, display = gate
+    assert daemon.status()["scanner"] == "ok"
+    fake.close()  # the reader's cable is pulled
+    wait_until(lambda: "sam:" in daemon.status()["scanner"], "the ID reader's fault in the heartbeat status", WAIT)

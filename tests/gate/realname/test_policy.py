@@ -101,3 +101,18 @@ def test_a_presented_holder_carries_no_id_number(issuer_key):
     claims, _ = _real_name(issuer_key)
     presented = present_holder(claims, HOLDER, SECRET)
     assert isinstance(presented, PresentedHolder) and HOLDER not in repr(presented) and HOLDER.encode() not in repr(presented).encode()
+
+
+def test_after_a_secret_rotation_tickets_of_both_secrets_admit_their_holders_only(issuer_key, trust):
+    new_secret = bytes(range(100, 132))
+    old_claims, old_text = _real_name(issuer_key)  # minted with SECRET, before the rotation
+    new_claims = make_claims()
+    new_claims = dataclasses.replace(new_claims, holder_binding=bind_holder(new_claims.ticket_id, HOLDER, new_secret))
+    new_text = issue_ticket(new_claims, issuer_key)
+    for claims, text in ((old_claims, old_text), (new_claims, new_text)):
+        holder = present_holder(claims, HOLDER, new_secret, retired_secrets=(SECRET,))
+        assert decide(text, NOW, CHECKING, trust, MemoryState(), holder=holder).granted
+        other = present_holder(claims, OTHER, new_secret, retired_secrets=(SECRET,))
+        assert decide(text, NOW, CHECKING, trust, MemoryState(), holder=other).reason is Reason.HOLDER_MISMATCH
+    without_retired = present_holder(old_claims, HOLDER, new_secret)
+    assert decide(old_text, NOW, CHECKING, trust, MemoryState(), holder=without_retired).reason is Reason.HOLDER_MISMATCH

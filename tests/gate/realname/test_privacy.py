@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from protocol.claims import holder_id_hash
 from protocol.holder import bind_holder, resident_check_character, write_site_secret
 from protocol.keys import write_key_pair
-from protocol.ticket import issue_ticket, read_ticket
+from protocol.base45 import b45decode
+from protocol.errors import BadEncoding
+from protocol.ticket import PREFIX, issue_ticket, read_ticket
 from hub.broker_files import write_password_file
 from testkit.broker import Broker
 from testkit.tickets import SITE, make_claims
@@ -90,9 +93,31 @@ poll_seconds = 0.05
     return write_gate_config(tmp_path / "gate", ticket_public, scanner, gate_id="g1", sections=hub_section(broker, "g1", hub_public) + "\n" + realname)
 
 
-def _needles(ticket_ids: list[bytes]) -> dict[str, bytes]:
-    """Everything an ID could be recovered from: the numbers as text, the name, their plain hashes."""
+TICKET_TEXT = re.compile(rb"LT1:[0-9A-Z $%*+\-./:]{20,}")
+
+
+def _inside_tickets(data: bytes) -> bytes:
+    """The COSE bytes of every ticket text in ``data``: an admission event carries the signed
+    ticket (the hub verifies it), base45-encoded, where a plain byte search sees nothing."""
+    decoded = []
+    for match in TICKET_TEXT.finditer(data):
+        text = match.group().decode("ascii")[len(PREFIX):]
+        for end in (len(text), len(text) - 1, len(text) - 2):  # a trailing space or colon may belong to what follows
+            try:
+                decoded.append(b45decode(text[:end]))
+                break
+            except BadEncoding:
+                continue
+    return b"\n".join(decoded)
+
+
+def _needles(ticket_ids: list[bytes], photos: list[bytes]) -> dict[str, bytes]:
+    """Everything an ID could be recovered from: the numbers as text, the name, their plain
+    hashes; and the card's photo, which the reader always sends and the gate must drop."""
     needles = {}
+    for index, photo in enumerate(photos):
+        needles[f"photo {index}"], needles[f"photo {index} hex"] = photo[:12], photo[:12].hex().encode()
+        needles[f"photo {index} middle"] = photo[500:512]
     for label, number in (("holder", HOLDER), ("impostor", IMPOSTOR)):
         needles[f"{label} number"] = number.encode()
         needles[f"{label} number UCS-2"] = number.encode("utf-16-le")
@@ -150,7 +175,11 @@ def test_nothing_an_id_could_be_recovered_from_is_kept_logged_or_sent(tmp_path, 
     haystacks["gate log"] = gate.log.encode()
     haystacks["test process log (hub)"] = "\n".join(r.getMessage() for r in caplog.records).encode()
     haystacks["MQTT gate <-> hub"] = b"\n".join(spies[0].payloads)
+    haystacks.update({f"{where} (inside ticket texts)": _inside_tickets(data) for where, data in list(haystacks.items())})
+    admitted = read_ticket(tickets[0]).claims.holder_binding
+    assert any(name.startswith("hub/") and admitted.digest in data for name, data in haystacks.items())  # the admission's ticket reached the hub: its contents are searched
     assert any(name.startswith("gate/state") for name in haystacks) and any(name.startswith("hub/") and ".db" in name for name in haystacks)
     assert ticket_ids[1].hex().encode() in haystacks["gate log"] and spies[0].payloads  # the search looks where the facts are
-    found = [f"{needle} in {where}" for needle, value in _needles(ticket_ids).items() for where, data in haystacks.items() if value in data]
+    assert len(fake.photos) >= 2  # both cards were read, photo block and all
+    found = [f"{needle} in {where}" for needle, value in _needles(ticket_ids, fake.photos).items() for where, data in haystacks.items() if value in data]
     assert not found
