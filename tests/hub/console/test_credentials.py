@@ -86,3 +86,27 @@ def test_a_login_over_https_sets_a_secure_cookie(tls_console) -> None:
     with urllib.request.urlopen(request, context=context, timeout=TIMEOUT) as answer:
         cookie = answer.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_a_revoked_token_and_a_removed_account_stop_working_at_once(console) -> None:
+    from tests.hub.console.conftest import Client
+
+    admin = console.client(Role.ADMIN)
+    leaked = console.token(Role.OPERATOR, "ticket-office")
+    assert Client(console.url, leaked).get("/api/v1/me").status == 200
+    assert console.client(Role.OPERATOR).request("DELETE", "/api/v1/tokens/ticket-office").status == 403, "an operator manages no tokens"
+    answer = admin.request("DELETE", "/api/v1/tokens/ticket-office")
+    assert answer.status == 200 and answer.json()["revoked_tokens"] == 1
+    assert Client(console.url, leaked).get("/api/v1/me").status == 401
+    assert admin.request("DELETE", "/api/v1/tokens/ticket-office").status == 404
+
+    assert admin.post("/api/v1/accounts", {"name": "tenzin", "role": "viewer", "password": "left in march"}).status == 201
+    session = Client(console.url).post("/api/v1/login", {"name": "tenzin", "password": "left in march"}).json()["token"]
+    assert Client(console.url, session).get("/api/v1/gates").status == 200
+    removed = subprocess.run([sys.executable, "-m", "lungta", "hub", "user", "remove", "--config", str(console.config_path), "tenzin"],
+                             capture_output=True, text=True, timeout=60)
+    assert removed.returncode == 0, removed.stderr
+    assert Client(console.url, session).get("/api/v1/gates").status == 401, "the open session ends with the account"
+    assert Client(console.url).post("/api/v1/login", {"name": "tenzin", "password": "left in march"}).status == 401
+    actions = [entry["action"] for entry in admin.get("/api/v1/audit").json()["items"]]
+    assert actions[:2] == ["removeaccount", "login"] and "revoketoken" in actions
