@@ -100,3 +100,18 @@ def test_a_broker_the_hub_cannot_reach_is_not_shown_as_gates_offline(console, ga
     assert g1["status"] == "unknown" and g1["cause"] == "hub cannot reach the broker"
     logged = [r.getMessage() for r in caplog.records if r.name == "hub.gates" and "gate=g1 status=unknown" in r.getMessage()]
     assert logged and "cause=hub cannot reach the broker" in logged[0]
+
+
+def _backlogs(book: AlertBook, samples: list[tuple[int, int]]) -> list[set[AlertKind]]:
+    """Each (ms, backlog) as a new heartbeat of g1: the kinds raised after it."""
+    return [{a.kind for a in book.update([{**HEALTHY, "backlog": backlog}], True, at_ms, {})} for at_ms, backlog in samples]
+
+
+def test_a_backlog_that_only_grows_raises_backlog_growing_after_the_grace() -> None:
+    raised = _backlogs(AlertBook(SETTINGS), [(0, 0), (10_000, 4), (20_000, 9), (30_000, 15), (40_000, 22)])
+    assert raised == [set(), set(), set(), set(), {AlertKind.BACKLOG}], "held from 10 s (up from 0), raised 30 s later"
+
+
+def test_a_backlog_the_hub_keeps_acknowledging_raises_nothing() -> None:
+    samples = [(at * 10_000, backlog) for at, backlog in enumerate([0, 3, 1, 4, 2, 5, 0, 2, 1, 3])]
+    assert _backlogs(AlertBook(SETTINGS), samples) == [set()] * len(samples)
