@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from hub.console.actions import AddAccount
 from hub.console.roles import Role
 from lungta.console_cli import cli_perform
+from tests.hub.console.conftest import screenshot
 
 PASSWORD = "control room 24h"
 
@@ -52,6 +53,8 @@ def test_an_operator_acknowledges_sets_a_quota_and_opens_a_gate_from_the_dashboa
     assert gate.wait_for(lambda view: any(m.stream == "command/g1" and m.body.get("args", {}).get("on") is True for m in view.accepted), 10), \
         "the gate got the signed emergency command"
 
+    page.wait_for_function("() => document.getElementById('action-result').textContent.includes('emergency_open')", timeout=10_000)
+    screenshot(page, "console-actions")
     origin = urlsplit(console.url).netloc
     assert requested and all(urlsplit(url).netloc == origin for url in requested if not url.startswith("data:")), \
         f"everything from the hub, nothing from a CDN: {sorted({url for url in requested if urlsplit(url).netloc != origin})}"
