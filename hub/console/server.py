@@ -38,6 +38,7 @@ from .web import MAX_BODY, Console, Request, Response, Route, error_response, js
 log = logging.getLogger(__name__)
 
 SSE_KEEPALIVE_S = 15.0
+IDLE_S = 60.0  # longer than the SSE keepalive: a live dashboard is never idle this long
 HANDSHAKE_S = 10.0  # a TLS client that has not finished its handshake by then is dropped
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"),
@@ -173,6 +174,7 @@ def handler_for(console: Console, stop: threading.Event) -> type[BaseHTTPRequest
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "lungta-console"
+        timeout = IDLE_S  # a connection that sends nothing (or takes no bytes) this long is closed: its thread is freed
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("http %s %s", self.address_string(), format % args)

@@ -128,3 +128,13 @@ def test_hub_run_with_the_console_port_taken_stops_with_one_line(tmp_path, broke
         result = subprocess.run([sys.executable, "-m", "lungta", "hub", "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert result.returncode == 2 and len(errors) == 1 and "[http] listen" in errors[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_connection_that_sends_nothing_is_closed_and_frees_its_thread(console) -> None:
+    import socket
+
+    console.server.httpd.RequestHandlerClass.timeout = 0.5  # IDLE_S, shortened for the test
+    host, port = console.server.httpd.server_address[:2]
+    with socket.create_connection((host, port)) as idle:
+        idle.settimeout(10)
+        assert idle.recv(1) == b"", "the server closed the idle connection"
