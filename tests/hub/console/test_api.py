@@ -48,6 +48,8 @@ def test_a_revocation_is_listed_with_who_and_why_and_audited(console) -> None:
     undone = operator.post("/api/v1/unrevocations", {"ticket_ids": [ticket], "reason": "refund cancelled"})
     assert undone.status == 200 and undone.json()["unrevoked"] == 1
     assert not operator.get(f"/api/v1/tickets/{ticket}").json()["revocation"]["revoked"]
+    latest = operator.get("/api/v1/revocations").json()["items"][0]
+    assert (latest["ticket_id"], latest["action"], latest["reason"], latest["actor"]) == (ticket, "unrevoke", "refund cancelled", "test-operator")
 
 
 def test_bad_requests_get_a_4xx_that_names_the_problem(console) -> None:
