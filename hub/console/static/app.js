@@ -248,6 +248,31 @@
     if (target) body.gates = [target]; else body.site = true;
     report(await api("POST", "/api/v1/commands", body));
   };
+  // Customer service: every event of one ticket across gates (was it used, where, when, why refused).
+  $("ticket-form").onsubmit = async (event) => {
+    event.preventDefault();
+    const id = String(new FormData(event.target).get("ticket_id")).trim().toLowerCase();
+    const answer = await api("GET", `/api/v1/tickets/${encodeURIComponent(id)}`);
+    if (answer.status !== 200) { $("ticket-summary").textContent = `${answer.status}: ${answer.data.error || ""}`; $("ticket-events").replaceChildren(); return; }
+    const found = answer.data;
+    const revoked = found.revocation && found.revocation.revoked ? ` · ${t("revoked")}` : "";
+    $("ticket-summary").textContent = `${found.used ? t("used") : t("not_used")} · ${found.events.length} ${t("events")}${revoked}`;
+    $("ticket-events").replaceChildren(...found.events.map((e) => {
+      const li = document.createElement("li"); li.dataset.kind = e.kind;
+      li.textContent = `${new Date(e.at_ms).toLocaleString(state.lang === "en" ? "en-GB" : "zh-CN")} · ${e.gate} · ${reasonText(e.reason)}`;
+      return li;
+    }));
+  };
+  // Reports as CSV for a spreadsheet; the session cookie authenticates the download.
+  function reportLinks() {
+    const day = $("report-form").elements.date.value;
+    document.querySelectorAll("#report-links a").forEach((link) => {
+      link.href = `/api/v1/reports/${link.dataset.report}?format=csv${day ? `&date=${day}` : ""}`;
+    });
+  }
+  $("report-form").elements.date.onchange = reportLinks;
+  $("report-form").elements.date.value = new Date().toLocaleDateString("sv");  // today, local, YYYY-MM-DD
+  reportLinks();
   setInterval(() => {  // the "seen 5s ago" lines age between snapshots
     document.querySelectorAll(".tile .seen").forEach((node) => { node.textContent = `${t("seen")} ${ago(Number(node.dataset.ms))}`; });
   }, 5000);

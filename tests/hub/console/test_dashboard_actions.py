@@ -60,3 +60,33 @@ def test_an_operator_acknowledges_sets_a_quota_and_opens_a_gate_from_the_dashboa
         f"everything from the hub, nothing from a CDN: {sorted({url for url in requested if urlsplit(url).netloc != origin})}"
     audit = console.client(Role.ADMIN).get("/api/v1/audit").json()["items"]
     assert [entry["action"] for entry in audit if entry["actor"] == "dolma"][:4] == ["sendcommand", "setquota", "ackalert", "login"]
+
+
+def test_a_viewer_looks_up_a_ticket_and_downloads_a_report_from_the_dashboard(console, gate_factory, browser) -> None:
+    """Customer service at the phone: was this ticket used, where, why refused; the site manager's CSV."""
+    ticket_id = bytes(range(16))
+    g1, g2 = gate_factory("g1"), gate_factory("g2")
+    g1.publish_events(g1.make_events(1, "admission", [ticket_id], {"decision": "grant", "reason": "valid", "persons": 2}))
+    g2.publish_events(g2.make_events(1, "deny", [ticket_id], {"decision": "deny", "reason": "already_used", "persons": 0}))
+    console.wait_snapshot(lambda d: sum(g["admissions_today"] + g["refusals_today"] for g in d.get("gates", [])) == 2)
+    cli_perform(console.hub.config, AddAccount("pema", Role.VIEWER, PASSWORD))
+    page = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    try:
+        _login(page, console.url, "pema")
+        page.wait_for_selector('.tile[data-gate="g2"]', timeout=10_000)
+        page.select_option("#lang", "en")
+        page.click("#ticket-box summary")
+        page.fill("#ticket-form input[name=ticket_id]", ticket_id.hex())
+        page.click("#ticket-form button[type=submit]")
+        page.wait_for_selector("#ticket-events li[data-kind=deny]", timeout=10_000)
+        assert page.inner_text("#ticket-summary").startswith("used · 2 event(s)")
+        screenshot(page, "console-ticket-lookup")
+        lines = page.locator("#ticket-events li").all_inner_texts()
+        assert [line.split(" · ")[1] for line in lines] == ["g1", "g2"]
+        page.click("#report-box summary")
+        with page.expect_download(timeout=10_000) as download:
+            page.click('#report-links a[data-report="daily_totals"]')
+        text = open(download.value.path(), encoding="utf-8-sig").read().splitlines()
+        assert text[0] == "date,gate,admissions,persons,refusals,exits" and {line.split(",")[1] for line in text[1:]} == {"g1", "g2"}
+    finally:
+        page.close()
