@@ -140,14 +140,17 @@ class ConsoleServer:
         self._pool.close()
 
 
+LIVE = Route("GET", "/api/v1/live", Permission.READ, lambda c, r, w: _sse_marker(c, r, w),
+             "server-sent events (send Accept: text/event-stream): the live view at once, then at each change", statuses=(200, 406), produces="text/event-stream")
+
+
 def routes(console: Console) -> list[Route]:
-    table = [*api_read.ROUTES, *api_write.ROUTES]
+    table = [*api_read.ROUTES, *api_write.ROUTES, LIVE]
     from lungta import __version__
     document = openapi_document(table, console.config.site, __version__)
     extra = [
         Route("GET", "/api/v1/openapi.json", None, lambda c, r, w: json_response(document), "this document"),
         Route("GET", "/metrics", None, lambda c, r, w: Response(200, c.metrics(), "text/plain; version=0.0.4; charset=utf-8"), "Prometheus metrics"),
-        Route("GET", "/api/v1/live", Permission.READ, _sse_marker, "server-sent events: a snapshot at each change"),
         Route("GET", "/", None, lambda c, r, w: _static(c, "index.html"), "the dashboard"),
         Route("GET", "/static/{name}", None, lambda c, r, w: _static(c, r.params["name"]), "dashboard assets"),
         Route("GET", "/healthz", None, lambda c, r, w: json_response({"ok": True, "feed_version": c.feed.snapshot.version}), "liveness"),
@@ -156,7 +159,10 @@ def routes(console: Console) -> list[Route]:
 
 
 def _sse_marker(console: Console, request: Request, who: Principal | None) -> Response:
-    return Response(200, b"", "text/event-stream")  # the handler streams; see Handler._serve
+    """The handler streams (``Handler._stream``); a client that did not ask for a stream gets a 406, not an endless body."""
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        return error_response(406, "/api/v1/live is a server-sent event stream: send Accept: text/event-stream (an EventSource does)")
+    return Response(200, b"", "text/event-stream")
 
 
 def _static(console: Console, name: str) -> Response:
