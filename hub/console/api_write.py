@@ -83,8 +83,9 @@ def login(console: Console, request: Request, who: Principal | None) -> Response
 def logout(console: Console, request: Request, who: Principal | None) -> Response:
     token = credential_of(request)
     if token is not None and who is not None and who.kind == "user":
-        with console.pool.borrow() as store:
+        with console.pool.borrow() as store, store.transaction():
             store.drop_credential(token_hash(token))
+            store.append_audit(who, "logout", {}, console.now_ms())
     return json_response({"logged_out": True}, 200, (("Set-Cookie", f"{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),))
 
 

@@ -52,6 +52,15 @@ def test_a_revocation_is_listed_with_who_and_why_and_audited(console) -> None:
     assert (latest["ticket_id"], latest["action"], latest["reason"], latest["actor"]) == (ticket, "unrevoke", "refund cancelled", "test-operator")
 
 
+def test_ten_thousand_tickets_are_revoked_in_one_call(console) -> None:
+    operator = console.client(Role.OPERATOR)
+    tickets = [os.urandom(16).hex() for _ in range(10_000)]
+    answer = operator.post("/api/v1/revocations", {"ticket_ids": tickets, "reason": "event cancelled"}, headers={"Idempotency-Key": "cancel-2026-12-01"})
+    assert answer.status == 201 and answer.json()["revoked"] == 10_000
+    assert operator.get(f"/api/v1/tickets/{tickets[-1]}").json()["revocation"]["revoked"]
+    assert len(operator.get("/api/v1/revocations?limit=1000").json()["items"]) == 1000
+
+
 def test_bad_requests_get_a_4xx_that_names_the_problem(console) -> None:
     operator = console.client(Role.OPERATOR)
     assert operator.post("/api/v1/revocations", {"ticket_ids": ["zz"], "reason": "x"}).status == 422
@@ -110,7 +119,11 @@ def test_logins_are_rate_limited(console) -> None:
     anonymous = Client(console.url)
     ok = anonymous.post("/api/v1/login", {"name": "ana", "password": "correct horse battery"})
     assert ok.status == 200 and "lungta_session=" in ok.headers["set-cookie"] and "HttpOnly" in ok.headers["set-cookie"]
-    assert Client(console.url, ok.json()["token"]).get("/api/v1/me").json()["role"] == "viewer"
+    session = Client(console.url, ok.json()["token"])
+    assert session.get("/api/v1/me").json()["role"] == "viewer"
+    assert session.post("/api/v1/logout").status == 200 and session.get("/api/v1/me").status == 401, "logged out: the session is gone"
+    audit = console.client(Role.ADMIN).get("/api/v1/audit").json()["items"]
+    assert [(e["action"], e["actor"], e["via"]) for e in audit if e["actor"] == "ana"][:2] == [("logout", "ana", "user"), ("login", "ana", "user")]
     statuses = [anonymous.post("/api/v1/login", {"name": "ana", "password": "wrong password"}).status for _ in range(6)]
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
     assert anonymous.post("/api/v1/login", {"name": "ana", "password": "correct horse battery"}).status == 429, "locked out even with the right password"
