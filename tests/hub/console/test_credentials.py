@@ -110,3 +110,13 @@ def test_a_revoked_token_and_a_removed_account_stop_working_at_once(console) -> 
     assert Client(console.url).post("/api/v1/login", {"name": "tenzin", "password": "left in march"}).status == 401
     actions = [entry["action"] for entry in admin.get("/api/v1/audit").json()["items"]]
     assert actions[:2] == ["removeaccount", "login"] and "revoketoken" in actions
+
+
+def test_hub_run_with_an_unreadable_certificate_stops_with_one_line_naming_the_keys(tmp_path, broker, hub_key) -> None:
+    path = console_config(tmp_path / "hub", broker, hub_key)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('tls_cert = "tls/missing.pem"\ntls_key = "tls/missing.key"\n')
+    result = subprocess.run([sys.executable, "-m", "lungta", "hub", "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode == 2 and len(errors) == 1 and "tls_cert / tls_key" in errors[0] and "missing.pem" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
