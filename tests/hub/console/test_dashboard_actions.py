@@ -90,3 +90,17 @@ def test_a_viewer_looks_up_a_ticket_and_downloads_a_report_from_the_dashboard(co
         assert text[0] == "date,gate,admissions,persons,refusals,exits" and {line.split(",")[1] for line in text[1:]} == {"g1", "g2"}
     finally:
         page.close()
+
+
+def test_with_the_broker_down_the_wall_says_the_hub_is_blind_not_that_gates_dropped(console, gate_factory, broker, browser_page) -> None:
+    gate_factory("g1").heartbeat(scanner="ok", relay="ok")
+    cli_perform(console.hub.config, AddAccount("dolma", Role.VIEWER, PASSWORD))
+    page = browser_page
+    _login(page, console.url, "dolma")
+    page.wait_for_selector('.tile[data-gate="g1"][data-status="online"]', timeout=10_000)
+    broker.stop()
+    page.wait_for_selector('.tile[data-gate="g1"][data-status="unknown"]', timeout=10_000)
+    page.wait_for_selector('#link[data-state="broker_down"]', timeout=10_000)
+    assert page.query_selector('.tile[data-status="offline"]') is None
+    page.wait_for_selector('.alerts li[data-kind="broker_unreachable"]', timeout=10_000)
+    screenshot(page, "console-broker-down")
