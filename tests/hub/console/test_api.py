@@ -76,6 +76,8 @@ def test_bad_requests_get_a_4xx_that_names_the_problem(console) -> None:
     raw = operator.request("POST", "/api/v1/quotas", headers={"Content-Type": "application/json"})
     assert raw.status in (400, 422)
     assert operator.request("DELETE", "/api/v1/gates").status == 405
+    for path in ("/static/..%2Fserver.py", "/static/%2E%2E%2F%2E%2E%2Fconfig.py", "/static/..%2F..%2F..%2Fhub.db"):
+        assert Client(console.url).get(path).status == 404, f"{path}: nothing outside the dashboard's folder is served"
 
 
 def test_an_emergency_command_reaches_the_gate_signed(console, gate_factory) -> None:
