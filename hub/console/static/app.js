@@ -54,7 +54,11 @@
     node.querySelector(".faults").textContent = faults(gate);
     node.querySelector(".seen").dataset.ms = gate.last_seen_ms;
     node.querySelector(".seen").textContent = `${t("seen")} ${ago(gate.last_seen_ms)}`;
-    node.title = Object.entries(gate.decisions || {}).map(([reason, n]) => `${reasonText(reason)}: ${n}`).join("\n");
+    const health = [];  // the heartbeat's device figures, on hover: the tile keeps to what the control room scans
+    if (gate.disk_free_mb !== null && gate.disk_free_mb !== undefined) health.push(`${t("disk")}: ${gate.disk_free_mb} MB`);
+    if (gate.temperature_c !== null && gate.temperature_c !== undefined) health.push(`${t("temperature")}: ${gate.temperature_c} °C`);
+    if (gate.clock_offset_ms !== null && gate.clock_offset_ms !== undefined) health.push(`${t("clock")}: ${gate.clock_offset_ms > 0 ? "+" : ""}${gate.clock_offset_ms} ms`);
+    node.title = [...health, ...Object.entries(gate.decisions || {}).map(([reason, n]) => `${reasonText(reason)}: ${n}`)].join("\n");
     node.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
     return node;
   }

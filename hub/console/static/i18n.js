@@ -25,6 +25,7 @@ window.LUNGTA_TEXT = {
     used: "used", not_used: "not used", events: "event(s)", revoked: "revoked", reports: "Reports (CSV)",
     report_admissions_by_hour: "Admissions by hour, gate and ticket type", report_refusals_by_reason: "Refusals by reason",
     report_flagged: "Flagged admissions", report_daily_totals: "Daily totals by gate",
+    disk: "disk free", temperature: "temperature", clock: "clock offset",
   },
   zh: {
     login_title: "风马闸机中控台", name: "用户名", password: "密码", login: "登录", logout: "退出",
@@ -49,6 +50,7 @@ window.LUNGTA_TEXT = {
     used: "已使用", not_used: "未使用", events: "条记录", revoked: "已作废", reports: "报表（CSV）",
     report_admissions_by_hour: "按小时、闸机、票种的入园人数", report_refusals_by_reason: "按原因的拒绝次数",
     report_flagged: "存疑放行记录", report_daily_totals: "各闸机当日合计",
+    disk: "剩余磁盘", temperature: "温度", clock: "时钟偏差",
   },
   bo: {  // other UI labels fall back to Chinese; reason texts are the catalogue's Tibetan
     alert_settings_mismatch: "{gate} སྒྲིག་འགོད་ལྟེ་བ་དང་མི་མཐུན།", alert_trust_list_behind: "{gate} ལྡེ་མིག་ཡིད་ཆེས་ཐོ་གསར་བསྒྱུར་མ་བྱས།", alert_session_taken_over: "{gate} སྒོ་ཨང་འདི་སྒྲིག་ཆས་གཞན་ཞིག་གིས་སྤྱོད་བཞིན་འདུག",

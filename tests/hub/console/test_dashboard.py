@@ -152,6 +152,8 @@ def test_a_wall_of_24_gates_fits_the_control_room_screen_and_a_phone(tmp_path, m
         wall.wait_for_selector('.tile[data-gate="east-5"][data-status="offline"]', timeout=10_000)
         wall.wait_for_selector('.tile[data-gate="north-8"][data-emergency="true"]', timeout=10_000)
         assert "camera" in wall.inner_text('.tile[data-gate="west-3"] .faults')
+        hover = wall.get_attribute('.tile[data-gate="west-3"]', "title")
+        assert "20000 MB" in hover and "45 °C" in hover and "+40 ms" in hover, f"disk, temperature and clock on hover: {hover!r}"
         assert wall.evaluate("() => document.documentElement.scrollWidth") <= 1366
         bottoms = wall.evaluate("() => [...document.querySelectorAll('.tile')].map((t) => t.getBoundingClientRect().bottom)")
         assert len(bottoms) == 24 and max(bottoms) <= 768, f"every tile on the control-room screen: {max(bottoms)}"
