@@ -1,6 +1,6 @@
 """The hub's live capacity: gates of one scan a second plus heartbeats, ramped until the hub falls behind.
 
-    python -m bench.bench_capacity [--gates 100,200,400,600,800] [--seconds 20]
+    python -m bench.bench_capacity [--gates 100,200,400,600,800] [--seconds 20] [--dashboards off,0,5]
 
 This is the load a site really puts on the hub, not a drain of queued
 batches (bench_hub): every simulated gate (SimGate, in worker processes)
@@ -38,9 +38,13 @@ RELAY_P95_LIMIT_MS = 100.0
 KEEP_UP_SHARE = 0.95
 
 
-def step(root: Path, key: SigningKey, gates: int, seconds: float) -> dict:
-    """One load level, console off: what the hub stores and how fast a used mark still travels."""
-    result = cost_round(root / f"gates-{gates}", key, gates, seconds, console=False, dashboards=0)
+def step(root: Path, key: SigningKey, gates: int, seconds: float, dashboards: int | None = None) -> dict:
+    """One load level: what the hub stores and how fast a used mark still travels.
+
+    ``dashboards``: None, console off; 0, console on with nobody watching; N, N dashboards streaming every snapshot.
+    """
+    name = f"gates-{gates}-" + ("off" if dashboards is None else f"dash{dashboards}")
+    result = cost_round(root / name, key, gates, seconds, console=dashboards is not None, dashboards=dashboards or 0)
     offered = gates + 10  # the load's gates at 1/s, plus the probe's ten a second
     result["offered_per_s"] = offered
     result["kept_up"] = result["events_per_s"] >= KEEP_UP_SHARE * offered
@@ -52,18 +56,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gates", default="100,200,400,600,800", help="comma-separated gate counts, ascending")
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per step")
+    parser.add_argument("--dashboards", default="off", help="comma-separated conditions, interleaved at each step: off (console off), 0, 5 (dashboards open)")
     args = parser.parse_args()
     key = SigningKey.generate()
+    conditions = [None if part == "off" else int(part) for part in args.dashboards.split(",")]
     print(f"# {machine()}")
-    knee = None
+    knees: dict[int | None, int | None] = {condition: None for condition in conditions}
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp:
         for gates in (int(part) for part in args.gates.split(",")):
-            result = step(Path(tmp), key, gates, args.seconds)
-            print(f"step: {json.dumps(result)}", flush=True)
-            if not result["kept_up"] or result["relay_p95_ms"] > RELAY_P95_LIMIT_MS:
-                knee = gates
+            for condition in [c for c in conditions if knees[c] is None]:
+                result = step(Path(tmp), key, gates, args.seconds, condition)
+                print(f"step: {json.dumps(result)}", flush=True)
+                if not result["kept_up"] or result["relay_p95_ms"] > RELAY_P95_LIMIT_MS:
+                    knees[condition] = gates
+            if all(knee is not None for knee in knees.values()):
                 break
-    print(f"knee: {knee if knee is not None else 'not reached'} gates (first step behind or relay p95 > {RELAY_P95_LIMIT_MS:.0f} ms)")
+    for condition, knee in knees.items():
+        label = "console off" if condition is None else f"console on, {condition} dashboards"
+        print(f"knee ({label}): {knee if knee is not None else 'not reached'} gates (first step behind or relay p95 > {RELAY_P95_LIMIT_MS:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ class GateLoad:
 
 def _sse_worker(url: str, token: str, clients: int, stop, counts) -> None:
     def read() -> None:
-        request = urllib.request.Request(url + "api/v1/live", headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(url + "api/v1/live", headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"})
         with urllib.request.urlopen(request, timeout=60) as stream:
             for line in stream:
                 if line.startswith(b"data: "):
@@ -167,7 +167,7 @@ def _sse_worker(url: str, token: str, clients: int, stop, counts) -> None:
 
 def _sse_probe(url: str, token: str, streamed: list) -> None:
     """A plain SSE client in the bench process: when each new probe scan reached a client, before any browser."""
-    request = urllib.request.Request(url + "api/v1/live", headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(url + "api/v1/live", headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"})
     last = 0
     with urllib.request.urlopen(request, timeout=120) as stream:
         for line in stream:

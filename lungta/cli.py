@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from . import __version__
 from .errors import user_error_types
+from .journal import configure_logging
 
 EXIT_USAGE = 2
 
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
     level = args.log_level or getattr(args, "default_log_level", "WARNING")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(level, sys.stderr)  # under systemd, each line carries its level for journalctl -p
     try:
         return int(args.run(args) or 0)
     except BrokenPipeError:

@@ -36,6 +36,10 @@ def add_console_commands(hub: argparse._SubParsersAction) -> None:
     create.add_argument("--role", required=True, metavar="ROLE", help="viewer, operator, admin or sales")
     create.add_argument("--name", required=True, metavar="NAME", help="what the token is for (shown in the audit log)")
     create.set_defaults(run=run_token_create)
+    revoke = token_actions.add_parser("revoke", help="revoke every token of a name (leaked, or its program retired)")
+    revoke.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    revoke.add_argument("--name", required=True, metavar="NAME", help="the name it was created with")
+    revoke.set_defaults(run=run_token_revoke)
 
     user = hub.add_parser("user", help="operator accounts of the console")
     user_actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
@@ -44,6 +48,10 @@ def add_console_commands(hub: argparse._SubParsersAction) -> None:
     add.add_argument("--role", required=True, metavar="ROLE", help="viewer, operator, admin or sales")
     add.add_argument("name", metavar="NAME")
     add.set_defaults(run=run_user_add)
+    remove = user_actions.add_parser("remove", help="remove an account; its open dashboard sessions end at once")
+    remove.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(run=run_user_remove)
 
     audit = hub.add_parser("audit", help="the console's audit log")
     audit_actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -112,6 +120,22 @@ def run_user_add(args: argparse.Namespace) -> None:
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
     outcome = cli_perform(config, AddAccount(args.name, role, password), args.config)
     emit(outcome.body)
+
+
+def run_token_revoke(args: argparse.Namespace) -> None:
+    from hub.console.actions import RevokeToken
+
+    from .config import load_hub_config
+
+    emit(cli_perform(load_hub_config(args.config), RevokeToken(args.name), args.config).body)
+
+
+def run_user_remove(args: argparse.Namespace) -> None:
+    from hub.console.actions import RemoveAccount
+
+    from .config import load_hub_config
+
+    emit(cli_perform(load_hub_config(args.config), RemoveAccount(args.name), args.config).body)
 
 
 def run_audit_verify(args: argparse.Namespace) -> int:

@@ -25,3 +25,45 @@ def test_the_demo_admits_refuses_and_relays_between_gates(tmp_path):
     console = next(line for line in lines if line.startswith("The operator console: http://127.0.0.1:"))
     assert "(it shows 2 gates online)" in console, console
     assert any(line.strip().startswith("viewer login:   viewer / ") for line in lines)
+
+
+def test_in_a_terminal_the_demo_keeps_serving_the_console_until_ctrl_c(tmp_path):
+    """`make demo` typed in a terminal: the dashboard stays up after the story ends, and Ctrl-C stops it cleanly."""
+    import fcntl
+    import pty
+    import re
+    import select
+    import termios
+    import time
+    import urllib.request
+
+    def controlling_terminal() -> None:  # the pty becomes the child's terminal, so ^C is a real SIGINT
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    master, slave = pty.openpty()
+    demo = subprocess.Popen([sys.executable, "-m", "testkit.demo"], stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path, env=env, preexec_fn=controlling_terminal)
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < deadline and demo.poll() is None, f"no {marker!r} in: {seen.decode(errors='replace')[-2000:]}"
+            if select.select([master], [], [], 1)[0]:
+                seen += os.read(master, 65536)
+
+    try:
+        read_until(b"Serving the dashboard until you press Ctrl-C.", 240)
+        url = re.search(r"The operator console: (\S+)", seen.decode(errors="replace")).group(1)
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and b"login-form" in page.read()
+        assert demo.poll() is None, "still serving after printing the logins"
+        os.write(master, b"\x03")  # Ctrl-C
+        assert demo.wait(60) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        os.close(master)

@@ -91,6 +91,22 @@ class AddToken:
 
 
 @dataclass(frozen=True)
+class RemoveAccount:
+    """An operator who left: the account goes and its open sessions end now."""
+
+    name: str
+    permission = Permission.ACCOUNTS
+
+
+@dataclass(frozen=True)
+class RevokeToken:
+    """A token leaked or retired: every token of this name stops working now."""
+
+    name: str
+    permission = Permission.ACCOUNTS
+
+
+@dataclass(frozen=True)
 class PublishTrustList:
     """A trust list signed offline with the site root key (hub/trustlist.py); the running hub publishes it."""
 
@@ -98,7 +114,7 @@ class PublishTrustList:
     permission = Permission.TRUST
 
 
-Action = Revoke | Unrevoke | SetQuota | SendCommand | AckAlert | AddAccount | AddToken | PublishTrustList
+Action = Revoke | Unrevoke | SetQuota | SendCommand | AckAlert | AddAccount | AddToken | RemoveAccount | RevokeToken | PublishTrustList
 
 
 @dataclass(frozen=True)
@@ -162,7 +178,8 @@ class Dispatcher:
         # each handler takes its own action type; perform() picks it by type(action)
         self._handlers: dict[type, Callable[[Principal, Any, int], tuple[int, dict, dict]]] = {
             Revoke: self._revoke, Unrevoke: self._unrevoke, SetQuota: self._set_quota, SendCommand: self._command,
-            AckAlert: self._ack_alert, AddAccount: self._add_account, AddToken: self._add_token, PublishTrustList: self._trust_list,
+            AckAlert: self._ack_alert, AddAccount: self._add_account, AddToken: self._add_token, RemoveAccount: self._remove_account,
+            RevokeToken: self._revoke_token, PublishTrustList: self._trust_list,
         }
 
     def perform(self, who: Principal, action: Action, idempotency_key: str | None = None) -> Outcome:
@@ -248,6 +265,16 @@ class Dispatcher:
         self.store.add_credential(token_hash(token), "token", name, action.role, now_ms, None)
         return 201, {"name": name, "role": action.role.value, "token": token}, {"name": name, "role": action.role.value}
 
+    def _remove_account(self, who: Principal, action: RemoveAccount, now_ms: int) -> tuple[int, dict, dict]:
+        if not self.store.remove_account(action.name):
+            raise ActionError(f"no account {action.name!r}", 404)
+        return 200, {"removed": action.name}, {"name": action.name}
+
+    def _revoke_token(self, who: Principal, action: RevokeToken, now_ms: int) -> tuple[int, dict, dict]:
+        count = self.store.revoke_tokens(action.name)
+        if not count:
+            raise ActionError(f"no token named {action.name!r}", 404)
+        return 200, {"revoked_tokens": count, "name": action.name}, {"name": action.name, "count": count}
 
     def _trust_list(self, who: Principal, action: PublishTrustList, now_ms: int) -> tuple[int, dict, dict]:
         from protocol.errors import KeyFileError

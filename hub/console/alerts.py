@@ -105,6 +105,8 @@ def conditions(gate: dict, settings: HttpSettings) -> list[tuple[AlertKind, str]
     backlog = _number(gate.get("backlog"))
     if backlog is not None and backlog >= settings.backlog_alert > 0:
         found.append((AlertKind.BACKLOG, f"gate {gate['gate']} holds {backlog:.0f} events the hub has not acknowledged"))
+    elif backlog is not None and gate.get("backlog_low") is not None and backlog > gate["backlog_low"]:
+        found.append((AlertKind.BACKLOG, f"gate {gate['gate']} backlog is growing: {backlog:.0f} events unacknowledged, up from {gate['backlog_low']}"))
     disk = _number(gate.get("disk_free_mb"))
     if disk is not None and disk < settings.disk_low_mb:
         found.append((AlertKind.DISK_LOW, f"gate {gate['gate']} has {disk:.0f} MB of disk left"))
@@ -116,6 +118,29 @@ def conditions(gate: dict, settings: HttpSettings) -> list[tuple[AlertKind, str]
     return found
 
 
+class BacklogWatch:
+    """Each gate's backlog since it last went down: the low point a growing backlog is measured from.
+
+    A gate whose events the hub acknowledges shows a backlog that rises and
+    falls between heartbeats; one that never falls, from a low point, is
+    sending into a hub that does not acknowledge (the alert after the grace).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, int]] = {}  # gate -> (last backlog, low point)
+
+    def low_point(self, gate: str, backlog: object) -> int | None:
+        """The low point to compare ``backlog`` with; None when the gate reports none."""
+        if not isinstance(backlog, int) or isinstance(backlog, bool):
+            self._seen.pop(gate, None)
+            return None
+        last, low = self._seen.get(gate, (backlog, backlog))
+        if backlog < last:
+            low = backlog
+        self._seen[gate] = (backlog, low)
+        return low
+
+
 class AlertBook:
     """Since when each condition holds; which ones are raised. Used by the live feed's thread only."""
 
@@ -123,6 +148,7 @@ class AlertBook:
         self.settings = settings
         self._since: dict[tuple[AlertKind, str | None], int] = {}
         self._found: dict[str, tuple[dict, list[tuple[AlertKind, str]]]] = {}  # per gate: the view last looked at, and what it showed
+        self._backlog = BacklogWatch()
 
     def update(self, gates: list[dict], broker_up: bool, now_ms: int, acks: dict[str, tuple[str, int]], hub_takeovers: int = 0) -> list[Alert]:
         """``hub_takeovers``: how often another client took over the hub's own broker session in the last hour."""
@@ -136,7 +162,11 @@ class AlertBook:
             found = {}
             for gate in gates:
                 held = self._found.get(gate["gate"])
-                shown = held[1] if held is not None and held[0] is gate else conditions(gate, self.settings)  # the feed reuses unchanged views
+                if held is not None and held[0] is gate:  # the feed reuses unchanged views: same heartbeat, same conditions
+                    shown = held[1]
+                else:
+                    low = self._backlog.low_point(gate["gate"], gate.get("backlog") if gate["status"] == "online" else None)
+                    shown = conditions({**gate, "backlog_low": low}, self.settings)
                 found[gate["gate"]] = (gate, shown)
                 for kind, message in shown:
                     holding[kind, gate["gate"]] = message

@@ -12,7 +12,8 @@ import math
 
 from protocol.topics import TopicError, check_name
 
-from .actions import AckAlert, AddAccount, AddToken, Outcome, Revoke, SendCommand, SetQuota, Unrevoke, command_of, gate_names, quota_of, ticket_ids
+from .actions import (AckAlert, AddAccount, AddToken, Outcome, RemoveAccount, Revoke, RevokeToken, SendCommand, SetQuota, Unrevoke, command_of, gate_names,
+                      quota_of, ticket_ids)
 from .passwords import check_password, new_token, token_hash
 from .roles import Permission, Principal, RoleError, parse_role
 from .web import SESSION_COOKIE, Console, HttpError, Request, Response, Route, credential_of, json_response
@@ -82,8 +83,9 @@ def login(console: Console, request: Request, who: Principal | None) -> Response
 def logout(console: Console, request: Request, who: Principal | None) -> Response:
     token = credential_of(request)
     if token is not None and who is not None and who.kind == "user":
-        with console.pool.borrow() as store:
+        with console.pool.borrow() as store, store.transaction():
             store.drop_credential(token_hash(token))
+            store.append_audit(who, "logout", {}, console.now_ms())
     return json_response({"logged_out": True}, 200, (("Set-Cookie", f"{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),))
 
 
@@ -145,6 +147,14 @@ def add_token(console: Console, request: Request, who: Principal | None) -> Resp
     return _perform(console, who, AddToken(_name(body), _role(body)))
 
 
+def remove_account(console: Console, request: Request, who: Principal | None) -> Response:
+    return _perform(console, who, RemoveAccount(_name(request.params)))
+
+
+def revoke_token(console: Console, request: Request, who: Principal | None) -> Response:
+    return _perform(console, who, RevokeToken(_name(request.params)))
+
+
 def _name(body: dict) -> str:
     try:
         return check_name(body.get("name"), "name")
@@ -183,4 +193,8 @@ ROUTES = [
     Route("POST", "/api/v1/accounts", Permission.ACCOUNTS, add_account, "create an operator account",
           body=_obj({"name": NAME, "role": ROLE, "password": {"type": "string", "minLength": 8, "maxLength": 1024}}, ["name", "role", "password"]), statuses=WRITE),
     Route("POST", "/api/v1/tokens", Permission.ACCOUNTS, add_token, "create an API token (shown once)", body=_obj({"name": NAME, "role": ROLE}, ["name", "role"]), statuses=WRITE),
+    Route("DELETE", "/api/v1/accounts/{name}", Permission.ACCOUNTS, remove_account, "remove an account; its open sessions end at once",
+          path_schemas={"name": NAME}, statuses=(200, 404, 422)),
+    Route("DELETE", "/api/v1/tokens/{name}", Permission.ACCOUNTS, revoke_token, "revoke every API token of this name; the next request with one is 401",
+          path_schemas={"name": NAME}, statuses=(200, 404, 422)),
 ]

@@ -10,6 +10,7 @@ Python over rows SQL has already narrowed by gate, kind and time.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import sqlite3
 from collections import Counter
@@ -19,6 +20,8 @@ from datetime import datetime, time as dtime, timedelta
 from zoneinfo import ZoneInfo
 
 from protocol.cbor import decode_exactly
+from protocol.errors import TicketError
+from protocol.ticket import read_ticket
 from protocol.topics import REVOCATIONS, USED
 
 from ..sqlite_health import GATE_COLUMNS
@@ -45,11 +48,30 @@ class EventRow:
     def reason(self) -> str:
         return str(self.data.get("reason", self.kind))
 
+    @property
+    def ticket_type(self) -> str | None:
+        """The ticket's type (adult, child...): the event's own field, else read from the ticket text an admission carries."""
+        given = self.data.get("ticket_type")
+        if isinstance(given, str):
+            return given
+        text = self.data.get("ticket")
+        return ticket_type_of(text) if isinstance(text, str) else None
+
     def as_dict(self) -> dict:
         return {"gate": self.gate, "seq": self.seq, "kind": self.kind, "at_ms": self.at_ms, "received_ms": self.received_ms,
                 "ticket_id": self.ticket_id, "reason": self.reason, "decision": self.data.get("decision"),
                 "persons": self.data.get("persons", 0), "flagged": bool(self.data.get("flagged")), "detail": self.data.get("detail", ""),
-                "direction": self.data.get("direction"), "ticket_type": self.data.get("ticket_type")}
+                "direction": self.data.get("direction"), "ticket_type": self.ticket_type}
+
+
+@functools.lru_cache(maxsize=4096)
+def ticket_type_of(text: str) -> str | None:
+    """The type a ticket's claims name, read without verifying: the gate verified it before it admitted,
+    and the hub before it relayed the used mark. A text that does not parse has no type (None)."""
+    try:
+        return read_ticket(text).claims.ticket_type.label
+    except (TicketError, ValueError):
+        return None
 
 
 def _event(row: tuple) -> EventRow:
@@ -214,7 +236,7 @@ def report(db: sqlite3.Connection, name: str, day: str, zone: ZoneInfo) -> list[
         for event in rows:
             if event.kind == "admission":
                 hour = datetime.fromtimestamp(event.at_ms / 1000, zone).strftime("%H:00")
-                admitted[hour, event.gate, str(event.data.get("ticket_type") or "unknown")] += int(event.data.get("persons", 1) or 1)
+                admitted[hour, event.gate, event.ticket_type or "unknown"] += int(event.data.get("persons", 1) or 1)
         return [{"hour": h, "gate": g, "ticket_type": t, "persons": n} for (h, g, t), n in sorted(admitted.items())]
     if name == "refusals_by_reason":
         refused = Counter((event.gate, event.reason) for event in rows if event.kind == "deny")

@@ -38,6 +38,8 @@ from .web import MAX_BODY, Console, Request, Response, Route, error_response, js
 log = logging.getLogger(__name__)
 
 SSE_KEEPALIVE_S = 15.0
+IDLE_S = 60.0  # longer than the SSE keepalive: a live dashboard is never idle this long
+HANDSHAKE_S = 10.0  # a TLS client that has not finished its handshake by then is dropped
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"),
     ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"),
@@ -46,6 +48,36 @@ SECURITY_HEADERS = (
 
 class ConsoleStartError(Exception):
     """The console cannot start as configured (port taken, certificate unreadable); the message names the key."""
+
+
+class ConsoleHTTPServer(ThreadingHTTPServer):
+    """A thread per connection; with ``tls``, the TLS handshake happens in that thread, with a deadline.
+
+    Wrapping the listening socket instead would run every handshake in the
+    accepting thread: one client that connects and says nothing (a phone that
+    lost its signal, a port scanner) would stop the console for everyone.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None) -> None:
+        super().__init__(address, handler)
+        self.tls = tls
+
+    def finish_request(self, request, client_address) -> None:  # socketserver's signature
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(HANDSHAKE_S)
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:  # plain HTTP to the TLS port, a dropped or silent client
+            log.debug("tls handshake with %s failed: %s", client_address[0], error)
+            return None
+        try:
+            wrapped.settimeout(None)
+            return super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
 
 
 class ConsoleServer:
@@ -73,21 +105,19 @@ class ConsoleServer:
         console = Console(config, settings, pool, feed, clock)
         console.metrics = metrics_renderer(feed)
         console.routes = routes(console)
-        try:
-            httpd = ThreadingHTTPServer(settings.address, handler_for(console, stop))
-        except OSError as error:
-            pool.close()
-            raise ConsoleStartError(f"[http] listen = {settings.listen!r}: {error.strerror}") from None
-        httpd.daemon_threads = True
+        context = None
         if settings.tls_cert and settings.tls_key:
             try:
                 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 context.load_cert_chain(settings.tls_cert, settings.tls_key)
             except (OSError, ssl.SSLError) as error:
-                httpd.server_close()
                 pool.close()
                 raise ConsoleStartError(f"[http] tls_cert / tls_key ({settings.tls_cert}, {settings.tls_key}): {getattr(error, 'strerror', None) or error}") from None
-            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        try:
+            httpd = ConsoleHTTPServer(settings.address, handler_for(console, stop), context)
+        except OSError as error:
+            pool.close()
+            raise ConsoleStartError(f"[http] listen = {settings.listen!r}: {error.strerror}") from None
         threads = [
             threading.Thread(target=feed.run, args=(stop, config.database), name="console-feed", daemon=True),
             threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="console-http", daemon=True),
@@ -110,14 +140,17 @@ class ConsoleServer:
         self._pool.close()
 
 
+LIVE = Route("GET", "/api/v1/live", Permission.READ, lambda c, r, w: _sse_marker(c, r, w),
+             "server-sent events (send Accept: text/event-stream): the live view at once, then at each change", statuses=(200, 406), produces="text/event-stream")
+
+
 def routes(console: Console) -> list[Route]:
-    table = [*api_read.ROUTES, *api_write.ROUTES]
+    table = [*api_read.ROUTES, *api_write.ROUTES, LIVE]
     from lungta import __version__
     document = openapi_document(table, console.config.site, __version__)
     extra = [
         Route("GET", "/api/v1/openapi.json", None, lambda c, r, w: json_response(document), "this document"),
         Route("GET", "/metrics", None, lambda c, r, w: Response(200, c.metrics(), "text/plain; version=0.0.4; charset=utf-8"), "Prometheus metrics"),
-        Route("GET", "/api/v1/live", Permission.READ, _sse_marker, "server-sent events: a snapshot at each change"),
         Route("GET", "/", None, lambda c, r, w: _static(c, "index.html"), "the dashboard"),
         Route("GET", "/static/{name}", None, lambda c, r, w: _static(c, r.params["name"]), "dashboard assets"),
         Route("GET", "/healthz", None, lambda c, r, w: json_response({"ok": True, "feed_version": c.feed.snapshot.version}), "liveness"),
@@ -126,7 +159,10 @@ def routes(console: Console) -> list[Route]:
 
 
 def _sse_marker(console: Console, request: Request, who: Principal | None) -> Response:
-    return Response(200, b"", "text/event-stream")  # the handler streams; see Handler._serve
+    """The handler streams (``Handler._stream``); a client that did not ask for a stream gets a 406, not an endless body."""
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        return error_response(406, "/api/v1/live is a server-sent event stream: send Accept: text/event-stream (an EventSource does)")
+    return Response(200, b"", "text/event-stream")
 
 
 def _static(console: Console, name: str) -> Response:
@@ -144,6 +180,7 @@ def handler_for(console: Console, stop: threading.Event) -> type[BaseHTTPRequest
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "lungta-console"
+        timeout = IDLE_S  # a connection that sends nothing (or takes no bytes) this long is closed: its thread is freed
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("http %s %s", self.address_string(), format % args)

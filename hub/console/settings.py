@@ -9,7 +9,7 @@ config may hold it without an import cycle.
     listen = "127.0.0.1:8080"     # host:port; ":8080" or "0.0.0.0:8080" for every interface
     tls_cert = "tls/console.pem"  # both or neither: HTTPS, else plain HTTP (put nginx in front, docs/console.md)
     tls_key = "tls/console.key"
-    offline_alert_s = 30          # a gate offline or stale this long raises an alert
+    offline_alert_s = 30          # a gate silent (stale), or a lag, backlog or trust list behind, this long raises an alert (offline: at once)
     clock_offset_alert_ms = 5000  # a gate clock this far from the hub's
     lag_alert = 1                 # revocation or used-mark deltas a gate is behind
     backlog_alert = 1000          # events a gate holds unacknowledged

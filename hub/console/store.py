@@ -112,6 +112,16 @@ class ConsoleStore(SqliteHubStore):
     def drop_credential(self, digest: str) -> None:
         self._db.execute("DELETE FROM console_credentials WHERE hash = ?", (digest,))
 
+    def remove_account(self, name: str) -> bool:
+        """Drop an account and end its sessions at once (not at their expiry); False when there is none."""
+        removed = self._db.execute("DELETE FROM console_accounts WHERE name = ?", (name,)).rowcount
+        self._db.execute("DELETE FROM console_credentials WHERE kind = 'session' AND name = ?", (name,))
+        return removed == 1
+
+    def revoke_tokens(self, name: str) -> int:
+        """Drop every API token of this name: the next request with one is 401."""
+        return self._db.execute("DELETE FROM console_credentials WHERE kind = 'token' AND name = ?", (name,)).rowcount
+
     def tokens(self) -> list[dict]:
         rows = self._db.execute("SELECT name, role, created_ms FROM console_credentials WHERE kind = 'token' ORDER BY created_ms")
         return [{"name": name, "role": role, "created_ms": created} for name, role, created in rows]

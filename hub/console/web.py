@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..config import HubConfig
 from .actions import ActionError, Dispatcher
@@ -104,8 +105,10 @@ class Route:
     produces: str = "application/json"
 
     def match(self, path: str) -> dict[str, str] | None:
+        """The path's parameters, percent-decoded (a browser's ``encodeURIComponent`` sends ``:`` as ``%3A``);
+        matched before decoding, so an encoded ``/`` never makes a segment of its own."""
         found = _regex(self.pattern).fullmatch(path)
-        return None if found is None else found.groupdict()
+        return None if found is None else {name: unquote(value) for name, value in found.groupdict().items()}
 
 
 def _regex(pattern: str) -> re.Pattern[str]:

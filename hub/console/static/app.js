@@ -54,7 +54,11 @@
     node.querySelector(".faults").textContent = faults(gate);
     node.querySelector(".seen").dataset.ms = gate.last_seen_ms;
     node.querySelector(".seen").textContent = `${t("seen")} ${ago(gate.last_seen_ms)}`;
-    node.title = Object.entries(gate.decisions || {}).map(([reason, n]) => `${reasonText(reason)}: ${n}`).join("\n");
+    const health = [];  // the heartbeat's device figures, on hover: the tile keeps to what the control room scans
+    if (gate.disk_free_mb !== null && gate.disk_free_mb !== undefined) health.push(`${t("disk")}: ${gate.disk_free_mb} MB`);
+    if (gate.temperature_c !== null && gate.temperature_c !== undefined) health.push(`${t("temperature")}: ${gate.temperature_c} °C`);
+    if (gate.clock_offset_ms !== null && gate.clock_offset_ms !== undefined) health.push(`${t("clock")}: ${gate.clock_offset_ms > 0 ? "+" : ""}${gate.clock_offset_ms} ms`);
+    node.title = [...health, ...Object.entries(gate.decisions || {}).map(([reason, n]) => `${reasonText(reason)}: ${n}`)].join("\n");
     node.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
     return node;
   }
@@ -248,6 +252,31 @@
     if (target) body.gates = [target]; else body.site = true;
     report(await api("POST", "/api/v1/commands", body));
   };
+  // Customer service: every event of one ticket across gates (was it used, where, when, why refused).
+  $("ticket-form").onsubmit = async (event) => {
+    event.preventDefault();
+    const id = String(new FormData(event.target).get("ticket_id")).trim().toLowerCase();
+    const answer = await api("GET", `/api/v1/tickets/${encodeURIComponent(id)}`);
+    if (answer.status !== 200) { $("ticket-summary").textContent = `${answer.status}: ${answer.data.error || ""}`; $("ticket-events").replaceChildren(); return; }
+    const found = answer.data;
+    const revoked = found.revocation && found.revocation.revoked ? ` · ${t("revoked")}` : "";
+    $("ticket-summary").textContent = `${found.used ? t("used") : t("not_used")} · ${found.events.length} ${t("events")}${revoked}`;
+    $("ticket-events").replaceChildren(...found.events.map((e) => {
+      const li = document.createElement("li"); li.dataset.kind = e.kind;
+      li.textContent = `${new Date(e.at_ms).toLocaleString(state.lang === "en" ? "en-GB" : "zh-CN")} · ${e.gate} · ${reasonText(e.reason)}`;
+      return li;
+    }));
+  };
+  // Reports as CSV for a spreadsheet; the session cookie authenticates the download.
+  function reportLinks() {
+    const day = $("report-form").elements.date.value;
+    document.querySelectorAll("#report-links a").forEach((link) => {
+      link.href = `/api/v1/reports/${link.dataset.report}?format=csv${day ? `&date=${day}` : ""}`;
+    });
+  }
+  $("report-form").elements.date.onchange = reportLinks;
+  $("report-form").elements.date.value = new Date().toLocaleDateString("sv");  // today, local, YYYY-MM-DD
+  reportLinks();
   setInterval(() => {  // the "seen 5s ago" lines age between snapshots
     document.querySelectorAll(".tile .seen").forEach((node) => { node.textContent = `${t("seen")} ${ago(Number(node.dataset.ms))}`; });
   }, 5000);

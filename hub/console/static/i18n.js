@@ -21,6 +21,11 @@ window.LUNGTA_TEXT = {
     alert_settings_mismatch: "{gate}: settings differ from the hub's", alert_trust_list_behind: "{gate}: older trust list of ticket keys", alert_session_taken_over: "{gate}: another device uses this gate id",
     alert_hub_session_taken_over: "A second hub for this site is running",
     wrong_login: "Wrong name or password", no_gates: "No gate has reported yet", of: "of", scanner: "scanner", relay: "relay",
+    service: "Customer service and reports", ticket_lookup: "Look up a ticket", ticket_id: "Ticket id (hex)", look_up: "Look up",
+    used: "used", not_used: "not used", events: "event(s)", revoked: "revoked", reports: "Reports (CSV)",
+    report_admissions_by_hour: "Admissions by hour, gate and ticket type", report_refusals_by_reason: "Refusals by reason",
+    report_flagged: "Flagged admissions", report_daily_totals: "Daily totals by gate",
+    disk: "disk free", temperature: "temperature", clock: "clock offset",
   },
   zh: {
     login_title: "风马闸机中控台", name: "用户名", password: "密码", login: "登录", logout: "退出",
@@ -41,6 +46,11 @@ window.LUNGTA_TEXT = {
     alert_settings_mismatch: "{gate} 配置与中心不一致", alert_trust_list_behind: "{gate} 售票密钥信任列表未更新", alert_session_taken_over: "{gate} 闸机编号被另一台设备占用",
     alert_hub_session_taken_over: "本景区另有一台中心服务器在运行",
     wrong_login: "用户名或密码错误", no_gates: "尚无闸机上报", of: "/", scanner: "扫码器", relay: "闸门",
+    service: "客服与报表", ticket_lookup: "查询门票", ticket_id: "票号（十六进制）", look_up: "查询",
+    used: "已使用", not_used: "未使用", events: "条记录", revoked: "已作废", reports: "报表（CSV）",
+    report_admissions_by_hour: "按小时、闸机、票种的入园人数", report_refusals_by_reason: "按原因的拒绝次数",
+    report_flagged: "存疑放行记录", report_daily_totals: "各闸机当日合计",
+    disk: "剩余磁盘", temperature: "温度", clock: "时钟偏差",
   },
   bo: {  // other UI labels fall back to Chinese; reason texts are the catalogue's Tibetan
     alert_settings_mismatch: "{gate} སྒྲིག་འགོད་ལྟེ་བ་དང་མི་མཐུན།", alert_trust_list_behind: "{gate} ལྡེ་མིག་ཡིད་ཆེས་ཐོ་གསར་བསྒྱུར་མ་བྱས།", alert_session_taken_over: "{gate} སྒོ་ཨང་འདི་སྒྲིག་ཆས་གཞན་ཞིག་གིས་སྤྱོད་བཞིན་འདུག",

@@ -4,6 +4,7 @@ and a client that speaks HTTP to it. Accounts and tokens are made the way an ope
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -107,6 +108,20 @@ def console(tmp_path: Path, broker, hub_key) -> Iterator[RunningConsole]:
     yield RunningConsole(hub, server, path)
     server.stop()
     hub.stop()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[3] / "build" / "test-artifacts" / "console"
+
+
+def screenshot(page, name: str) -> Path:
+    """Keep a screenshot as a test artifact: build/test-artifacts/console/NAME.png (git-ignored, outlives the test's tmp dir),
+    or under $LUNGTA_SCREENSHOTS (docs/img/ to refresh the README's)."""
+    directory = Path(os.environ.get("LUNGTA_SCREENSHOTS") or ARTIFACTS)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    print(f"screenshot: {path}")
+    return path
 
 
 @pytest.fixture

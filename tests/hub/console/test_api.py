@@ -48,6 +48,17 @@ def test_a_revocation_is_listed_with_who_and_why_and_audited(console) -> None:
     undone = operator.post("/api/v1/unrevocations", {"ticket_ids": [ticket], "reason": "refund cancelled"})
     assert undone.status == 200 and undone.json()["unrevoked"] == 1
     assert not operator.get(f"/api/v1/tickets/{ticket}").json()["revocation"]["revoked"]
+    latest = operator.get("/api/v1/revocations").json()["items"][0]
+    assert (latest["ticket_id"], latest["action"], latest["reason"], latest["actor"]) == (ticket, "unrevoke", "refund cancelled", "test-operator")
+
+
+def test_ten_thousand_tickets_are_revoked_in_one_call(console) -> None:
+    operator = console.client(Role.OPERATOR)
+    tickets = [os.urandom(16).hex() for _ in range(10_000)]
+    answer = operator.post("/api/v1/revocations", {"ticket_ids": tickets, "reason": "event cancelled"}, headers={"Idempotency-Key": "cancel-2026-12-01"})
+    assert answer.status == 201 and answer.json()["revoked"] == 10_000
+    assert operator.get(f"/api/v1/tickets/{tickets[-1]}").json()["revocation"]["revoked"]
+    assert len(operator.get("/api/v1/revocations?limit=1000").json()["items"]) == 1000
 
 
 def test_bad_requests_get_a_4xx_that_names_the_problem(console) -> None:
@@ -65,6 +76,8 @@ def test_bad_requests_get_a_4xx_that_names_the_problem(console) -> None:
     raw = operator.request("POST", "/api/v1/quotas", headers={"Content-Type": "application/json"})
     assert raw.status in (400, 422)
     assert operator.request("DELETE", "/api/v1/gates").status == 405
+    for path in ("/static/..%2Fserver.py", "/static/%2E%2E%2F%2E%2E%2Fconfig.py", "/static/..%2F..%2F..%2Fhub.db"):
+        assert Client(console.url).get(path).status == 404, f"{path}: nothing outside the dashboard's folder is served"
 
 
 def test_an_emergency_command_reaches_the_gate_signed(console, gate_factory) -> None:
@@ -108,7 +121,11 @@ def test_logins_are_rate_limited(console) -> None:
     anonymous = Client(console.url)
     ok = anonymous.post("/api/v1/login", {"name": "ana", "password": "correct horse battery"})
     assert ok.status == 200 and "lungta_session=" in ok.headers["set-cookie"] and "HttpOnly" in ok.headers["set-cookie"]
-    assert Client(console.url, ok.json()["token"]).get("/api/v1/me").json()["role"] == "viewer"
+    session = Client(console.url, ok.json()["token"])
+    assert session.get("/api/v1/me").json()["role"] == "viewer"
+    assert session.post("/api/v1/logout").status == 200 and session.get("/api/v1/me").status == 401, "logged out: the session is gone"
+    audit = console.client(Role.ADMIN).get("/api/v1/audit").json()["items"]
+    assert [(e["action"], e["actor"], e["via"]) for e in audit if e["actor"] == "ana"][:2] == [("logout", "ana", "user"), ("login", "ana", "user")]
     statuses = [anonymous.post("/api/v1/login", {"name": "ana", "password": "wrong password"}).status for _ in range(6)]
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
     assert anonymous.post("/api/v1/login", {"name": "ana", "password": "correct horse battery"}).status == 429, "locked out even with the right password"
@@ -128,3 +145,13 @@ def test_hub_run_with_the_console_port_taken_stops_with_one_line(tmp_path, broke
         result = subprocess.run([sys.executable, "-m", "lungta", "hub", "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert result.returncode == 2 and len(errors) == 1 and "[http] listen" in errors[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_connection_that_sends_nothing_is_closed_and_frees_its_thread(console) -> None:
+    import socket
+
+    console.server.httpd.RequestHandlerClass.timeout = 0.5  # IDLE_S, shortened for the test
+    host, port = console.server.httpd.server_address[:2]
+    with socket.create_connection((host, port)) as idle:
+        idle.settimeout(10)
+        assert idle.recv(1) == b"", "the server closed the idle connection"

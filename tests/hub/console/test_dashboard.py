@@ -1,14 +1,12 @@
 """The dashboard in a real browser (Debian's chromium, driven by Playwright) against a live ``lungta hub run``,
 real ``lungta gate run`` daemons and a real broker.
 
-Screenshots are kept under the test's tmp dir (paths printed); set
-LUNGTA_SCREENSHOTS=DIR to also copy them there (docs/img/ for the README).
+Screenshots are kept as test artifacts in build/test-artifacts/console/ (paths
+printed); set LUNGTA_SCREENSHOTS=DIR to write them there instead (docs/img/ for the README).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -21,17 +19,14 @@ from testkit.tickets import make_claims
 from testkit.hub_config import write_hub_config
 from testkit.live_gate import GateProcess, WatchedProcess, hub_section, lungta, write_gate_config
 from testkit.ptys import RawPty
+from tests.hub.console.conftest import screenshot
 
 PASSWORD = "control room 24h"
 
 
 def _shot(page, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / "screenshots" / f"{name}.png"
-    path.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(path), full_page=False)
-    print(f"screenshot: {path}")
-    if os.environ.get("LUNGTA_SCREENSHOTS"):
-        shutil.copy(path, Path(os.environ["LUNGTA_SCREENSHOTS"]) / path.name)
+    path = screenshot(page, name)
+    assert path.stat().st_size > 10_000, f"{path} holds a drawn page"
     return path
 
 
@@ -157,6 +152,8 @@ def test_a_wall_of_24_gates_fits_the_control_room_screen_and_a_phone(tmp_path, m
         wall.wait_for_selector('.tile[data-gate="east-5"][data-status="offline"]', timeout=10_000)
         wall.wait_for_selector('.tile[data-gate="north-8"][data-emergency="true"]', timeout=10_000)
         assert "camera" in wall.inner_text('.tile[data-gate="west-3"] .faults')
+        hover = wall.get_attribute('.tile[data-gate="west-3"]', "title")
+        assert "20000 MB" in hover and "45 °C" in hover and "+40 ms" in hover, f"disk, temperature and clock on hover: {hover!r}"
         assert wall.evaluate("() => document.documentElement.scrollWidth") <= 1366
         bottoms = wall.evaluate("() => [...document.querySelectorAll('.tile')].map((t) => t.getBoundingClientRect().bottom)")
         assert len(bottoms) == 24 and max(bottoms) <= 768, f"every tile on the control-room screen: {max(bottoms)}"

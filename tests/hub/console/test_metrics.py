@@ -6,6 +6,7 @@ import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from lungta.journal import JournalFormatter
 from tests.hub.console.conftest import Client
 
 
@@ -40,6 +41,7 @@ def test_the_hub_log_records_each_gate_going_offline_with_its_cause(console, gat
     console.wait_snapshot(lambda d: any(g["gate"] == "g2" and g["status"] == "offline" for g in d.get("gates", [])))
     offline = [record for record in caplog.records if record.name == "hub.gates" and "gate=g2 status=offline" in record.getMessage()]
     assert offline and offline[0].levelno == logging.ERROR and "cause=its connection ended" in offline[0].getMessage()
+    assert JournalFormatter().format(offline[0]).startswith("<3>ERROR hub.gates: gate=g2 status=offline"), "err: journalctl -p warning shows it"
 
 
 def test_a_gate_state_reset_the_hub_recorded_raises_the_alert_and_counts(console, gate_factory) -> None:
