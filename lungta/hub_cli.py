@@ -1,4 +1,4 @@
-"""``lungta hub run|revoke|gates|command|quota``: the operator's side of a site hub.
+"""``lungta hub run|revoke|unrevoke|gates|command|quota``: the operator's side of a site hub.
 
 ``revoke``, ``command`` and ``quota set`` only write the hub database (a
 revocation or command as the next seq of its stream, atomically; a cap as
@@ -49,6 +49,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     revoke.add_argument("--reason", metavar="TEXT", help="why (kept in the hub database, not sent to gates)")
     revoke.add_argument("--expires", metavar="ISO8601", help=f"when gates may forget the revocation: the ticket's expiry (default: revocation_days from now; {TIME_HELP}, the timezone of hub.toml)")
     revoke.set_defaults(run=run_revoke)
+
+    unrevoke = hub.add_parser("unrevoke", help="take tickets out of the revocation set (a refund cancelled)",
+                              description="Drop the tickets from the hub's set and tell every gate to take a fresh snapshot; the running hub publishes it.")
+    unrevoke.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
+    unrevoke.add_argument("ticket_ids", nargs="+", metavar="TICKET_ID_HEX", help="ticket ids (the cti, hex) to admit again")
+    unrevoke.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the hub's audit log, not sent to gates)")
+    unrevoke.set_defaults(run=run_unrevoke)
 
     gates = hub.add_parser("gates", help="show every gate's health", description="One row per gate: status, last seen, backlog, lags, clock offset.")
     gates.add_argument("--config", required=True, type=Path, metavar="FILE", help="hub.toml")
@@ -153,6 +160,13 @@ def run_revoke(args: argparse.Namespace) -> None:
     check_database(config.database, f"{args.config}: hub.database", must_exist=False)
     outcome = _perform(config, args.config, "Revoke", ticket_ids, args.reason or "", expires)  # audited as the OS user
     emit({key: outcome.body[key] for key in ("revoked", "stream", "seqs", "expires")})
+
+
+def run_unrevoke(args: argparse.Namespace) -> None:
+    config = _config(args.config)
+    ticket_ids = tuple(dict.fromkeys(parse_ticket_id(text) for text in args.ticket_ids))
+    check_database(config.database, f"{args.config}: hub.database", must_exist=True)
+    emit(_perform(config, args.config, "Unrevoke", ticket_ids, args.reason).body)  # audited as the OS user
 
 
 def run_gates(args: argparse.Namespace) -> None:

@@ -325,7 +325,13 @@ class CommandArgs:
 # The commands gates act on. The hub refuses anything else before signing it, and a gate
 # refuses a known command whose arguments are not exactly these types: ``"on": 1`` or
 # ``"on": "false"`` is malformed, never read as "not true" (which turned the emergency off).
-COMMANDS: Mapping[str, CommandArgs] = {"emergency_open": CommandArgs({"on": bool, "reason": str}, required=("on",))}
+# ``refresh_revocations``: take a full revocation snapshot now; the hub sends it to every gate
+# after an un-revocation, which a delta cannot carry (gate/sync/inbox.py handles it, not the daemon).
+REFRESH_REVOCATIONS = "refresh_revocations"
+COMMANDS: Mapping[str, CommandArgs] = {
+    "emergency_open": CommandArgs({"on": bool, "reason": str}, required=("on",)),
+    REFRESH_REVOCATIONS: CommandArgs({}),
+}
 
 
 def command_args_problem(name: str, args: Mapping[object, object]) -> str | None:

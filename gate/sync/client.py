@@ -306,7 +306,7 @@ class HubSync:
             return
         self.heads = dict(pong.heads)
         for stream in SITE_STREAMS:
-            if not self._synced() or pong.heads.get(stream, 0) > self.inbox.tracker.last(stream):
+            if not self._synced() or pong.heads.get(stream, 0) > self.inbox.tracker.last(stream) or self.inbox.waiting_for_snapshot(stream):
                 if not self._synced() and stream in self.inbox.installed:
                     continue
                 self._ask_snapshot(SnapshotRequest(stream, self.inbox.tracker.last(stream)))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from protocol.gate_messages import SnapshotRequest
 from protocol.hub_messages import (
     Command,
+    REFRESH_REVOCATIONS,
     HubMessage,
     Pong,
     SequenceTracker,
@@ -85,6 +86,7 @@ class HubInbox:
         self.tracker = SequenceTracker({**store.stream_seqs(), REVOCATIONS: revocations.sequence})
         self._assembler = SnapshotAssembler()
         self._waiting: dict[str, list[HubMessage]] = {}
+        self._refreshing: set[str] = set()  # streams a full snapshot was asked for without a gap (refresh_revocations)
         self.installed: set[str] = set()  # site streams a full snapshot was installed for since start (or the last reset)
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
@@ -130,7 +132,17 @@ class HubInbox:
             return Outcome()
         if verdict is Verdict.GAP:
             return self._gap(message)
+        if stream in self._refreshing:
+            return self._hold(message)
         return message
+
+    def _hold(self, message: HubMessage) -> Outcome:
+        """A delta that comes while a refresh snapshot is on its way waits for it, as after a gap: applied first,
+        it would be lost when a snapshot read before it replaces the set."""
+        waiting = self._waiting.setdefault(message.stream, [])
+        if len(waiting) < MAX_BUFFERED:
+            waiting.append(message)
+        return Outcome()
 
     def _delta_entries(self, topic: str, message: HubMessage) -> list[tuple[bytes, int]] | None:
         """The (ticket id, expiry) entries of a revocation delta; None for a malformed one (refused, its seq not advanced)."""
@@ -192,7 +204,7 @@ class HubInbox:
         return Outcome(pong=pong, pong_at_ms=message.at_ms)
 
     def waiting_for_snapshot(self, stream: str) -> bool:
-        return bool(self._waiting.get(stream))
+        return bool(self._waiting.get(stream)) or stream in self._refreshing
 
     def _apply(self, message: HubMessage) -> Outcome:
         kind = message.stream.partition("/")[0]
@@ -221,8 +233,11 @@ class HubInbox:
         elif kind == COMMAND:
             command = decode_command(message.body)
             store.set_stream_seq(message.stream, message.seq)
-            log.warning("hub command %s %s", command.name, command.args)
-            outcome = Outcome(command=command)
+            if command.name == REFRESH_REVOCATIONS:
+                outcome = self._refresh(REVOCATIONS)
+            else:
+                log.warning("hub command %s %s", command.name, command.args)
+                outcome = Outcome(command=command)
         elif kind == SNAPSHOT:
             chunk = decode_snapshot_chunk(message.body)
             store.set_stream_seq(message.stream, message.seq)
@@ -232,6 +247,12 @@ class HubInbox:
         self.tracker.advance(message.stream, message.seq)
         self.counters.applied += 1
         return outcome
+
+    def _refresh(self, stream: str) -> Outcome:
+        """Tickets were taken out of the hub's set (un-revoked): only a full snapshot drops them here."""
+        self._refreshing.add(stream)
+        log.info("hub asks for a fresh %s snapshot (tickets were un-revoked)", stream)
+        return Outcome(snapshot_request=SnapshotRequest(stream, self.tracker.last(stream)))
 
     def _marks(self, marks: list, own: bool = False) -> list[UsageCount]:
         """Other gates' marks, and this gate's own only if ``own``: its own counters are authoritative while its state is in step."""
@@ -248,6 +269,7 @@ class HubInbox:
             store.apply_usage_marks(self._marks(snapshot.entries, own), (USED, snapshot.as_of))
         self.tracker.reset(snapshot.of, snapshot.as_of)
         self.installed.add(snapshot.of)
+        self._refreshing.discard(snapshot.of)
         self.counters.snapshots += 1
         log.info("installed %s snapshot as of seq %d: %d entries", snapshot.of, snapshot.as_of, len(snapshot.entries))
         waiting = sorted(self._waiting.pop(snapshot.of, []), key=lambda message: message.seq)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.hub_messages import COMMANDS, Command, RevocationEntry, command_args_problem
+from protocol.hub_messages import COMMANDS, REFRESH_REVOCATIONS, Command, RevocationEntry, command_args_problem
 from protocol.topics import REVOCATIONS, TopicError, check_name
 
 from ..config import HubConfig
@@ -217,8 +217,13 @@ class Dispatcher:
         return 201, body, {"tickets": [t.hex() for t in action.ticket_ids[:50]], "count": len(entries), "reason": action.reason, "seqs": body["seqs"]}
 
     def _unrevoke(self, who: Principal, action: Unrevoke, now_ms: int) -> tuple[int, dict, dict]:
+        """Out of the hub's set, and every gate told to take a fresh snapshot: a delta cannot take a ticket out of a gate's set."""
         dropped = self.store.forget_revocations(list(action.ticket_ids))
-        return 200, {"unrevoked": dropped}, {"tickets": [t.hex() for t in action.ticket_ids[:50]], "count": dropped, "reason": action.reason}
+        gates = [health.gate for health in self.store.gates()] if dropped else []
+        for gate in gates:
+            self.store.add_command(gate, Command(REFRESH_REVOCATIONS, {}), now_ms)
+        body = {"unrevoked": dropped, "refresh_sent_to": len(gates)}
+        return 200, body, {"tickets": [t.hex() for t in action.ticket_ids[:50]], "count": dropped, "reason": action.reason, "refresh_sent_to": len(gates)}
 
     def _set_quota(self, who: Principal, action: SetQuota, now_ms: int) -> tuple[int, dict, dict]:
         quota = action.quota

@@ -50,6 +50,23 @@ def test_hub_revoke_reaches_the_gate_which_then_refuses_the_ticket(hub, hub_conf
     assert gate.validator.scan(text).decision.reason is Reason.REVOKED
 
 
+def test_an_unrevoked_ticket_is_admitted_again_by_gates_that_held_the_revocation(hub, hub_config_path, gates, issuer_key):
+    """A refund cancelled: a delta cannot take a ticket out of a gate's set, so the hub has every gate take a fresh snapshot."""
+    gate = gates("g1")
+    cancelled, refunded, later = ticket(issuer_key), ticket(issuer_key), ticket(issuer_key)
+    ids = {text: read_ticket(text).claims.ticket_id for text in (cancelled, refunded, later)}
+    revoke(hub_config_path, ids[cancelled], ids[refunded])
+    gate.wait(lambda g: g.parts.revocations.is_revoked(ids[cancelled]), "revocation applied")
+    assert gate.validator.scan(cancelled).decision.reason is Reason.REVOKED
+    answer = json.loads(hub_command("unrevoke", "--config", str(hub_config_path), ids[cancelled].hex(), "--reason", "refund cancelled"))
+    assert (answer["unrevoked"], answer["refresh_sent_to"]) == (1, 1)
+    revoke(hub_config_path, ids[later])  # a delta on its way while the gate refreshes is kept
+    gate.wait(lambda g: not g.parts.revocations.is_revoked(ids[cancelled]) and g.parts.revocations.is_revoked(ids[later]), "fresh snapshot installed")
+    assert gate.validator.scan(cancelled).decision.granted
+    assert gate.validator.scan(refunded).decision.reason is Reason.REVOKED and gate.validator.scan(later).decision.reason is Reason.REVOKED
+    assert gate.sync.inbox.counters.gaps == 0 and gate.commands == [], "handled by the sync, never shown to the daemon as a command"
+
+
 def test_a_backlog_recorded_offline_is_uploaded_once_and_pruned(hub, gates, issuer_key):
     gate = gates("g1", start=False)
     for _ in range(120):  # more than one batch

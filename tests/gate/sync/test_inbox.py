@@ -68,6 +68,20 @@ def test_a_gap_asks_for_a_snapshot_and_the_deltas_after_it_are_applied_once_it_i
     assert all(inbox.revocations.is_revoked(bytes([n]) * 12) for n in (1, 2, 3, 4, 5))
 
 
+def test_a_refresh_replaces_the_set_and_keeps_a_delta_that_came_before_the_snapshot(inbox):
+    """After an un-revocation: the snapshot drops the ticket; a delta published after the snapshot was read, but
+    delivered before it, waits for it instead of being wiped by it."""
+    send(inbox, "revocations", 1, revocations_body([RevocationEntry(bytes([n]) * 12, NOW + 3600) for n in (1, 2)]))
+    outcome = send(inbox, "command/g1", 1, {"name": "refresh_revocations", "args": {}})
+    assert outcome.command is None and outcome.snapshot_request.stream == "revocations" and inbox.waiting_for_snapshot("revocations")
+    send(inbox, "revocations", 2, revocation(3))
+    assert not inbox.revocations.is_revoked(b"\x03" * 12), "held until the snapshot is in"
+    (body,) = snapshot_bodies("revocations", 1, revocations_body([RevocationEntry(b"\x02" * 12, NOW + 3600)]), 10, os.urandom(16))
+    send(inbox, "snapshot/g1", 1, body)
+    assert [inbox.revocations.is_revoked(bytes([n]) * 12) for n in (1, 2, 3)] == [False, True, True]
+    assert inbox.revocations.sequence == 2 and not inbox.waiting_for_snapshot("revocations") and inbox.counters.gaps == 0
+
+
 def signed(stream: str, seq: int, body: object) -> tuple[str, bytes]:
     return hub_topic(SITE, stream), sign_message(stream, seq, NOW * 1000, body, HUB, site=SITE)
 
