@@ -33,6 +33,8 @@ class HubStats:
     unrelayed: int = 0
     pongs: int = 0
     pruned_events: int = 0
+    batches: int = 0
+    batch_seconds: float = 0.0  # time spent handling batches (decode, commit, PUBACK, publish), summed
     acked: dict[str, int] = field(default_factory=dict)
     refused_by_gate: Counter[str] = field(default_factory=Counter)
     rate_limited: Counter[str] = field(default_factory=Counter)

@@ -139,7 +139,7 @@ class HubService:
             while not stop.is_set():
                 batch = self._take()
                 if batch:
-                    self._handle(batch)
+                    self._timed_handle(batch)
                 self._housekeeping()
         finally:
             self.snapshots.stop()
@@ -148,6 +148,13 @@ class HubService:
             self.store.close()
             if self.trust_lists is not None:
                 self.trust_lists.close()
+
+    def _timed_handle(self, batch: list) -> None:
+        started = time.perf_counter()
+        self._handle(batch)
+        with self.progress:
+            self.stats.batches += 1
+            self.stats.batch_seconds += time.perf_counter() - started
 
     def _take(self) -> list:
         return self._queue.take(POLL_S)

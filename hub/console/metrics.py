@@ -73,7 +73,9 @@ class FeedCollector(Collector):
         for key, help_text in (("messages", "MQTT messages handled"), ("events_stored", "gate events stored (new)"), ("duplicates", "resent events recognised"),
                                ("malformed", "messages refused"), ("acks_sent", "acks published"), ("outbox_published", "outbox rows the broker took"),
                                ("refused", "gate messages refused as invalid"), ("rate_limited", "gate messages dropped by the rate limit"),
-                               ("unrelayed", "gate events stored but not relayed (used mark, quota): the hub's check refused them"), ("pongs", "signed pongs sent in answer to gate pings")):
+                               ("unrelayed", "gate events stored but not relayed (used mark, quota): the hub's check refused them"), ("pongs", "signed pongs sent in answer to gate pings"),
+                               ("batches", "batches of gate messages handled"),
+                               ("batch_seconds", "seconds spent handling batches (decode, commit, PUBACK, publish); over batches: the mean batch time")):
             if key in hub:
                 yield CounterMetricFamily(f"lungta_hub_{key}", help_text, value=hub[key])
         for key, name, help_text in (("outbox_depth", "lungta_hub_outbox_depth", "outbox rows not yet published"),

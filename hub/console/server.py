@@ -266,7 +266,7 @@ def start_for_service(config: HubConfig, service) -> ConsoleServer | None:
             return {"messages": stats.messages, "events_stored": stats.events_stored, "duplicates": stats.duplicates, "malformed": stats.malformed,
                     "acks_sent": stats.acks_sent, "outbox_published": stats.outbox_published, "unrelayed": stats.unrelayed, "pongs": stats.pongs,
                     "refused": sum(stats.refused_by_gate.values()), "rate_limited": sum(stats.rate_limited.values()),
-                    "session_takeovers": service.link.takeovers()}
+                    "batches": stats.batches, "batch_seconds": stats.batch_seconds, "session_takeovers": service.link.takeovers()}
 
     return ConsoleServer.start(config, settings, service.link.connected.is_set, hub_stats, hub=service.settings_watch.hub)
 

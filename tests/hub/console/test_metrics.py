@@ -29,6 +29,7 @@ def test_metrics_show_each_gate_and_the_hub(console, gate_factory) -> None:
     assert samples["lungta_gate_disk_free_bytes", (("gate", "g1"),)] == 100 * 2**20
     assert samples["lungta_hub_broker_up", ()] == 1
     assert samples["lungta_hub_events_stored_total", ()] >= 2
+    assert samples["lungta_hub_batches_total", ()] >= 1 and samples["lungta_hub_batch_seconds_total", ()] > 0, "mean batch time = the two rates' ratio"
     assert ("lungta_alerts", (("kind", "disk_low"), ("severity", "warning"))) in samples
 
 
