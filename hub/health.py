@@ -16,7 +16,7 @@ from dataclasses import replace
 from protocol.gate_messages import GateSettings, HealthReport
 
 from .agreement import stored_disagreements
-from .store import GateHealth
+from .store import GateHealth, HubLiveness
 
 HEARTBEAT_FIELDS = ("version", "rev_seq", "used_seq", "backlog", "clock_offset_ms", "scanner", "relay", "disk_free_mb", "temperature_c", "trust_version")
 
@@ -37,6 +37,26 @@ def apply_report(current: GateHealth | None, gate: str, report: HealthReport, re
     online = state.online or (newer and report.bdseq is not None) or current is None
     return replace(state, online=online, bdseq=report.bdseq if report.bdseq is not None else state.bdseq, last_seen_ms=received_ms, heartbeat=report.fields,
                    incarnation=report.incarnation or state.incarnation)
+
+
+HUB_SILENT_MS = 15_000  # three of the worker's records (hub/service.py ALIVE_EVERY_S) missed
+
+
+def hub_blind(liveness: HubLiveness | None, now_ms: int) -> str | None:
+    """Why the hub cannot see its gates now (not running, stopped, no broker), or None when it can.
+
+    Then a gate that went quiet in the store says nothing of the gate: it may well be
+    admitting and refusing offline as it should, so its status is ``unknown``.
+    """
+    if liveness is None:
+        return "the hub has never run on this database"
+    if not liveness.running:
+        return f"the hub stopped {_age(now_ms, liveness.seen_ms)}"
+    if now_ms - liveness.seen_ms > HUB_SILENT_MS:
+        return f"the hub last recorded itself running {_age(now_ms, liveness.seen_ms)} (stopped or hung?)"
+    if not liveness.broker_up:
+        return f"the hub cannot reach the broker (lost it {_age(now_ms, liveness.broker_since_ms)})"
+    return None
 
 
 def status(health: GateHealth, now_ms: int, stale_after_ms: int) -> str:

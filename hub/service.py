@@ -64,6 +64,7 @@ POLL_S = 0.05
 SNAPSHOT_COOLDOWN_S = 2.0
 QUOTA_MIN_PASS_S = 0.05  # slots changed by a stream of batches are reallocated at most this often
 PRUNE_EVERY_S = 3600.0
+ALIVE_EVERY_S = 5.0  # how often the worker records that it runs (hub/health.py: HUB_SILENT_MS)
 
 
 class HubService:
@@ -96,6 +97,7 @@ class HubService:
         self._rate = rate or RateLimit(config.gate_event_rate, config.gate_event_burst)
         self._pong_seq = self._now_ms()
         self._next_prune = 0.0
+        self._alive_noted: tuple[float, bool] | None = None  # (monotonic time, broker up) of the last record
         self._queue = FairQueue(inbound, self._rate, link.ack)
         self.settings_watch = SettingsWatch(hub_settings(config.heartbeat_interval_s, config.timezone.key, kid_for(key.verify_key)))
         for stream in SITE_STREAMS:
@@ -145,6 +147,7 @@ class HubService:
             self.snapshots.stop()
             self.link.stop()
             self._flush_published()
+            self._note_alive(running=False)
             self.store.close()
             if self.trust_lists is not None:
                 self.trust_lists.close()
@@ -175,6 +178,16 @@ class HubService:
             self._run_quotas()
         if time.monotonic() >= self._next_prune:
             self._prune()
+        self._note_alive()
+
+    def _note_alive(self, running: bool = True) -> None:
+        """Every ALIVE_EVERY_S, at each change of the broker link, and at a clean stop: ``lungta hub gates``
+        reads it to tell 'the gates went silent' from 'the hub (or its broker) is not there to hear them'."""
+        now, up = time.monotonic(), self.link.connected.is_set()
+        if running and self._alive_noted is not None and self._alive_noted[1] == up and now - self._alive_noted[0] < ALIVE_EVERY_S:
+            return
+        self.store.note_hub_alive(self._now_ms(), running, up)
+        self._alive_noted = (now, up)
 
     def _prune(self) -> None:
         """Retention (hub.toml): old events (archived first when configured) and gate history, once an hour."""

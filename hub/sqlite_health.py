@@ -7,7 +7,7 @@ from protocol.gate_messages import HealthReport
 
 from .sqlite_events import EventTables
 from .sqlite_tables import HubStoreError
-from .store import GateHealth
+from .store import GateHealth, HubLiveness
 
 GATE_COLUMNS = "gate, online, bdseq, last_seen_ms, born_ms, died_ms, birth, heartbeat, incarnation, resets, reset_ms, refused"
 
@@ -53,6 +53,18 @@ class HealthTables(EventTables):
             for gate, count in counts.items():
                 self._touch_gate(gate, now_ms)
                 self._db.execute("UPDATE gates SET refused = refused + ? WHERE gate = ?", (count, gate))
+
+    def note_hub_alive(self, now_ms: int, running: bool, broker_up: bool) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO hub_liveness VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms, running = excluded.running,"
+                " broker_since_ms = CASE WHEN broker_up = excluded.broker_up THEN broker_since_ms ELSE excluded.broker_since_ms END, broker_up = excluded.broker_up",
+                (now_ms, int(running), int(broker_up), now_ms),
+            )
+
+    def hub_liveness(self) -> HubLiveness | None:
+        row = self._db.execute("SELECT seen_ms, running, broker_up, broker_since_ms FROM hub_liveness").fetchone()
+        return HubLiveness(row[0], bool(row[1]), bool(row[2]), row[3]) if row else None
 
     def gates(self) -> list[GateHealth]:
         rows = self._db.execute(f"SELECT {GATE_COLUMNS} FROM gates ORDER BY gate").fetchall()

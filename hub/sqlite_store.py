@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS gates (
     born_ms INTEGER, died_ms INTEGER, birth BLOB, heartbeat BLOB, incarnation BLOB,
     resets INTEGER NOT NULL DEFAULT 0, reset_ms INTEGER, refused INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS hub_liveness (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seen_ms INTEGER NOT NULL, running INTEGER NOT NULL, broker_up INTEGER NOT NULL, broker_since_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS gate_history (id INTEGER PRIMARY KEY, gate TEXT NOT NULL, kind TEXT NOT NULL, received_ms INTEGER NOT NULL, fields BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS gate_history_by_gate ON gate_history (gate, id);
 CREATE TABLE IF NOT EXISTS quotas (

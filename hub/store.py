@@ -49,6 +49,16 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class HubLiveness:
+    """The hub worker's own record: when it last wrote, whether it stopped cleanly, and its broker link since when."""
+
+    seen_ms: int
+    running: bool
+    broker_up: bool
+    broker_since_ms: int
+
+
+@dataclass(frozen=True)
 class GateHealth:
     """The hub's current view of a gate; ``birth``/``heartbeat`` are the (checked scalar) fields last sent.
 
@@ -126,6 +136,11 @@ class HealthStore(Protocol):
         """Replace the gate's current state and append the report to its history."""
 
     def gates(self) -> list[GateHealth]: ...
+
+    def note_hub_alive(self, now_ms: int, running: bool, broker_up: bool) -> None:
+        """What the worker last knew of itself and its broker link: for tools that read the store without it (``hub gates``)."""
+
+    def hub_liveness(self) -> HubLiveness | None: ...
 
     def record_reset(self, gate: str, now_ms: int) -> None:
         """Count a "gate state reset" for the operator's alert."""

@@ -171,7 +171,7 @@ def run_unrevoke(args: argparse.Namespace) -> None:
 
 def run_gates(args: argparse.Namespace) -> None:
     from hub.agreement import hub_settings
-    from hub.health import gate_row
+    from hub.health import gate_row, hub_blind
     from protocol.errors import KeyFileError
     from protocol.keys import kid_for, load_signing_key
     from protocol.topics import REVOCATIONS, USED
@@ -186,6 +186,12 @@ def run_gates(args: argparse.Namespace) -> None:
         now_ms = int(time.time() * 1000)
         revocation_seq, used_seq = store.last_seq(REVOCATIONS), store.last_seq(USED)
         rows = [gate_row(health, now_ms, 3 * config.heartbeat_interval_s * 1000, revocation_seq, used_seq, hub) for health in store.gates()]
+        blind = hub_blind(store.hub_liveness(), now_ms)
+    if blind is not None:  # the gates may be deciding offline as they should: what the store holds is the hub's last view
+        for row in rows:
+            row.update(status="unknown", **({"cause": blind} if args.json else {}))
+        if not args.json:
+            sys.stdout.write(f"status unknown: {blind}; the rows are what the hub last heard\n")
     _emit_rows(rows, args.json, "no gate has reported yet")
 
 

@@ -20,6 +20,7 @@ from testkit.tickets import make_claims
 from tests.hub.conftest import TIMEOUT, Gate, start_hub
 from testkit.hub_config import write_hub_config
 from tests.hub.test_sync import hub_command, revoke
+from testkit.waiting import wait_until
 
 
 def ticket(issuer_key: SigningKey, **claims) -> str:
@@ -65,6 +66,27 @@ def test_an_unrevoked_ticket_is_admitted_again_by_gates_that_held_the_revocation
     assert gate.validator.scan(cancelled).decision.granted
     assert gate.validator.scan(refunded).decision.reason is Reason.REVOKED and gate.validator.scan(later).decision.reason is Reason.REVOKED
     assert gate.sync.inbox.counters.gaps == 0 and gate.commands == [], "handled by the sync, never shown to the daemon as a command"
+
+
+def test_hub_gates_says_unknown_not_stale_or_offline_while_the_hub_cannot_hear_the_gates(hub, hub_config_path, gates, broker):
+    """The issue's complaint: with the hub down, healthy gates showed 'stale'; with the broker down, 'offline'."""
+    gate = gates("g2")
+    assert hub.service.wait_for(lambda stats: stats.reports >= 2, TIMEOUT)
+
+    def rows() -> list[dict]:
+        return [json.loads(line) for line in hub_command("gates", "--config", str(hub_config_path), "--json").splitlines()]
+
+    assert [(row["status"], "cause" in row) for row in rows()] == [("online", False)]
+    broker.stop()
+    wait_until(lambda: "cannot reach the broker" in rows()[0].get("cause", ""), "hub gates: the hub cannot reach the broker")
+    assert rows()[0]["status"] == "unknown"
+    broker.start()
+    wait_until(lambda: rows()[0]["status"] == "online", "hub gates: online again once the hub and the gate are back")
+    hub.stop()
+    (row,) = rows()
+    assert row["status"] == "unknown" and row["cause"].startswith("the hub stopped")
+    table = hub_command("gates", "--config", str(hub_config_path))
+    assert table.startswith("status unknown: the hub stopped") and "stale" not in table
 
 
 def test_a_backlog_recorded_offline_is_uploaded_once_and_pruned(hub, gates, issuer_key):
