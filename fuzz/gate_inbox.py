@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from gate.cache.state import INCARNATION_KEY
+from gate.cache.schema import INCARNATION_KEY
 from gate.clock import GateClock
 from gate.health import GateHealth
 from gate.parts import GateParts, open_gate_parts

@@ -36,7 +36,8 @@ from protocol.gate_messages import EventKind
 from protocol.trust import TrustStore
 
 from .cache.revocation_files import RevocationStoreError
-from .cache.state import GateStore, OpenAdmission, PendingEvent, UsageCount
+from .cache.records import OpenAdmission, PendingEvent, UsageCount
+from .cache.state import GateStore
 from .clock import JUMP_THRESHOLD_SECONDS, ClockReading, GateClock
 from .decision import Decision, Reason
 from .engine import decide, zone_of

@@ -23,7 +23,7 @@ class CommandError(LungtaError):
 # (module, class name) of every part's user-facing error.
 _USER_ERRORS = (
     ("protocol.errors", "KeyFileError"),
-    ("gate.cache.state", "StateError"),
+    ("gate.cache.schema", "StateError"),
     ("gate.cache.revocation_files", "RevocationStoreError"),
     ("gate.scanner.errors", "ScannerError"),
     ("gate.turnstile.errors", "TurnstileError"),

@@ -32,7 +32,8 @@ from protocol.gate_messages import EventKind
 from .private import make_private_dir
 from .revocation_files import RevocationStoreError, StoreLocked
 from .revocations import RevocationSet
-from .state import CorruptState, GateStore
+from .schema import CorruptState
+from .state import GateStore
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,8 @@ from protocol.topics import BIRTH, DEATH, EVENTS, HEARTBEAT, PING, REQUEST, SITE
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet
-from ..cache.state import GateStore, PendingEvent
+from ..cache.records import PendingEvent
+from ..cache.state import GateStore
 from ..clock import GateClock
 from ..hublink import HubLinkState
 from ..parts import apply_hub_time

@@ -38,7 +38,8 @@ from protocol.topics import ACK, COMMAND, PONG, QUOTA, REVOCATIONS, SNAPSHOT, US
 from protocol.trust import TrustStore
 
 from ..cache.revocations import RevocationSet, RevocationStoreError
-from ..cache.state import GateStore, UsageCount
+from ..cache.records import UsageCount
+from ..cache.state import GateStore
 from ..trustlist import TrustListKeeper
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.cache.state import GateStore, UsageCount
+from gate.cache.records import UsageCount
+from gate.cache.state import GateStore
 from protocol.keys import write_key_pair
 from protocol.ticket import read_ticket
 from testkit.waiting import wait_until

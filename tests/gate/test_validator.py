@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.cache.state import GateStore, UsageCount
+from gate.cache.records import UsageCount
+from gate.cache.state import GateStore
 from gate.clock import GateClock
 from gate.decision import Reason
 from gate.hublink import HubLinkState
