@@ -214,6 +214,20 @@ def test_trust_dev_zero_is_refused_at_once(keys, tmp_path):
     refused(lungta("gate", "run", "--config", str(config), "--check"), "gate.trust", "/dev/zero", "not a regular file")
 
 
+@pytest.mark.parametrize("secret", ["/dev/zero", "fifo"])
+def test_a_site_secret_that_is_not_a_regular_file_is_refused_at_once(keys, tmp_path, secret):
+    if secret == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    config = gate_toml(tmp_path, keys)
+    config.write_text(config.read_text(encoding="utf-8") + f'[realname]\ncheck = "required"\nsecret_file = "{secret}"\n', encoding="utf-8")
+    refused(lungta("gate", "run", "--config", str(config), "--check"), "realname.secret_file", secret, "not a regular file")
+
+
+def test_trust_that_is_a_folder_is_one_line(keys, tmp_path):
+    config = gate_toml(tmp_path, keys, trust=f'"{tmp_path}"')
+    refused(lungta("gate", "run", "--config", str(config), "--check"), "gate.trust", "is a directory")
+
+
 def test_trust_fifo_is_refused_without_blocking(keys, tmp_path):
     os.mkfifo(tmp_path / "trust.toml")
     config = gate_toml(tmp_path, keys, trust='"trust.toml"')
