@@ -89,6 +89,12 @@ def test_hub_database_that_is_a_folder(tmp_path):
     refused(lungta("hub", "run", "--config", str(config), "--check"), "hub.database", "is a directory")
 
 
+def test_hub_database_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "hub.db")
+    config = hub_toml(tmp_path)
+    refused(lungta("hub", "run", "--config", str(config), "--check"), "hub.database", "not a regular file")
+
+
 def test_hub_database_that_is_not_sqlite(tmp_path):
     (tmp_path / "hub.db").write_text("these are my notes, not a database\n")
     config = hub_toml(tmp_path)
