@@ -3,10 +3,19 @@
 Every inbound MQTT message becomes either a ``Unit`` the worker commits or a
 refusal counted against the gate of its topic; nothing a gate sends can make
 this raise (a last guard turns the unforeseen into a refusal, logged with its
-traceback). Refused and rate-limited messages are still PUBACKed by the
-worker: the broker must never deliver a poison message again. A gate loses
-nothing by being limited: it keeps every event until the hub's signed ack
-covers it and sends it again when acks stop coming.
+traceback). Refused and rate-limited messages are still PUBACKed: the
+broker must never deliver a poison message again. A gate loses nothing by
+being limited: it keeps every event until the hub's signed ack covers it and
+sends it again when acks stop coming.
+
+The rate limit acts where a message arrives, in paho's thread
+(``RateLimit.should_drop``, the link's ``drop`` filter): an events message
+of a gate over its rate is PUBACKed there, unread; any other is charged at
+once by its size (``EVENT_BYTES`` per event), so messages not yet read
+already count against their gate and cannot pile up ahead of other gates
+in the broker's in-flight window to the hub. Once read, a well-formed
+message is charged its real number of events instead (``settle``); a
+refused one keeps the charge by size, so a flood of garbage is limited too.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ LOG_EVERY_S = 10.0  # at most one "rate limited" line per gate this often
 MAX_BATCH_MESSAGES = 500
 MAX_HELD_MESSAGES = 2000
 PER_GATE_BATCH_EVENTS = 1000  # one gate's share of one commit: bounds how long another gate waits
+EVENT_BYTES = 100  # about the smallest an event encodes to: a message is charged at least size / this before it is read
 
 
 @dataclass
@@ -57,10 +67,13 @@ class Intake:
 
 
 class RateLimit:
-    """A token bucket of events per gate: ``rate`` per second, at most ``burst`` saved up."""
+    """A token bucket of events per gate: ``rate`` per second, at most ``burst`` saved up.
+
+    Thread-safe: paho's thread admits and charges messages (``should_drop``),
+    the worker corrects the charge once it has read them (``settle``).
+    """
 
     def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
-        """Thread-safe: paho's thread asks ``should_drop``, the worker charges with ``take``."""
         self.rate, self.burst = rate, burst
         self._monotonic = monotonic
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -76,26 +89,35 @@ class RateLimit:
         return tokens
 
     def exhausted(self, gate: str) -> bool:
-        """True while the gate has used up its events: its messages are dropped before they are even decoded."""
+        """True while the gate has used up its events: its messages are dropped before they are even read."""
         with self._lock:
             return self._tokens(gate) < 1
 
     def take(self, gate: str, count: int) -> None:
-        """Charge ``count`` events; the bucket may go into debt, which the gate then waits out."""
+        """Charge ``count`` events (a negative count gives them back); the bucket may go into debt, which the gate then waits out."""
         with self._lock:
             tokens = self._tokens(gate)
             self._buckets[gate] = (tokens - count, self._monotonic())
 
-    def should_drop(self, topic: str) -> bool:
-        """For ``MqttLink(drop=...)``: an events message of a gate over its rate; counted, logged now and then."""
-        gate = limited_gate(topic, self)
+    def should_drop(self, topic: str, size: int) -> bool:
+        """For ``MqttLink(drop=...)``: drop an events message of a gate over its rate (counted, logged now and then);
+        charge any other events message by its ``size`` at once."""
+        gate = events_gate(topic)
         if gate is None:
             return False
         with self._lock:
+            tokens = self._tokens(gate)
+            if tokens >= 1:
+                self._buckets[gate] = (tokens - estimated_events(size), self._monotonic())
+                return False
             self._dropped[gate] += 1
         if self.should_log(gate):
             log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, self.rate, self.burst)
         return True
+
+    def settle(self, gate: str, size: int, events: int) -> None:
+        """A message read and found well-formed costs its real number of events, not the estimate by size."""
+        self.take(gate, events - estimated_events(size))
 
     def collect_dropped(self) -> Counter[str]:
         """Messages dropped per gate since the last call."""
@@ -112,18 +134,23 @@ class RateLimit:
             return True
 
 
+def estimated_events(size: int) -> int:
+    """What an events message of ``size`` bytes is charged before it is read (an event map is at least ~EVENT_BYTES)."""
+    return max(1, size // EVENT_BYTES)
+
+
 class FairQueue:
     """The next batch, fair between gates: each gate contributes at most PER_GATE_BATCH_EVENTS.
 
     Everything waiting is first sorted into per-gate queues (order kept within
     a gate), so a flooding gate's backlog waits behind one batch share and a
-    quiet gate's message goes into the very next commit. An events message of
-    a gate that went over its rate meanwhile is PUBACKed (``ack``) and dropped
-    here, unread. Used by the hub's worker thread only.
+    quiet gate's message goes into the very next commit. (Messages over a
+    gate's rate never get here: the link drops them as they arrive.) Used by
+    the hub's worker thread only.
     """
 
-    def __init__(self, inbound: queue.Queue, limit: RateLimit, ack: Callable[[int, int], None]) -> None:
-        self._inbound, self._limit, self._ack = inbound, limit, ack
+    def __init__(self, inbound: queue.Queue) -> None:
+        self._inbound = inbound
         self._held: dict[str, deque] = {}
         self._count = 0
 
@@ -151,9 +178,6 @@ class FairQueue:
         return batch
 
     def _hold(self, item: object) -> None:
-        if isinstance(item, Inbound) and self._limit.should_drop(item.topic):
-            self._ack(item.mid, item.qos)
-            return
         key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
         self._held.setdefault(key, deque()).append(item)
         self._count += 1
@@ -177,12 +201,9 @@ def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
 
 def _read_one(item: Inbound, site: str, limit: RateLimit, intake: Intake) -> None:
     try:
-        if limit.should_drop(item.topic):  # counted by the limit, collected with the next batch
-            intake.refused_mids.append((item.mid, item.qos))
-            return
         unit = decode_unit(item, site)
         if unit.events:
-            limit.take(unit.gate, len(unit.events))
+            limit.settle(unit.gate, len(item.payload), len(unit.events))
         intake.units.append(unit)
         return
     except (MessageError, TopicError) as error:
@@ -212,13 +233,13 @@ def decode_unit(item: Inbound, site: str) -> Unit:
     return unit
 
 
-def limited_gate(topic: str, limit: RateLimit) -> str | None:
-    """The gate of an events topic whose rate is used up, else None (a cheap check before any decoding)."""
+def events_gate(topic: str) -> str | None:
+    """The gate of an events topic, else None (a cheap check before any decoding)."""
     try:
         parsed = parse_gate_topic(topic)
     except TopicError:
         return None
-    return parsed.gate if parsed.kind == EVENTS and limit.exhausted(parsed.gate) else None
+    return parsed.gate if parsed.kind == EVENTS else None
 
 
 def _gate_of(topic: str) -> str:

@@ -96,7 +96,7 @@ class HubService:
         self._rate = rate or RateLimit(config.gate_event_rate, config.gate_event_burst)
         self._pong_seq = self._now_ms()
         self._next_prune = 0.0
-        self._queue = FairQueue(inbound, self._rate, link.ack)
+        self._queue = FairQueue(inbound)
         self.settings_watch = SettingsWatch(hub_settings(config.heartbeat_interval_s, config.timezone.key, kid_for(key.verify_key)))
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import queue
 
-from hub.intake import MAX_BATCH_MESSAGES, PER_GATE_BATCH_EVENTS, FairQueue, RateLimit
-from protocol.gate_messages import encode_events
+from hub.intake import EVENT_BYTES, MAX_BATCH_MESSAGES, PER_GATE_BATCH_EVENTS, FairQueue, RateLimit, read_batch
+from protocol.gate_messages import EventData, EventKind, GateEvent, encode_events
 from protocol.topics import gate_topic
 from testkit.hub_config import write_hub_config
-from testkit.tickets import SITE
+from testkit.tickets import NOW, SITE
 from transport.mqtt import Inbound
 
 from tests.hub.conftest import TIMEOUT, start_hub
@@ -29,15 +30,14 @@ def events_topic(gate: str) -> str:
 def test_a_gate_over_its_rate_is_limited_until_its_bucket_refills_and_no_other_gate_is():
     clock = FakeMonotonic()
     limit = RateLimit(rate=10, burst=20, monotonic=clock)
-    assert not limit.should_drop(events_topic("flood"))
-    limit.take("flood", 25)  # one message of 25 events: the bucket goes into debt
-    assert limit.should_drop(events_topic("flood"))
-    assert not limit.should_drop(events_topic("east")), "another gate's bucket is its own"
-    assert not limit.should_drop(gate_topic(SITE, "flood", "ping")), "only events are limited: pings and heartbeats of the gate still count"
+    assert not limit.should_drop(events_topic("flood"), 25 * EVENT_BYTES)  # admitted with 20 tokens, charged 25: into debt
+    assert limit.should_drop(events_topic("flood"), 100)
+    assert not limit.should_drop(events_topic("east"), 100), "another gate's bucket is its own"
+    assert not limit.should_drop(gate_topic(SITE, "flood", "ping"), 100), "only events are limited: pings and heartbeats of the gate still count"
     clock.now += 0.5  # 5 events back: still 0 tokens
-    assert limit.should_drop(events_topic("flood"))
+    assert limit.should_drop(events_topic("flood"), 100)
     clock.now += 0.25
-    assert not limit.should_drop(events_topic("flood")), "events are back 0.75 s later at 10/s"
+    assert not limit.should_drop(events_topic("flood"), 100), "events are back 0.75 s later at 10/s"
     assert limit.collect_dropped() == {"flood": 2} and limit.collect_dropped() == {}
 
 
@@ -49,31 +49,38 @@ def test_a_bucket_never_saves_up_more_than_its_burst():
     assert limit.exhausted("g1")
 
 
+def test_messages_not_yet_read_already_count_against_their_gate():
+    """The flood must not slip past the limit while the worker is busy: each message is charged by its size as it arrives."""
+    limit = RateLimit(rate=1, burst=1000, monotonic=FakeMonotonic())
+    admitted = sum(not limit.should_drop(events_topic("flood"), 100 * EVENT_BYTES) for _ in range(50))
+    assert admitted == 10, "1,000 events of burst: ten messages of 100, none read yet"
+
+
+def test_once_read_a_message_costs_its_events_and_a_refused_one_its_size():
+    limit = RateLimit(rate=1, burst=1000, monotonic=FakeMonotonic())
+    garbage = b"\xff" * (300 * EVENT_BYTES)
+    events = [GateEvent(os.urandom(16), "g1", b"i" * 16, seq, EventKind.DENY, NOW * 1000, None, EventData(extra={"detail": "d" * 400})) for seq in range(1, 51)]
+    good = encode_events(events)  # 50 events of ~500 bytes: charged ~250 by size as it arrives
+    assert len(good) // EVENT_BYTES > 200
+    messages = [Inbound(events_topic("g1"), payload, mid, 1) for mid, payload in enumerate((garbage, good), 1)]
+    assert not any(limit.should_drop(item.topic, len(item.payload)) for item in messages)
+    intake = read_batch(messages, SITE, limit)
+    assert intake.refused["g1"] == 1 and len(intake.units) == 1
+    # left: 1000 - 300 (the refused garbage keeps its charge by size) - 50 (the good message's real events) = 650
+    assert sum(not limit.should_drop(events_topic("g1"), 100 * EVENT_BYTES) for _ in range(20)) == 7
+
+
 def test_a_quiet_gates_message_goes_into_the_first_batch_behind_a_flood():
     inbound: queue.Queue = queue.Queue()
-    acked: list[tuple[int, int]] = []
     flood_payload = b"x" * 100 * 100  # weighs as a message of 100 events
     for mid in range(1, 1001):
         inbound.put(Inbound(events_topic("flood"), flood_payload, mid, 1))
     inbound.put(Inbound(events_topic("east"), b"x" * 100, 5000, 1))
-    fair = FairQueue(inbound, RateLimit(10**9, 10**9), lambda mid, qos: acked.append((mid, qos)))
-    first = fair.take(0.01)
+    first = FairQueue(inbound).take(0.01)
     assert [item.mid for item in first if "east" in item.topic] == [5000], "the quiet gate's message is in the very next commit"
     flood = [item for item in first if "flood" in item.topic]
     assert len(flood) * 100 <= PER_GATE_BATCH_EVENTS and len(first) <= MAX_BATCH_MESSAGES, "the flood gets one share of the batch"
     assert [item.mid for item in flood] == list(range(1, len(flood) + 1)), "in order within a gate"
-    assert acked == []
-
-
-def test_a_gate_over_its_rate_is_pubacked_and_dropped_unread_by_the_fair_queue():
-    inbound: queue.Queue = queue.Queue()
-    acked: list[tuple[int, int]] = []
-    limit = RateLimit(rate=1, burst=10, monotonic=FakeMonotonic())
-    limit.take("flood", 10)
-    inbound.put(Inbound(events_topic("flood"), b"\xff", 7, 1))
-    inbound.put(Inbound(events_topic("east"), b"\xff", 8, 1))
-    batch = FairQueue(inbound, limit, lambda mid, qos: acked.append((mid, qos))).take(0.01)
-    assert [item.mid for item in batch] == [8] and acked == [(7, 1)], "acknowledged, so the broker never delivers it again; the gate resends"
 
 
 def test_a_flooding_gate_is_limited_on_the_live_hub_and_every_other_gate_is_served(tmp_path, broker, hub_key, gate_factory):
