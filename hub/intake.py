@@ -9,9 +9,10 @@ being limited: it keeps every event until the hub's signed ack covers it and
 sends it again when acks stop coming.
 
 The rate limit acts where a message arrives, in paho's thread
-(``RateLimit.should_drop``, the link's ``drop`` filter): an events message
-of a gate over its rate is PUBACKed there, unread; any other is charged at
-once by its size (``EVENT_BYTES`` per event), so messages not yet read
+(``RateLimit.should_drop``, the link's ``drop`` filter): a message of a
+gate over its rate is PUBACKed there, unread; any other is charged at once
+(an events message by its size, ``EVENT_BYTES`` per event; a ping,
+heartbeat or request one token of its own bucket), so messages not yet read
 already count against their gate and cannot pile up ahead of other gates
 in the broker's in-flight window to the hub. Once read, a well-formed
 message is charged its real number of events instead (``settle``); a
@@ -40,6 +41,8 @@ MAX_BATCH_MESSAGES = 500
 MAX_HELD_MESSAGES = 2000
 PER_GATE_BATCH_EVENTS = 1000  # one gate's share of one commit: bounds how long another gate waits
 EVENT_BYTES = 100  # about the smallest an event encodes to: a message is charged at least size / this before it is read
+CONTROL_RATE = 20.0  # pings, heartbeats, births, deaths, requests a gate may send a second: an honest one sends about 1
+CONTROL_BURST = 200
 
 
 @dataclass
@@ -66,53 +69,73 @@ class Intake:
     reconnected: bool = False
 
 
-class RateLimit:
-    """A token bucket of events per gate: ``rate`` per second, at most ``burst`` saved up.
+class TokenBuckets:
+    """A token bucket per gate: ``rate`` tokens a second, at most ``burst`` saved up. Not locked: RateLimit holds the lock."""
 
-    Thread-safe: paho's thread admits and charges messages (``should_drop``),
-    the worker corrects the charge once it has read them (``settle``).
-    """
-
-    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float]) -> None:
         self.rate, self.burst = rate, burst
         self._monotonic = monotonic
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._logged: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._dropped: Counter[str] = Counter()
 
-    def _tokens(self, gate: str) -> float:
+    def tokens(self, gate: str) -> float:
         now = self._monotonic()
         tokens, then = self._buckets.get(gate, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - then) * self.rate)
         self._buckets[gate] = (tokens, now)
         return tokens
 
+    def charge(self, gate: str, count: float) -> None:
+        """Take ``count`` tokens (a negative count gives them back); the bucket may go into debt, which the gate then waits out."""
+        self._buckets[gate] = (self.tokens(gate) - count, self._monotonic())
+
+
+class RateLimit:
+    """Each gate held to ``rate`` events a second (``burst`` saved up), and to CONTROL_RATE other messages a second.
+
+    Events and the rest (pings, heartbeats, births, deaths, requests) have
+    separate buckets, so a gate catching up on its events never loses its
+    pings (and with them "hub online"), and a flood of pings or heartbeats,
+    each answered or stored by the worker, is limited as a flood of events is.
+    Thread-safe: paho's thread admits and charges messages (``should_drop``),
+    the worker corrects an events message's charge once it has read it (``settle``).
+    """
+
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst = rate, burst
+        self._monotonic = monotonic
+        self._events = TokenBuckets(rate, burst, monotonic)
+        self._control = TokenBuckets(CONTROL_RATE, CONTROL_BURST, monotonic)
+        self._logged: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._dropped: Counter[str] = Counter()
+
     def exhausted(self, gate: str) -> bool:
-        """True while the gate has used up its events: its messages are dropped before they are even read."""
+        """True while the gate has used up its events: its events messages are dropped before they are even read."""
         with self._lock:
-            return self._tokens(gate) < 1
+            return self._events.tokens(gate) < 1
 
     def take(self, gate: str, count: int) -> None:
-        """Charge ``count`` events (a negative count gives them back); the bucket may go into debt, which the gate then waits out."""
+        """Charge ``count`` events (a negative count gives them back)."""
         with self._lock:
-            tokens = self._tokens(gate)
-            self._buckets[gate] = (tokens - count, self._monotonic())
+            self._events.charge(gate, count)
 
     def should_drop(self, topic: str, size: int) -> bool:
-        """For ``MqttLink(drop=...)``: drop an events message of a gate over its rate (counted, logged now and then);
-        charge any other events message by its ``size`` at once."""
-        gate = events_gate(topic)
-        if gate is None:
-            return False
+        """For ``MqttLink(drop=...)``: drop a message of a gate over its rate (counted, logged now and then);
+        charge any other at once: an events message by its ``size``, anything else one token."""
+        try:
+            parsed = parse_gate_topic(topic)
+        except TopicError:
+            return False  # not a gate's message: refused by the worker, with a log line
+        gate, events = parsed.gate, parsed.kind == EVENTS
+        buckets = self._events if events else self._control
         with self._lock:
-            tokens = self._tokens(gate)
-            if tokens >= 1:
-                self._buckets[gate] = (tokens - estimated_events(size), self._monotonic())
+            if buckets.tokens(gate) >= 1:
+                buckets.charge(gate, estimated_events(size) if events else 1)
                 return False
             self._dropped[gate] += 1
         if self.should_log(gate):
-            log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, self.rate, self.burst)
+            log.warning("gate %s is over its rate (events: %g/s, burst %d; other messages: %g/s, burst %d): dropping its %s unread; it sends them again",
+                        gate, self.rate, self.burst, CONTROL_RATE, CONTROL_BURST, "events" if events else f"{parsed.kind} messages")
         return True
 
     def settle(self, gate: str, size: int, events: int) -> None:
@@ -231,15 +254,6 @@ def decode_unit(item: Inbound, site: str) -> Unit:
     else:
         unit.report = decode_health(topic.kind, item.payload)
     return unit
-
-
-def events_gate(topic: str) -> str | None:
-    """The gate of an events topic, else None (a cheap check before any decoding)."""
-    try:
-        parsed = parse_gate_topic(topic)
-    except TopicError:
-        return None
-    return parsed.gate if parsed.kind == EVENTS else None
 
 
 def _gate_of(topic: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import queue
 
-from hub.intake import EVENT_BYTES, MAX_BATCH_MESSAGES, PER_GATE_BATCH_EVENTS, FairQueue, RateLimit, read_batch
+from hub.intake import CONTROL_BURST, CONTROL_RATE, EVENT_BYTES, MAX_BATCH_MESSAGES, PER_GATE_BATCH_EVENTS, FairQueue, RateLimit, read_batch
 from protocol.gate_messages import EventData, EventKind, GateEvent, encode_events
 from protocol.topics import gate_topic
 from testkit.hub_config import write_hub_config
@@ -33,12 +33,23 @@ def test_a_gate_over_its_rate_is_limited_until_its_bucket_refills_and_no_other_g
     assert not limit.should_drop(events_topic("flood"), 25 * EVENT_BYTES)  # admitted with 20 tokens, charged 25: into debt
     assert limit.should_drop(events_topic("flood"), 100)
     assert not limit.should_drop(events_topic("east"), 100), "another gate's bucket is its own"
-    assert not limit.should_drop(gate_topic(SITE, "flood", "ping"), 100), "only events are limited: pings and heartbeats of the gate still count"
+    assert not limit.should_drop(gate_topic(SITE, "flood", "ping"), 100), "a gate over its events still has its pings: it stays hub online"
     clock.now += 0.5  # 5 events back: still 0 tokens
     assert limit.should_drop(events_topic("flood"), 100)
     clock.now += 0.25
     assert not limit.should_drop(events_topic("flood"), 100), "events are back 0.75 s later at 10/s"
     assert limit.collect_dropped() == {"flood": 2} and limit.collect_dropped() == {}
+
+
+def test_a_flood_of_pings_or_heartbeats_is_limited_by_a_bucket_of_its_own():
+    clock = FakeMonotonic()
+    limit = RateLimit(rate=10**6, burst=10**6, monotonic=clock)
+    pings = [limit.should_drop(gate_topic(SITE, "g1", kind), 50) for kind in ("ping", "heartbeat") * 300]
+    assert pings.count(False) == CONTROL_BURST and limit.collect_dropped() == {"g1": 600 - CONTROL_BURST}
+    assert not limit.should_drop(events_topic("g1"), 100), "its events have their own bucket"
+    assert not limit.should_drop(gate_topic(SITE, "g2", "ping"), 50)
+    clock.now += 1
+    assert [limit.should_drop(gate_topic(SITE, "g1", "ping"), 50) for _ in range(int(CONTROL_RATE) + 1)].count(False) == CONTROL_RATE
 
 
 def test_a_bucket_never_saves_up_more_than_its_burst():
