@@ -207,8 +207,8 @@ class FairQueue:
 
 
 def _weight(item: object) -> int:
-    """About how many events a message holds, without decoding it (an event map is ~100 bytes)."""
-    return max(1, len(item.payload) // 100) if isinstance(item, Inbound) else 1
+    """About how many events a message holds, without decoding it: what the rate limit charges it on arrival."""
+    return estimated_events(len(item.payload)) if isinstance(item, Inbound) else 1
 
 
 def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
