@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from protocol.keys import write_key_pair
-from testkit.live_gate import GateProcess, turnstile_log, write_gate_config
+from testkit.faults.invariants import gate_rows
+from testkit.live_gate import WAIT, GateProcess, turnstile_log, write_gate_config
 from testkit.ptys import RawPty
 from testkit.tickets import live_ticket
+from testkit.waiting import wait_until
 
 SIM_LINE = "passage_delay_seconds = 0.01\n"
 
@@ -36,19 +38,18 @@ def done(tmp_path: Path, direction: str) -> list[dict]:
 def run_phase(tmp_path: Path, config: Path, readers: dict[str, RawPty], scans: list[str], ticket: str) -> list[str]:
     """Start the gate, show ``ticket`` at each reader of ``scans`` in turn, stop it; the visitor lines.
 
-    After each scan the test waits for its decision and, for a grant, for the turnstile to finish with it
-    (the next scan must meet the settled ticket)."""
+    After each scan the test waits for its decision and for the gate to settle its admission, if any (the
+    next scan must meet the settled ticket; the turnstile's own log comes before the gate's commit)."""
     gate = GateProcess(config)
     try:
         for reader in readers.values():
             gate.wait_ready(reader.port)
         start = gate.mark()
         for count, reader in enumerate(scans, 1):
-            finished = len(done(tmp_path, "entry") + done(tmp_path, "exit"))
             readers[reader].scan(ticket)
-            line = gate.wait_line("gate.visitor", count=count, after=start)
-            if "GRANT" in line:
-                gate.wait_for(lambda _lines: len(done(tmp_path, "entry") + done(tmp_path, "exit")) > finished, f"the turnstile's run for the {reader} grant")
+            gate.wait_line("gate.visitor", count=count, after=start)  # committed, with its open admission, before it is shown
+            wait_until(lambda: not gate_rows(tmp_path / "state", "SELECT COUNT(*) FROM open_admission")[0][0],
+                       f"the {reader} admission settled by the turnstile (re-armed or not in the same commit)", WAIT)
         return [line for line in gate.lines[start:] if "gate.visitor" in line]
     finally:
         assert gate.stop() == 0
