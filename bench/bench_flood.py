@@ -75,8 +75,9 @@ def _admit(east: SimGate, west: SimGate, issuer: SigningKey, count: int) -> list
     return latencies
 
 
-def run(root: Path, issuer: SigningKey, flood: int, admissions: int, rate: float | None) -> tuple[list[float], float]:
-    broker = Broker(root / "broker", gates=["flood", "east", "west"])
+def run(root: Path, issuer: SigningKey, flood: int, admissions: int, rate: float | None, burst: int | None = None,
+        inflight: int = 100) -> tuple[list[float], float]:
+    broker = Broker(root / "broker", gates=["flood", "east", "west"], max_inflight=inflight)
     broker.start()
     hub_key = SigningKey.generate()
     hub_dir = root / "hub"
@@ -84,7 +85,9 @@ def run(root: Path, issuer: SigningKey, flood: int, admissions: int, rate: float
         write_key_pair(issuer, hub_dir / "issuers", "sales")
     options: dict = {"trust": "issuers/sales.pub"}
     if rate is not None:
-        options.update(gate_event_rate=rate, gate_event_burst=int(rate * 2))
+        options.update(gate_event_rate=rate, gate_event_burst=burst or int(rate * 2))
+    elif burst is not None:
+        options.update(gate_event_burst=burst)
     config = write_hub_config(hub_dir, broker, hub_key, **options)
     hub = HubProcess(config).start()
     trust = TrustStore([TrustedKey("hub", hub_key.verify_key)])
@@ -115,14 +118,20 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=100_000)
     parser.add_argument("--admissions", type=int, default=200)
     parser.add_argument("--rate", type=float, default=None, help="hub.toml gate_event_rate for the limited case (burst: twice that); default: the hub's default")
+    parser.add_argument("--burst", type=int, default=None, help="hub.toml gate_event_burst for the limited case")
+    parser.add_argument("--inflight", type=int, default=100, help="the broker's max_inflight_messages (deploy/mosquitto: 100)")
+    parser.add_argument("--cases", default="bare,limited,unlimited", help="which of bare, limited, unlimited to run")
     args = parser.parse_args()
     issuer = SigningKey.generate()
-    print(f"# bench_flood: {machine()}; mosquitto + hub process + 3 simulated gates on the same machine")
-    cases = [("no flood (bare limit)", 0, None), (f"{args.flood:,}-event flood, per-gate limit {args.rate or 'default'}", args.flood, args.rate),
-             (f"{args.flood:,}-event flood, limit out of the way", args.flood, 10_000_000.0)]
-    for label, flood, rate in cases:
+    print(f"# bench_flood: {machine()}; mosquitto (max_inflight_messages {args.inflight}) + hub process + 3 simulated gates on the same machine")
+    cases = [("bare", "no flood (bare limit)", 0, None, None),
+             ("limited", f"{args.flood:,}-event flood, per-gate limit {args.rate or 'default'}/{args.burst or 'default'}", args.flood, args.rate, args.burst),
+             ("unlimited", f"{args.flood:,}-event flood, limit out of the way", args.flood, 10_000_000.0, None)]
+    for name, label, flood, rate, burst in cases:
+        if name not in args.cases.split(","):
+            continue
         with tempfile.TemporaryDirectory(prefix="bench-flood-") as directory:
-            latencies, elapsed = run(Path(directory), issuer, flood, args.admissions, rate)
+            latencies, elapsed = run(Path(directory), issuer, flood, args.admissions, rate, burst, args.inflight)
         print(f"{label:48}: {len(latencies)}/{args.admissions} marks  p50 {statistics.median(latencies):7.1f} ms  p99 {percentile(latencies, 0.99):7.1f} ms"
               f"  max {max(latencies):7.1f} ms  ({elapsed:.1f} s)")
 

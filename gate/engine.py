@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from protocol.claims import TicketClaims, TicketType
+from protocol.claims import MAIN_ZONE, TicketClaims, TicketType
 from protocol.errors import TicketError
 from protocol.ticket import verify_ticket
 from protocol.trust import TrustStore
@@ -20,8 +20,6 @@ from protocol.trust import TrustStore
 from .decision import Decision, Reason
 from .realname.policy import HolderRequirement, PresentedHolder, holder_matches
 from .rules import ClockPolicy, Direction, GateRules, OfflinePolicy, StateView
-
-MAIN_ZONE = "main"
 
 
 def decide(text: str, now: int, rules: GateRules, trust: TrustStore, state: StateView, direction: Direction = Direction.ENTRY,

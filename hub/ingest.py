@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from protocol.claims import TicketClaims
+from protocol.claims import MAIN_ZONE, TicketClaims
 from protocol.errors import TicketError
 from protocol.gate_messages import EventKind, GateEvent
 from protocol.hub_messages import UsedMark
@@ -120,7 +120,7 @@ def _entry_bound(claims: TicketClaims) -> int:
 def _beyond_claims(mark: UsedMark, facts: TicketFacts) -> str | None:
     if facts.entries and (mark.entries > facts.entries or mark.exits > facts.entries):
         return f"counters entries={mark.entries} exits={mark.exits} beyond the ticket's {facts.entries} entries"
-    if facts.zones and mark.zone not in facts.zones:
+    if facts.zones and mark.zone != MAIN_ZONE and mark.zone not in facts.zones:  # the main entrance admits any ticket of the site
         return f"zone {mark.zone!r} is not one of the ticket's"
     return None
 

@@ -3,10 +3,20 @@
 Every inbound MQTT message becomes either a ``Unit`` the worker commits or a
 refusal counted against the gate of its topic; nothing a gate sends can make
 this raise (a last guard turns the unforeseen into a refusal, logged with its
-traceback). Refused and rate-limited messages are still PUBACKed by the
-worker: the broker must never deliver a poison message again. A gate loses
-nothing by being limited: it keeps every event until the hub's signed ack
-covers it and sends it again when acks stop coming.
+traceback). Refused and rate-limited messages are still PUBACKed: the
+broker must never deliver a poison message again. A gate loses nothing by
+being limited: it keeps every event until the hub's signed ack covers it and
+sends it again when acks stop coming.
+
+The rate limit acts where a message arrives, in paho's thread
+(``RateLimit.should_drop``, the link's ``drop`` filter): a message of a
+gate over its rate is PUBACKed there, unread; any other is charged at once
+(an events message by its size, ``EVENT_BYTES`` per event; a ping,
+heartbeat or request one token of its own bucket), so messages not yet read
+already count against their gate and cannot pile up ahead of other gates
+in the broker's in-flight window to the hub. Once read, a well-formed
+message is charged its real number of events instead (``settle``); a
+refused one keeps the charge by size, so a flood of garbage is limited too.
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ LOG_EVERY_S = 10.0  # at most one "rate limited" line per gate this often
 MAX_BATCH_MESSAGES = 500
 MAX_HELD_MESSAGES = 2000
 PER_GATE_BATCH_EVENTS = 1000  # one gate's share of one commit: bounds how long another gate waits
+EVENT_BYTES = 100  # about the smallest an event encodes to: a message is charged at least size / this before it is read
+CONTROL_RATE = 20.0  # pings, heartbeats, births, deaths, requests a gate may send a second: an honest one sends about 1
+CONTROL_BURST = 200
 
 
 @dataclass
@@ -56,46 +69,78 @@ class Intake:
     reconnected: bool = False
 
 
-class RateLimit:
-    """A token bucket of events per gate: ``rate`` per second, at most ``burst`` saved up."""
+class TokenBuckets:
+    """A token bucket per gate: ``rate`` tokens a second, at most ``burst`` saved up. Not locked: RateLimit holds the lock."""
 
-    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
-        """Thread-safe: paho's thread asks ``should_drop``, the worker charges with ``take``."""
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float]) -> None:
         self.rate, self.burst = rate, burst
         self._monotonic = monotonic
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._logged: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._dropped: Counter[str] = Counter()
 
-    def _tokens(self, gate: str) -> float:
+    def tokens(self, gate: str) -> float:
         now = self._monotonic()
         tokens, then = self._buckets.get(gate, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - then) * self.rate)
         self._buckets[gate] = (tokens, now)
         return tokens
 
+    def charge(self, gate: str, count: float) -> None:
+        """Take ``count`` tokens (a negative count gives them back); the bucket may go into debt, which the gate then waits out."""
+        self._buckets[gate] = (self.tokens(gate) - count, self._monotonic())
+
+
+class RateLimit:
+    """Each gate held to ``rate`` events a second (``burst`` saved up), and to CONTROL_RATE other messages a second.
+
+    Events and the rest (pings, heartbeats, births, deaths, requests) have
+    separate buckets, so a gate catching up on its events never loses its
+    pings (and with them "hub online"), and a flood of pings or heartbeats,
+    each answered or stored by the worker, is limited as a flood of events is.
+    Thread-safe: paho's thread admits and charges messages (``should_drop``),
+    the worker corrects an events message's charge once it has read it (``settle``).
+    """
+
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst = rate, burst
+        self._monotonic = monotonic
+        self._events = TokenBuckets(rate, burst, monotonic)
+        self._control = TokenBuckets(CONTROL_RATE, CONTROL_BURST, monotonic)
+        self._logged: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._dropped: Counter[str] = Counter()
+
     def exhausted(self, gate: str) -> bool:
-        """True while the gate has used up its events: its messages are dropped before they are even decoded."""
+        """True while the gate has used up its events: its events messages are dropped before they are even read."""
         with self._lock:
-            return self._tokens(gate) < 1
+            return self._events.tokens(gate) < 1
 
     def take(self, gate: str, count: int) -> None:
-        """Charge ``count`` events; the bucket may go into debt, which the gate then waits out."""
+        """Charge ``count`` events (a negative count gives them back)."""
         with self._lock:
-            tokens = self._tokens(gate)
-            self._buckets[gate] = (tokens - count, self._monotonic())
+            self._events.charge(gate, count)
 
-    def should_drop(self, topic: str) -> bool:
-        """For ``MqttLink(drop=...)``: an events message of a gate over its rate; counted, logged now and then."""
-        gate = limited_gate(topic, self)
-        if gate is None:
-            return False
+    def should_drop(self, topic: str, size: int) -> bool:
+        """For ``MqttLink(drop=...)``: drop a message of a gate over its rate (counted, logged now and then);
+        charge any other at once: an events message by its ``size``, anything else one token."""
+        try:
+            parsed = parse_gate_topic(topic)
+        except TopicError:
+            return False  # not a gate's message: refused by the worker, with a log line
+        gate, events = parsed.gate, parsed.kind == EVENTS
+        buckets = self._events if events else self._control
         with self._lock:
+            if buckets.tokens(gate) >= 1:
+                buckets.charge(gate, estimated_events(size) if events else 1)
+                return False
             self._dropped[gate] += 1
         if self.should_log(gate):
-            log.warning("gate %s is over its event rate (%g/s, burst %d): dropping its event messages unread; it sends them again", gate, self.rate, self.burst)
+            log.warning("gate %s is over its rate (events: %g/s, burst %d; other messages: %g/s, burst %d): dropping its %s unread; it sends them again",
+                        gate, self.rate, self.burst, CONTROL_RATE, CONTROL_BURST, "events" if events else f"{parsed.kind} messages")
         return True
+
+    def settle(self, gate: str, size: int, events: int) -> None:
+        """A message read and found well-formed costs its real number of events, not the estimate by size."""
+        self.take(gate, events - estimated_events(size))
 
     def collect_dropped(self) -> Counter[str]:
         """Messages dropped per gate since the last call."""
@@ -112,18 +157,23 @@ class RateLimit:
             return True
 
 
+def estimated_events(size: int) -> int:
+    """What an events message of ``size`` bytes is charged before it is read (an event map is at least ~EVENT_BYTES)."""
+    return max(1, size // EVENT_BYTES)
+
+
 class FairQueue:
     """The next batch, fair between gates: each gate contributes at most PER_GATE_BATCH_EVENTS.
 
     Everything waiting is first sorted into per-gate queues (order kept within
     a gate), so a flooding gate's backlog waits behind one batch share and a
-    quiet gate's message goes into the very next commit. An events message of
-    a gate that went over its rate meanwhile is PUBACKed (``ack``) and dropped
-    here, unread. Used by the hub's worker thread only.
+    quiet gate's message goes into the very next commit. (Messages over a
+    gate's rate never get here: the link drops them as they arrive.) Used by
+    the hub's worker thread only.
     """
 
-    def __init__(self, inbound: queue.Queue, limit: RateLimit, ack: Callable[[int, int], None]) -> None:
-        self._inbound, self._limit, self._ack = inbound, limit, ack
+    def __init__(self, inbound: queue.Queue) -> None:
+        self._inbound = inbound
         self._held: dict[str, deque] = {}
         self._count = 0
 
@@ -151,17 +201,14 @@ class FairQueue:
         return batch
 
     def _hold(self, item: object) -> None:
-        if isinstance(item, Inbound) and self._limit.should_drop(item.topic):
-            self._ack(item.mid, item.qos)
-            return
         key = item.topic.split("/")[3] if isinstance(item, Inbound) and item.topic.count("/") == 4 else ""
         self._held.setdefault(key, deque()).append(item)
         self._count += 1
 
 
 def _weight(item: object) -> int:
-    """About how many events a message holds, without decoding it (an event map is ~100 bytes)."""
-    return max(1, len(item.payload) // 100) if isinstance(item, Inbound) else 1
+    """About how many events a message holds, without decoding it: what the rate limit charges it on arrival."""
+    return estimated_events(len(item.payload)) if isinstance(item, Inbound) else 1
 
 
 def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
@@ -177,12 +224,9 @@ def read_batch(batch: Iterable[object], site: str, limit: RateLimit) -> Intake:
 
 def _read_one(item: Inbound, site: str, limit: RateLimit, intake: Intake) -> None:
     try:
-        if limit.should_drop(item.topic):  # counted by the limit, collected with the next batch
-            intake.refused_mids.append((item.mid, item.qos))
-            return
         unit = decode_unit(item, site)
         if unit.events:
-            limit.take(unit.gate, len(unit.events))
+            limit.settle(unit.gate, len(item.payload), len(unit.events))
         intake.units.append(unit)
         return
     except (MessageError, TopicError) as error:
@@ -210,15 +254,6 @@ def decode_unit(item: Inbound, site: str) -> Unit:
     else:
         unit.report = decode_health(topic.kind, item.payload)
     return unit
-
-
-def limited_gate(topic: str, limit: RateLimit) -> str | None:
-    """The gate of an events topic whose rate is used up, else None (a cheap check before any decoding)."""
-    try:
-        parsed = parse_gate_topic(topic)
-    except TopicError:
-        return None
-    return parsed.gate if parsed.kind == EVENTS and limit.exhausted(parsed.gate) else None
 
 
 def _gate_of(topic: str) -> str:

@@ -98,7 +98,7 @@ class HubService:
         self._pong_seq = self._now_ms()
         self._next_prune = 0.0
         self._alive_noted: tuple[float, bool] | None = None  # (monotonic time, broker up) of the last record
-        self._queue = FairQueue(inbound, self._rate, link.ack)
+        self._queue = FairQueue(inbound)
         self.settings_watch = SettingsWatch(hub_settings(config.heartbeat_interval_s, config.timezone.key, kid_for(key.verify_key)))
         for stream in SITE_STREAMS:
             self.publisher.heads[stream] = store.published_head(stream)

@@ -81,6 +81,8 @@ def check_database(path: Path, where: str, must_exist: bool) -> None:
         if problem is not None:
             raise CommandError(f"{where}: {path}: cannot be created in {path.parent} ({problem})")
         return
+    if not path.is_file():  # a FIFO would block the open below, a device would be read as a database
+        raise CommandError(f"{where}: {path} is not a regular file")
     try:
         with open(path, "rb") as handle:
             header = handle.read(len(SQLITE_HEADER))

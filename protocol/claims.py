@@ -24,6 +24,7 @@ CLAIM_LUNGTA = -65537
 
 K_SITE, K_ZONES, K_TYPE, K_PERSONS, K_ENTRIES, K_PER_DAY, K_SLOT, K_HOLDER_HASH, K_HOLDER_NAME, K_REENTRY, K_HOLDER_BINDING = range(1, 12)
 
+MAIN_ZONE = "main"  # the zone of a gate with no zone: the main entrance, which admits any ticket of the site
 MAX_TIME = 2**37  # Unix seconds, year 6325: past any ticket, and a datetime in any zone can still show it
 MAX_LABEL = 64
 MAX_ZONES = 32

@@ -36,12 +36,11 @@ def read_regular_file(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise UnreadableFile(path, f"cannot read: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode  # before fdopen, which itself raises on a directory
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnreadableFile(path, "is a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        if stat.S_ISDIR(mode):
-            raise UnreadableFile(path, "is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise UnreadableFile(path, "not a regular file")
         try:
             data = handle.read(limit + 1)
         except OSError as exc:

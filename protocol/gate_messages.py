@@ -9,7 +9,7 @@ fields of an event's ``data`` or of a report are kept only when they are
 small scalars, so the hub never stores or re-encodes a structure a gate
 built (a self-referencing CBOR map once crashed it that way). Whether a
 claim is *true* (a ticket really verified, a count within the ticket's
-claims, a time near hub time) is the hub's check (hub/trust_checks.py).
+claims, a time near hub time) is the hub's check (hub/ingest.py).
 """
 
 from __future__ import annotations

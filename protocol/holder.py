@@ -26,7 +26,10 @@ from pathlib import Path
 
 from argon2.low_level import Type, hash_secret_raw
 
+from .files import UnreadableFile, read_regular_file
+
 SITE_SECRET_BYTES = 32
+MAX_SITE_SECRET_FILE = 4096  # 64 hex digits and a newline; anything far larger is not a secret file
 DIGEST_BYTES = 16
 MAX_ID_LENGTH = 32
 SALT_CONTEXT = b"lungta/holder-binding/v"
@@ -132,9 +135,11 @@ def write_site_secret(path: Path, secret: bytes) -> None:
 def read_site_secret(path: Path) -> bytes:
     """The site secret from ``path``; SiteSecretError names the file and the fault."""
     try:
-        text = path.read_text(encoding="ascii").strip()
-    except OSError as error:
-        raise SiteSecretError(f"{path}: cannot read the site secret: {error.strerror}") from None
+        data = read_regular_file(path, MAX_SITE_SECRET_FILE)  # never /dev/zero or a FIFO: bounded, never blocking
+    except UnreadableFile as error:
+        raise SiteSecretError(f"{path}: cannot read the site secret: {error.reason.removeprefix('cannot read: ')}") from None
+    try:
+        text = data.decode("ascii").strip()
     except UnicodeDecodeError:
         raise SiteSecretError(f"{path}: the site secret is not hex text") from None
     try:

@@ -89,6 +89,12 @@ def test_hub_database_that_is_a_folder(tmp_path):
     refused(lungta("hub", "run", "--config", str(config), "--check"), "hub.database", "is a directory")
 
 
+def test_hub_database_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "hub.db")
+    config = hub_toml(tmp_path)
+    refused(lungta("hub", "run", "--config", str(config), "--check"), "hub.database", "not a regular file")
+
+
 def test_hub_database_that_is_not_sqlite(tmp_path):
     (tmp_path / "hub.db").write_text("these are my notes, not a database\n")
     config = hub_toml(tmp_path)
@@ -212,6 +218,20 @@ def test_non_utf8_trust_toml(keys, tmp_path):
 def test_trust_dev_zero_is_refused_at_once(keys, tmp_path):
     config = gate_toml(tmp_path, keys, trust='"/dev/zero"')
     refused(lungta("gate", "run", "--config", str(config), "--check"), "gate.trust", "/dev/zero", "not a regular file")
+
+
+@pytest.mark.parametrize("secret", ["/dev/zero", "fifo"])
+def test_a_site_secret_that_is_not_a_regular_file_is_refused_at_once(keys, tmp_path, secret):
+    if secret == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    config = gate_toml(tmp_path, keys)
+    config.write_text(config.read_text(encoding="utf-8") + f'[realname]\ncheck = "required"\nsecret_file = "{secret}"\n', encoding="utf-8")
+    refused(lungta("gate", "run", "--config", str(config), "--check"), "realname.secret_file", secret, "not a regular file")
+
+
+def test_trust_that_is_a_folder_is_one_line(keys, tmp_path):
+    config = gate_toml(tmp_path, keys, trust=f'"{tmp_path}"')
+    refused(lungta("gate", "run", "--config", str(config), "--check"), "gate.trust", "is a directory")
 
 
 def test_trust_fifo_is_refused_without_blocking(keys, tmp_path):

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.broker_files import acl_text
+from hub.broker_files import MAX_PACKET_BYTES, acl_text
 from testkit.broker import HOST, HUB_USER, SITE, Broker, StartedBrokers
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
@@ -103,9 +103,9 @@ class Client:
     for each outcome instead of sleeping."""
 
     def __init__(self, username: str | None = None, password: str | None = None, ca: Path | None = None,
-                 cert: Path | None = None, key: Path | None = None) -> None:
+                 cert: Path | None = None, key: Path | None = None, client_id: str | None = None) -> None:
         self.outcomes: queue.Queue[tuple] = queue.Queue()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{username or 'anonymous'}", protocol=mqtt.MQTTv5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{username or 'anonymous'}", protocol=mqtt.MQTTv5)
         if username is not None:
             client.username_pw_set(username, password)
         if ca is not None:
@@ -125,9 +125,9 @@ class Client:
         self.client.loop_start()
         return self.outcomes.get(timeout=WAIT)
 
-    def publish(self, topic: str) -> mqtt.ReasonCode:
+    def publish(self, topic: str, payload: bytes = b"{}") -> mqtt.ReasonCode:
         """Publish at QoS 1 and return the reason code of the broker's PUBACK."""
-        info = self.client.publish(topic, b"{}", qos=1)
+        info = self.client.publish(topic, payload, qos=1)
         outcome = self.outcomes.get(timeout=WAIT)
         assert outcome[:2] == ("puback", info.mid), outcome
         return outcome[2]
@@ -226,3 +226,31 @@ def test_with_client_certificates_the_certificate_names_the_gate(site_broker, cl
     assert str(gate.publish(gate_topic(OTHER_GATE))) == "Not authorized"
     without = clients(username=GATE, password=broker.password(GATE), ca=pki.ca)
     assert without.connect(broker.port)[0] in ("disconnect", "connect failed")  # a password alone no longer does
+
+
+def test_a_gate_login_connecting_with_the_hubs_client_id_does_not_kick_the_hub_off(site_broker, clients, pki: Pki) -> None:
+    """use_username_as_clientid: the client id a client sends is ignored (issue 10: any gate login took over the hub's session)."""
+    broker = site_broker()
+    hub = clients(username=HUB_USER, password=broker.password(HUB_USER), ca=pki.ca, client_id=f"lungta-hub-{SITE}")
+    assert hub.connect(broker.port)[0] == "connect"
+    thief = clients(username=GATE, password=broker.password(GATE), ca=pki.ca, client_id=f"lungta-hub-{SITE}")
+    assert thief.connect(broker.port)[0] == "connect"
+    assert not thief.publish(gate_topic(GATE)).is_failure
+    assert not hub.publish(f"lungta/{SITE}/hub/revocations").is_failure, "the hub's next outcome is its PUBACK, not a disconnect"
+    assert "already connected" not in broker.log()
+
+
+def test_a_packet_over_the_size_limit_is_refused_and_never_reaches_the_hub(site_broker, clients, pki: Pki) -> None:
+    broker = site_broker()
+    hub = clients(username=HUB_USER, password=broker.password(HUB_USER), ca=pki.ca)
+    assert hub.connect(broker.port)[0] == "connect"
+    hub.subscribe(f"lungta/{SITE}/gate/+/+")
+    gate = clients(username=GATE, password=broker.password(GATE), ca=pki.ca)
+    assert gate.connect(broker.port)[0] == "connect"
+    gate.client.publish(gate_topic(GATE, "events"), b"x" * (MAX_PACKET_BYTES + 1), qos=1)
+    outcome = gate.outcomes.get(timeout=WAIT)
+    assert outcome[0] == "disconnect", outcome  # the broker drops a client that sends a packet over max_packet_size
+    small = clients(username=OTHER_GATE, password=broker.password(OTHER_GATE), ca=pki.ca)
+    assert small.connect(broker.port)[0] == "connect"
+    assert str(small.publish(gate_topic(OTHER_GATE), b"x" * 1_000_000)) == "Success"
+    assert hub.received() == gate_topic(OTHER_GATE), "the hub's first message is the one under the limit"

@@ -173,11 +173,11 @@ class MqttLink:
         pubacks: queue.Queue,
         manual_ack: bool = True,
         on_connected: Callable[["MqttLink"], None] | None = None,
-        drop: Callable[[str], bool] | None = None,
+        drop: Callable[[str, int], bool] | None = None,
     ) -> None:
         """``on_connected`` runs in paho's thread at each connect, before any message of
         the new session is handed on: the place to publish a birth and to set the
-        Last Will of the *next* connection (``set_will``). ``drop(topic)``, when
+        Last Will of the *next* connection (``set_will``). ``drop(topic, size)``, when
         given, runs in paho's thread for every incoming message: true PUBACKs the
         message at once and hands nothing on (the hub's rate limit, so a flood is
         shed before it can hold the broker's in-flight window)."""
@@ -328,7 +328,7 @@ class MqttLink:
 
     @guarded
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        if self._drop is not None and self._drop(message.topic):
+        if self._drop is not None and self._drop(message.topic, len(message.payload)):
             client.ack(message.mid, message.qos)
             return
         self._inbound.put(Inbound(message.topic, bytes(message.payload), message.mid, message.qos))

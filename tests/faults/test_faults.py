@@ -15,7 +15,8 @@ from datetime import datetime
 
 import pytest
 
-from protocol.ticket import read_ticket
+from protocol.claims import TicketClaims
+from protocol.ticket import issue_ticket, new_ticket_id, read_ticket
 
 from testkit.faults.actions import Faults
 from .conftest import NEEDS_FAKETIME, NEEDS_ROOT
@@ -158,6 +159,33 @@ def test_a_clock_stepped_ahead_and_back_counts_everyone_and_keeps_admitting(site
     after = gate.scan(site.mint(slot=True))
     seen = [] if after.granted else [f"a slot ticket refused with 100 places in the slot: {after.reason}"]
     assert_invariants_hold(faults, seen)
+
+
+def _ticket_valid(site, not_before: int, expires: int) -> str:
+    claims = TicketClaims(ticket_id=new_ticket_id(), site=site.broker.site, not_before=not_before, expires=expires, issued_at=not_before)
+    return issue_ticket(claims, site.issuer)
+
+
+@NEEDS_FAKETIME
+def test_a_clock_walked_back_in_small_steps_or_pushed_ahead_admits_no_ticket_outside_its_validity(site_with_faults):
+    """Issue 10 on a live gate cut off from the hub: 13 steps of 290 s back (each under the 300 s threshold), a scan
+    after each, once walked the clock 63 minutes back and granted an expired ticket; a +47 h jump admitted tomorrow's."""
+    faults = site_with_faults(gates=TWO, faketime=True)
+    site, gate = faults.site, faults.site.gates["g1"]
+    faults.cut("g1", silent=True)  # no hub time reaches g1: its wall clock and its own bounds are all it has
+    for step in range(1, 14):
+        faults.step_clock("g1", -290 * step)
+        gate.scan(site.mint())
+    now = int(time.time())
+    expired = gate.scan(_ticket_valid(site, now - 2 * 86_400, now - 30 * 60))  # valid by the walked clock (63 min back)
+    assert not expired.granted and expired.reason in ("expired", "clock_untrusted"), expired
+    faults.step_clock("g1", 47 * 3600)
+    tomorrow = gate.scan(_ticket_valid(site, now + 24 * 3600, now + 48 * 3600))
+    assert not tomorrow.granted and tomorrow.reason in ("not_yet_valid", "clock_untrusted"), tomorrow
+    faults.step_clock("g1", 0)  # put right: trusted again at once, without hub time
+    assert gate.scan(site.mint()).granted
+    faults.heal("g1")
+    assert_invariants_hold(faults)
 
 
 QUIET_HUB = {  # faults after which the gates' connections stay up but no hub answers: (inject, repair)

@@ -233,3 +233,48 @@ def test_a_hub_emergency_command_opens_every_relay_and_shows_in_the_status(tmp_p
         daemon.on_hub_command(Command("self_destruct", {}))  # unknown: logged and ignored
     finally:
         turnstile.shutdown()
+
+
+class FlakyDisplay:
+    """A display whose driver raises on its first use, then works: a fault around the decision, not in it."""
+
+    def __init__(self) -> None:
+        self.failures = 1
+        self.shown: list[str] = []
+
+    def show(self, decision, message) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("display driver returned garbage")
+        self.shown.append(decision.reason.value)
+
+
+def test_a_fault_around_a_decision_is_refused_counted_and_the_loop_goes_on(tmp_path, issuer_key, validator, parts, caplog):
+    """The decision loop's own last guard (issue 10): it must outlive any scan, or a fail-safe gate stays open."""
+    now = parts.clock.read().now
+    ticket = issue_ticket(make_claims(not_before=now - 60, expires=now + 3600), issuer_key)
+    cable = RawPty()
+    recorder = Recorder()
+    turnstile = build_turnstile(_sim(tmp_path), listeners=[recorder])
+    scanner = open_scanner(SerialSettings(port=cable.port, dedupe_seconds=0.0))
+    display = FlakyDisplay()
+    daemon = GateDaemon(validator, [(scanner, Direction.ENTRY)], turnstile, display, load_catalogue())
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    runner.start()
+    try:
+        assert scanner.wait_for_health(lambda h: h.ok, WAIT)
+        cable.scan("LT1:SERR8EAB8AB8AB8AB8AB8AB8AB8K1")  # refused; then showing the refusal fails
+        cable.scan(ticket)
+        _wait_decisions(daemon, 2)
+        recorder.wait_for("admit_done", 1)
+    finally:
+        stop.set()
+        runner.join(WAIT)
+        cable.close()
+    assert not runner.is_alive()
+    assert display.shown == ["internal_error", "valid"], "staff see the fault, then the next visitor's grant"
+    assert daemon.health.snapshot().internal_errors == 1
+    assert "internal error around the decision: RuntimeError" in caplog.text and "LT1:SERR" not in caplog.text
+    assert [e.kind for e in parts.store.pending_events()][:1] == ["deny"]
+    assert relay_openings(tmp_path) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -161,3 +162,38 @@ def test_a_gate_login_cannot_take_over_another_clients_session(hub, broker, gate
     assert "already connected" not in broker.log()
     victim.publish_events(victim.make_events(2, kind="deny", data={}))
     assert victim.wait_for(lambda view: view.acked_seq == 2, TIMEOUT)
+
+
+class BrokenChecker:
+    """The hub's real checker, except that one ticket meets a bug (``struct.error``, which no layer expects)."""
+
+    def __init__(self, checker, broken: bytes) -> None:
+        self._checker, self._broken = checker, broken
+
+    def verify(self, event):
+        if event.ticket_id == self._broken:
+            raise struct.error("unpack requires a buffer of 16 bytes")
+        return self._checker.verify(event)
+
+    def check(self, event, now_ms, facts):
+        return self._checker.check(event, now_ms, facts)
+
+
+def test_a_message_that_fails_to_commit_is_refused_and_counted_and_the_hub_serves_on(verifying_config, gate_factory, caplog):
+    """The worker's last guard: a batch that fails to commit is committed message by message, the failing one refused.
+    (Whether the honest gate's message shares that batch depends on timing; it is stored either way.)"""
+    hub = start_hub(verifying_config)
+    try:
+        unlucky, honest = gate_factory("g1"), gate_factory("g2")
+        broken = os.urandom(12)
+        hub.service.checker = BrokenChecker(hub.service.checker, broken)
+        unlucky.publish_events([admission(unlucky, None, ticket_id=broken)])
+        honest.publish_events(honest.make_events(2, kind="deny", data={}))
+        assert honest.wait_for(lambda view: view.acked_seq == 2, TIMEOUT), "every other message is committed and acked"
+        assert hub.service.wait_for(lambda stats: stats.refused_by_gate["g1"] == 1, TIMEOUT), "the message that cannot be stored is refused and counted"
+        assert "committing them one by one" in caplog.text and "refused message of gate g1: it cannot be stored" in caplog.text
+        honest.publish_events(honest.make_events(1, kind="deny", data={}))
+        assert honest.wait_for(lambda view: view.acked_seq == 3, TIMEOUT), "and the worker goes on"
+        assert hub.thread.is_alive() and unlucky.view.acked_seq == 0
+    finally:
+        hub.stop()

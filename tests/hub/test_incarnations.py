@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import sqlite3
 import time
 
 from hub.sqlite_store import SqliteHubStore
-from protocol.gate_messages import EventKind, GateEvent
+from protocol.gate_messages import EventKind, GateEvent, decode_ping
 from protocol.hub_messages import Pong, pong_body, sign_message
-from protocol.topics import hub_topic, pong_stream
+from protocol.topics import PING, gate_topic, hub_topic, pong_stream
 from tests.hub.conftest import TIMEOUT, Gate
 from testkit.sim_gate import hub_impostor
+from testkit.waiting import wait_until
 from tests.hub.test_gate_sync import ticket
 from tests.hub.test_sync import hub_command
 
@@ -75,6 +78,35 @@ def test_a_pong_the_gate_did_not_ask_for_never_sets_its_clock_or_makes_it_online
         gate.wait(lambda g: g.sync.inbox.counters.applied >= 1, "the signed pong was received")
     assert gate.sync.clock_samples == 0 and gate.parts.clock.read().offset_to_hub is None, "a pong 6 h late, to no ping of ours, sets nothing"
     assert not gate.parts.hub.online
+
+
+def test_an_answer_to_the_gates_own_ping_that_comes_too_late_never_sets_its_clock(broker, gates, hub_key, caplog):
+    """Hub time only from a fast round trip: a pong held back longer than max_rtt_seconds (a slow hub, a broker
+    that delays) echoes a real nonce and is signed, but its time may be anything up to the delay old."""
+    caplog.set_level(logging.INFO, logger="gate.sync.client")
+    gate = gates("g1")  # no hub running: the impostor below answers, with the hub's key
+    assert gate.sync.settings.max_rtt_seconds == 1.0
+    pings: queue.Queue = queue.Queue()
+    with hub_impostor(broker.host, broker.port, broker.hub_user, broker.password(broker.hub_user)) as impostor:
+        impostor.on_message = lambda _client, _userdata, message: pings.put((time.monotonic(), decode_ping(message.payload)))
+        impostor.subscribe(gate_topic(broker.site, "g1", PING), qos=1)
+
+        def answer(ping, seq: int):
+            pong = Pong(ping.nonce, ping.incarnation, 0, {"revocations": 0, "used": 0})
+            payload = sign_message(pong_stream("g1"), seq, int(time.time() * 1000), pong_body(pong), hub_key, site=broker.site)
+            impostor.publish(hub_topic(broker.site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
+
+        received, late = pings.get(timeout=TIMEOUT)
+        wait_until(lambda: time.monotonic() - received > 1.2, "the round trip is longer than max_rtt_seconds")  # the delay is the test
+        answer(late, 1)
+        wait_until(lambda: "too slow to set the clock by" in caplog.text, "the late answer received and judged", TIMEOUT)
+        assert gate.sync.clock_samples == 0 and gate.parts.clock.read().offset_to_hub is None
+        while not pings.empty():
+            pings.get_nowait()
+        _, fresh = pings.get(timeout=TIMEOUT)
+        answer(fresh, 2)  # the control: the same answer at once sets the clock
+        gate.wait(lambda g: g.sync.clock_samples == 1, "hub time from a fast answer")
+    assert gate.parts.clock.read().offset_to_hub is not None
 
 
 def test_retention_prunes_old_events_into_the_archive_and_old_history(tmp_path):
