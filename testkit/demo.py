@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -261,6 +262,7 @@ def _show_console(console: ConsoleServer, logins: dict[str, str], stop: threadin
     print(f"  viewer login:   viewer / {logins['viewer']}")
     print(f"  operator login: operator / {logins['operator']}  (may revoke, set quotas, open gates)")
     if sys.stdin.isatty():
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (a background job's child)
         print("Serving the dashboard until you press Ctrl-C.")
         try:
             stop.wait()
