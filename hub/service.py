@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 
@@ -34,10 +35,10 @@ from datetime import datetime, timedelta
 from nacl.signing import SigningKey
 
 from protocol.gate_messages import GateEvent, HealthReport, Ping, SnapshotRequest
-from protocol.hub_messages import Ack, Pong, ack_body, pong_body
+from protocol.hub_messages import REFRESH_REVOCATIONS, Ack, Pong, ack_body, pong_body
 from protocol.keys import kid_for, load_signing_key, load_verify_key
 from transport.mqtt import MqttLink
-from protocol.topics import HEARTBEAT, SITE_STREAMS, ack_stream, hub_subscription, pong_stream
+from protocol.topics import COMMAND, HEARTBEAT, REVOCATIONS, SITE_STREAMS, ack_stream, hub_subscription, pong_stream
 from protocol.trust import TrustStore, load_trust_store
 
 from .agreement import SettingsWatch, hub_settings
@@ -147,7 +148,10 @@ class HubService:
             self.snapshots.stop()
             self.link.stop()
             self._flush_published()
-            self._note_alive(running=False)
+            try:
+                self._note_alive(running=False)
+            except sqlite3.Error as error:  # the store went away under a stopping hub: the record just ages
+                log.warning("could not record the hub's stop in its database: %s", error)
             self.store.close()
             if self.trust_lists is not None:
                 self.trust_lists.close()
@@ -212,6 +216,8 @@ class HubService:
 
     def _publish_outbox(self) -> None:
         rows = self.store.unpublished(OUTBOX_PAGE, self._outbox_cursor)
+        if any(is_refresh(row) for row in rows):  # before the gates can ask: none may get a set read before the un-revocation
+            self.snapshots.overtaken(REVOCATIONS)
         self.publisher.publish_rows(rows)
         if rows:
             self._outbox_cursor = rows[-1].row_id
@@ -455,6 +461,11 @@ class HubService:
             self.stats.snapshots_sent += len(build.gates)
             self.stats.recent_snapshots.append(build)
             self.progress.notify_all()
+
+
+def is_refresh(row: OutboxRow) -> bool:
+    """An outbox row telling a gate to take a fresh revocation snapshot (hub/console/actions.py, after an un-revocation)."""
+    return row.stream.partition("/")[0] == COMMAND and isinstance(row.body, dict) and row.body.get("name") == REFRESH_REVOCATIONS
 
 
 def online_gates(store: HubStore, now_ms: int, heartbeat_interval_s: int) -> dict[str, bool]:

@@ -18,7 +18,10 @@ the request here (``request``, which never blocks on a build).
   already waiting or in the running build is not added again (its retries
   while a long build runs cost nothing). At most ``MAX_WAITING`` gates wait
   per stream; a request beyond is refused with a log line, and the gate asks
-  again after its ``snapshot_retry_seconds``.
+  again after its ``snapshot_retry_seconds``. Except after an un-revocation
+  (``overtaken``, called before the gates are told to refresh): a set read
+  before it still holds the ticket, so nobody joins the running build and
+  its gates get the next one too.
 - **Ordered**: both streams' chunks for a gate go on its one stream
   ``snapshot/<gate>``, whose seqs the gate accepts only increasing; reserving
   the seqs and publishing every chunk is one step under ``_send_lock``.
@@ -83,6 +86,7 @@ class _StreamState:
     waiting: dict[str, None] = field(default_factory=dict)  # gates for the next build, in the order they asked
     running: set[str] = field(default_factory=set)
     joinable_until: float = 0.0  # monotonic time; 0 once the running build's chunks are made
+    overtaken: bool = False  # an un-revocation may have come after the running build read: its gates get the next one too
 
 
 class SnapshotBuilder:
@@ -158,6 +162,14 @@ class SnapshotBuilder:
             self._cond.notify_all()
             return True
 
+    def overtaken(self, stream: str) -> None:
+        """Tickets were taken out of ``stream``'s set (un-revoked) after the running build may have read it, and deltas
+        only add: nobody joins that build any more, and its gates are queued for the next one, read after this call."""
+        with self._cond:
+            state = self._streams[stream]
+            state.joinable_until = 0.0
+            state.overtaken = bool(state.running)
+
     def _serve(self, stream: str) -> None:
         source = self._sources[stream]
         try:
@@ -170,7 +182,9 @@ class SnapshotBuilder:
                 finally:
                     with self._cond:
                         state = self._streams[stream]
-                        state.running, state.joinable_until = set(), 0.0
+                        if state.overtaken:
+                            state.waiting.update(dict.fromkeys(sorted(state.running)))
+                        state.running, state.joinable_until, state.overtaken = set(), 0.0, False
         finally:
             source.close()
 

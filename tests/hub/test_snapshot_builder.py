@@ -194,3 +194,38 @@ def test_a_database_without_the_hub_schema_is_refused_for_snapshots_with_one_lin
         SqliteSnapshotReader(tmp_path / "other.db")
     with pytest.raises(HubStoreError, match="missing.db: cannot open for snapshots"):
         SqliteSnapshotReader(tmp_path / "missing.db")
+
+
+class HeldReader(SqliteSnapshotReader):
+    """The real snapshot connection, held at the start of each revocation read until the test lets it go."""
+
+    def __init__(self, path: Path, entered: "queue.Queue[None]", release: threading.Event) -> None:
+        super().__init__(path)
+        self._entered, self._release = entered, release
+
+    def revocation_snapshot(self, now_s: int):
+        self._entered.put(None)
+        assert self._release.wait(TIMEOUT), "the test never let the build read"
+        return super().revocation_snapshot(now_s)
+
+
+def test_an_unrevocation_overtaking_a_running_build_gives_its_gates_and_later_askers_the_next_build(tmp_path):
+    """A set read before an un-revocation still holds the ticket, and deltas only add: a gate refreshing must not get it."""
+    SqliteHubStore(tmp_path / "hub.db").close()
+    entered: queue.Queue[None] = queue.Queue()
+    release = threading.Event()
+    builds: queue.Queue[SnapshotBuild] = queue.Queue()
+    link = MqttLink(BrokerConfig(port=1), [], queue.Queue(), queue.Queue())  # never started: publishing goes nowhere
+    builder = SnapshotBuilder(lambda: HeldReader(tmp_path / "hub.db", entered, release), Publisher(link, SigningKey.generate(), "potala"), 2000, 0,
+                              time.time, builds.put)
+    builder.start()
+    try:
+        builder.request("g1", REVOCATIONS)
+        entered.get(timeout=TIMEOUT)  # g1's build is reading
+        builder.overtaken(REVOCATIONS)  # what the worker does before it publishes refresh_revocations
+        builder.request("g2", REVOCATIONS)  # the refreshing gate asks: it must not join the running build
+        release.set()
+        first, second = builds.get(timeout=TIMEOUT), builds.get(timeout=TIMEOUT)
+    finally:
+        builder.stop()
+    assert (first.gates, second.gates) == (("g1",), ("g1", "g2"))
