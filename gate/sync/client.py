@@ -286,7 +286,8 @@ class HubSync:
         self.link.publish(gate_topic(self.site, self.gate, PING), encode_ping(Ping(nonce, store.incarnation, store.get_count("next_seq", 1))))
 
     def _on_pong(self, pong: Pong, at_ms: int) -> None:
-        """Only an answer to one of our own recent pings counts: liveness, then hub time, then reset and catch-up."""
+        """Only an answer to one of our own recent pings counts: liveness, then hub time, then reset and catch-up.
+        Hub time and a reset are taken from a fast answer only: a slow one speaks of the past."""
         sent = self._pings.pop(pong.nonce, None)
         if sent is None:
             log.info("ignored a hub answer to a ping this gate did not send or already had answered")
@@ -302,9 +303,11 @@ class HubSync:
         store = self._store
         if pong.incarnation != store.incarnation:
             return
-        if pong.reset:
+        if pong.reset and rtt <= self.settings.max_rtt_seconds:
             self._start_incarnation()
             return
+        if pong.reset:  # a ping held back (a broker outage) names a next seq older than events the hub has had since
+            log.info("ignored a reset in a hub answer after %.2f s: only a fresh answer can say this state went backwards", rtt)
         self.heads = dict(pong.heads)
         for stream in SITE_STREAMS:
             if not self._synced() or pong.heads.get(stream, 0) > self.inbox.tracker.last(stream) or self.inbox.waiting_for_snapshot(stream):

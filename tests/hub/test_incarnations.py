@@ -109,6 +109,36 @@ def test_an_answer_to_the_gates_own_ping_that_comes_too_late_never_sets_its_cloc
     assert gate.parts.clock.read().offset_to_hub is not None
 
 
+def test_a_reset_in_a_late_answer_is_ignored_and_obeyed_in_a_fresh_one(broker, gates, hub_key, caplog):
+    """Pings held back by a broker outage reach the hub after events the gate made since: the hub then sees a next
+    seq it already holds and says 'reset'. Only a fresh answer may make the gate start a new incarnation (the soak
+    found all three gates reset after a broker restart, and their renumbered events acknowledged minutes late)."""
+    caplog.set_level(logging.INFO, logger="gate.sync.client")
+    gate = gates("g1")  # no hub running: the impostor below answers, with the hub's key
+    incarnation = gate.parts.store.incarnation
+    pings: queue.Queue = queue.Queue()
+    with hub_impostor(broker.host, broker.port, broker.hub_user, broker.password(broker.hub_user)) as impostor:
+        impostor.on_message = lambda _client, _userdata, message: pings.put((time.monotonic(), decode_ping(message.payload)))
+        impostor.subscribe(gate_topic(broker.site, "g1", PING), qos=1)
+
+        def answer_reset(ping, seq: int):
+            pong = Pong(ping.nonce, ping.incarnation, 0, {"revocations": 0, "used": 0}, reset=True)
+            payload = sign_message(pong_stream("g1"), seq, int(time.time() * 1000), pong_body(pong), hub_key, site=broker.site)
+            impostor.publish(hub_topic(broker.site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
+
+        received, late = pings.get(timeout=TIMEOUT)
+        wait_until(lambda: time.monotonic() - received > 1.2, "the round trip is longer than max_rtt_seconds")  # the delay is the test
+        answer_reset(late, 1)
+        wait_until(lambda: "ignored a reset in a hub answer" in caplog.text, "the late answer received and judged", TIMEOUT)
+        assert gate.sync.resets == 0 and gate.parts.store.incarnation == incarnation
+        while not pings.empty():
+            pings.get_nowait()
+        _, fresh = pings.get(timeout=TIMEOUT)
+        answer_reset(fresh, 2)  # the control: the same answer at once is obeyed
+        gate.wait(lambda g: g.sync.resets == 1, "a fresh reset starts a new incarnation")
+    assert gate.parts.store.incarnation != incarnation
+
+
 def test_retention_prunes_old_events_into_the_archive_and_old_history(tmp_path):
     store = SqliteHubStore(tmp_path / "hub.db")
     try:
