@@ -80,31 +80,45 @@ def test_a_pong_the_gate_did_not_ask_for_never_sets_its_clock_or_makes_it_online
     assert not gate.parts.hub.online
 
 
+class PingAnswerer:
+    """g1's pings as the hub would see them, answered by hand with the hub's key (no hub runs): the late answer
+    and the fresh one the rules about hub answers are tested with."""
+
+    def __init__(self, impostor, broker, hub_key) -> None:
+        self._impostor, self._site, self._key = impostor, broker.site, hub_key
+        self._pings: queue.Queue = queue.Queue()
+        impostor.on_message = lambda _client, _userdata, message: self._pings.put((time.monotonic(), decode_ping(message.payload)))
+        impostor.subscribe(gate_topic(broker.site, "g1", PING), qos=1)
+
+    def late_ping(self):
+        """A ping held until its round trip is longer than max_rtt_seconds (1 s)."""
+        received, ping = self._pings.get(timeout=TIMEOUT)
+        wait_until(lambda: time.monotonic() - received > 1.2, "the round trip is longer than max_rtt_seconds")  # the delay is the test
+        return ping
+
+    def fresh_ping(self):
+        while not self._pings.empty():
+            self._pings.get_nowait()
+        return self._pings.get(timeout=TIMEOUT)[1]
+
+    def answer(self, ping, seq: int, reset: bool = False) -> None:
+        pong = Pong(ping.nonce, ping.incarnation, 0, {"revocations": 0, "used": 0}, reset=reset)
+        payload = sign_message(pong_stream("g1"), seq, int(time.time() * 1000), pong_body(pong), self._key, site=self._site)
+        self._impostor.publish(hub_topic(self._site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
+
+
 def test_an_answer_to_the_gates_own_ping_that_comes_too_late_never_sets_its_clock(broker, gates, hub_key, caplog):
     """Hub time only from a fast round trip: a pong held back longer than max_rtt_seconds (a slow hub, a broker
     that delays) echoes a real nonce and is signed, but its time may be anything up to the delay old."""
     caplog.set_level(logging.INFO, logger="gate.sync.client")
-    gate = gates("g1")  # no hub running: the impostor below answers, with the hub's key
+    gate = gates("g1")
     assert gate.sync.settings.max_rtt_seconds == 1.0
-    pings: queue.Queue = queue.Queue()
     with hub_impostor(broker.host, broker.port, broker.hub_user, broker.password(broker.hub_user)) as impostor:
-        impostor.on_message = lambda _client, _userdata, message: pings.put((time.monotonic(), decode_ping(message.payload)))
-        impostor.subscribe(gate_topic(broker.site, "g1", PING), qos=1)
-
-        def answer(ping, seq: int):
-            pong = Pong(ping.nonce, ping.incarnation, 0, {"revocations": 0, "used": 0})
-            payload = sign_message(pong_stream("g1"), seq, int(time.time() * 1000), pong_body(pong), hub_key, site=broker.site)
-            impostor.publish(hub_topic(broker.site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
-
-        received, late = pings.get(timeout=TIMEOUT)
-        wait_until(lambda: time.monotonic() - received > 1.2, "the round trip is longer than max_rtt_seconds")  # the delay is the test
-        answer(late, 1)
+        answerer = PingAnswerer(impostor, broker, hub_key)
+        answerer.answer(answerer.late_ping(), 1)
         wait_until(lambda: "too slow to set the clock by" in caplog.text, "the late answer received and judged", TIMEOUT)
         assert gate.sync.clock_samples == 0 and gate.parts.clock.read().offset_to_hub is None
-        while not pings.empty():
-            pings.get_nowait()
-        _, fresh = pings.get(timeout=TIMEOUT)
-        answer(fresh, 2)  # the control: the same answer at once sets the clock
+        answerer.answer(answerer.fresh_ping(), 2)  # the control: the same answer at once sets the clock
         gate.wait(lambda g: g.sync.clock_samples == 1, "hub time from a fast answer")
     assert gate.parts.clock.read().offset_to_hub is not None
 
@@ -114,27 +128,14 @@ def test_a_reset_in_a_late_answer_is_ignored_and_obeyed_in_a_fresh_one(broker, g
     seq it already holds and says 'reset'. Only a fresh answer may make the gate start a new incarnation (the soak
     found all three gates reset after a broker restart, and their renumbered events acknowledged minutes late)."""
     caplog.set_level(logging.INFO, logger="gate.sync.client")
-    gate = gates("g1")  # no hub running: the impostor below answers, with the hub's key
+    gate = gates("g1")
     incarnation = gate.parts.store.incarnation
-    pings: queue.Queue = queue.Queue()
     with hub_impostor(broker.host, broker.port, broker.hub_user, broker.password(broker.hub_user)) as impostor:
-        impostor.on_message = lambda _client, _userdata, message: pings.put((time.monotonic(), decode_ping(message.payload)))
-        impostor.subscribe(gate_topic(broker.site, "g1", PING), qos=1)
-
-        def answer_reset(ping, seq: int):
-            pong = Pong(ping.nonce, ping.incarnation, 0, {"revocations": 0, "used": 0}, reset=True)
-            payload = sign_message(pong_stream("g1"), seq, int(time.time() * 1000), pong_body(pong), hub_key, site=broker.site)
-            impostor.publish(hub_topic(broker.site, pong_stream("g1")), payload, qos=1).wait_for_publish(TIMEOUT)
-
-        received, late = pings.get(timeout=TIMEOUT)
-        wait_until(lambda: time.monotonic() - received > 1.2, "the round trip is longer than max_rtt_seconds")  # the delay is the test
-        answer_reset(late, 1)
+        answerer = PingAnswerer(impostor, broker, hub_key)
+        answerer.answer(answerer.late_ping(), 1, reset=True)
         wait_until(lambda: "ignored a reset in a hub answer" in caplog.text, "the late answer received and judged", TIMEOUT)
         assert gate.sync.resets == 0 and gate.parts.store.incarnation == incarnation
-        while not pings.empty():
-            pings.get_nowait()
-        _, fresh = pings.get(timeout=TIMEOUT)
-        answer_reset(fresh, 2)  # the control: the same answer at once is obeyed
+        answerer.answer(answerer.fresh_ping(), 2, reset=True)  # the control: the same answer at once is obeyed
         gate.wait(lambda g: g.sync.resets == 1, "a fresh reset starts a new incarnation")
     assert gate.parts.store.incarnation != incarnation
 
